@@ -1,0 +1,297 @@
+"""Pydantic models for the YAML configuration, and the loader that validates it.
+
+Every file carries a `version`; the filter and rules versions are recorded on each event they decide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_DIR = Path(__file__).resolve().parent
+CLASSES = ("critical", "significant", "interesting", "routine", "rejected")
+SOURCES = ("ztf", "rubin", "gcn")
+
+Op = Literal["<", "<=", ">", ">=", "==", "!=", "in", "not_in", "between", "not_between"]
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing or invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Strict):
+    """One comparison of an event value against a configured value."""
+
+    op: Op
+    value: Any
+
+    @model_validator(mode="after")
+    def _check_value(self) -> Condition:
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs a list value")
+        if self.op in ("between", "not_between"):
+            if not (isinstance(self.value, list) and len(self.value) == 2):
+                raise ValueError(f"op {self.op!r} needs a [low, high] value")
+        if self.op in ("<", "<=", ">", ">=") and not isinstance(self.value, (int, float)):
+            raise ValueError(f"op {self.op!r} needs a number")
+        return self
+
+    def holds(self, actual: Any) -> bool:
+        """Whether the actual value satisfies the condition; a missing or NaN value never does."""
+        if actual is None or (isinstance(actual, float) and math.isnan(actual)):
+            return False
+        op, value = self.op, self.value
+        try:
+            if op == "==":
+                return actual == value
+            if op == "!=":
+                return actual != value
+            if op == "in":
+                return actual in value
+            if op == "not_in":
+                return actual not in value
+            if op == "<":
+                return actual < value
+            if op == "<=":
+                return actual <= value
+            if op == ">":
+                return actual > value
+            if op == ">=":
+                return actual >= value
+            low, high = value
+            inside = low <= actual <= high
+            return inside if op == "between" else not inside
+        except TypeError:
+            return False
+
+    def describe(self) -> str:
+        return f"{self.op} {self.value!r}"
+
+
+class Cut(_Strict):
+    """A per-source quality cut: an event must satisfy it or be rejected with `reason`."""
+
+    name: str
+    field: str
+    op: Op
+    value: Any
+    reason: str
+    if_missing: Literal["pass", "reject"] = "pass"
+
+    @property
+    def condition(self) -> Condition:
+        return Condition(op=self.op, value=self.value)
+
+
+class FiltersConfig(_Strict):
+    version: str
+    ztf: list[Cut] = Field(default_factory=list)
+    rubin: list[Cut] = Field(default_factory=list)
+    gcn: list[Cut] = Field(default_factory=list)
+
+    def cuts_for(self, source: str) -> list[Cut]:
+        return list(getattr(self, source, []) or [])
+
+
+class Rule(_Strict):
+    """A classification rule: every condition in `when` must hold for the rule to match."""
+
+    name: str
+    description: str = ""
+    when: dict[str, Condition]
+    event_class: str = Field(alias="class")
+    score: float = Field(ge=0.0, le=1.0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _expand_shorthand(cls, when: Any) -> Any:
+        """`field: value` means `field: {"==": value}`; `field: {op: value}` names the operator."""
+        if not isinstance(when, dict) or not when:
+            raise ValueError("`when` must be a non-empty mapping of field to condition")
+        expanded = {}
+        for field_name, spec in when.items():
+            if isinstance(spec, dict):
+                if len(spec) != 1:
+                    raise ValueError(f"condition on {field_name!r} must have exactly one operator")
+                ((op, value),) = spec.items()
+                expanded[field_name] = {"op": op, "value": value}
+            else:
+                expanded[field_name] = {"op": "==", "value": spec}
+        return expanded
+
+    @field_validator("event_class")
+    @classmethod
+    def _known_class(cls, value: str) -> str:
+        if value not in CLASSES[:-1]:
+            raise ValueError(f"class must be one of {CLASSES[:-1]} (rejected comes from the filter)")
+        return value
+
+
+class DefaultClass(_Strict):
+    event_class: str = Field(alias="class")
+    score: float = Field(ge=0.0, le=1.0)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ClassificationConfig(_Strict):
+    version: str
+    default: DefaultClass
+    rules: list[Rule]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ClassificationConfig:
+        names = [rule.name for rule in self.rules]
+        duplicated = {name for name in names if names.count(name) > 1}
+        if duplicated:
+            raise ValueError(f"rule names must be unique, repeated: {sorted(duplicated)}")
+        return self
+
+
+class Site(_Strict):
+    name: str
+    timezone: str
+    latitude_deg: float = Field(ge=-90, le=90)
+    longitude_deg: float = Field(ge=-180, le=180)
+    height_m: float = 0.0
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class SourceSpec(_Strict):
+    role: str
+    format: str
+    expected_rate_per_min: float = Field(ge=0)
+    schema_dir: str = ""
+
+
+class SourcesConfig(_Strict):
+    version: str
+    site: Site
+    sources: dict[str, SourceSpec]
+    gcn_kinds: dict[str, list[str]]
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: dict[str, SourceSpec]) -> dict[str, SourceSpec]:
+        unknown = set(value) - set(SOURCES)
+        if unknown:
+            raise ValueError(f"unknown sources {sorted(unknown)}; known: {SOURCES}")
+        return value
+
+    def gcn_kind(self, mission: str, instrument: str) -> str:
+        """The kind of a GCN notice from its mission and instrument, or `notice` when unknown."""
+        text = f"{mission} {instrument}".lower().strip()
+        squashed = re.sub(r"[^a-z0-9]+", " ", text)
+        for kind, needles in self.gcn_kinds.items():
+            if any(needle in text or needle in squashed for needle in needles):
+                return kind
+        return "notice"
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([hdy])$")
+
+
+def parse_duration_hours(text: str) -> float | None:
+    """'24h' -> 24, '90d' -> 2160, '1y' -> 8766; 'permanent' -> inf; 'none' -> None."""
+    text = text.strip().lower()
+    if text == "permanent":
+        return math.inf
+    if text == "none":
+        return None
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"bad duration {text!r}: use permanent, none, or a number with h, d or y")
+    number, unit = float(match.group(1)), match.group(2)
+    return number * {"h": 1, "d": 24, "y": 24 * 365.25}[unit]
+
+
+class Retention(_Strict):
+    hot: str
+    warm: str
+    archive: Literal["keep", "none"]
+
+    @field_validator("hot", "warm")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        parse_duration_hours(value)
+        return value
+
+
+class RetentionConfig(_Strict):
+    version: str
+    classes: dict[str, Retention]
+
+    @field_validator("classes")
+    @classmethod
+    def _every_class(cls, value: dict[str, Retention]) -> dict[str, Retention]:
+        missing = set(CLASSES) - set(value)
+        if missing:
+            raise ValueError(f"retention missing for classes {sorted(missing)}")
+        return value
+
+
+class NightwatchConfig(_Strict):
+    """Everything the pipeline reads from config/, plus a fingerprint of the files it came from."""
+
+    sources: SourcesConfig
+    filters: FiltersConfig
+    classification: ClassificationConfig
+    retention: RetentionConfig
+    fingerprint: str
+
+
+_FILES = {
+    "sources": ("sources.yaml", SourcesConfig),
+    "filters": ("filters.yaml", FiltersConfig),
+    "classification": ("classification.yaml", ClassificationConfig),
+    "retention": ("retention.yaml", RetentionConfig),
+}
+
+
+def load_config(config_dir: str | Path | None = None) -> NightwatchConfig:
+    """Read and validate every YAML file; a bad file raises ConfigError naming the file and field.
+
+    The folder is `config_dir`, else $NIGHTWATCH_CONFIG_DIR, else the shipped defaults.
+    """
+    folder = Path(config_dir or os.environ.get("NIGHTWATCH_CONFIG_DIR") or CONFIG_DIR)
+    parts: dict[str, Any] = {}
+    digest = hashlib.sha256()
+    for key, (file_name, model) in _FILES.items():
+        path = folder / file_name
+        if not path.is_file():
+            path = CONFIG_DIR / file_name  # a partial override folder falls back to the defaults
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = yaml.safe_load(text)
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
+        try:
+            parts[key] = model.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"{path}: invalid configuration: {problems}") from exc
+        digest.update(text.encode("utf-8"))
+    return NightwatchConfig(**parts, fingerprint=digest.hexdigest()[:12])

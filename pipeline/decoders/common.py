@@ -1,0 +1,138 @@
+"""Helpers shared by the decoders: errors, time scales, sentinels, magnitudes."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+# Sentinels that mean "no value" in survey packets (ZTF uses -999, some fields -99 or 'null').
+_SENTINELS = (-999.0, -99.0, -999, -99)
+# Rubin fluxes are in nanojansky: an AB magnitude is 31.4 - 2.5 log10(flux).
+NJY_ZERO_POINT = 31.4
+
+
+class DecodeError(ValueError):
+    """The packet cannot become an event; the message is the reason an operator reads."""
+
+
+def clean(value: Any) -> Any:
+    """None for the survey sentinels, NaN and the string 'null'; the value otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value in _SENTINELS:
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("null", "none", ""):
+        return None
+    return value
+
+
+def require(record: dict[str, Any], *path: str) -> Any:
+    """The value at `path` inside nested records, or DecodeError naming the missing field."""
+    value: Any = record
+    for depth, key in enumerate(path):
+        if not isinstance(value, dict) or value.get(key) is None:
+            raise DecodeError(f"missing required field {'.'.join(path[: depth + 1])}")
+        value = value[key]
+    return value
+
+
+def as_float(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"field {name} is not a number: {value!r}") from exc
+    if not math.isfinite(number):
+        raise DecodeError(f"field {name} is not finite: {value!r}")
+    return number
+
+
+@lru_cache(maxsize=1)
+def _astropy_time():
+    # astropy is imported on first use: it costs ~0.5 s and not every worker decodes survey packets.
+    from astropy.time import Time
+
+    return Time
+
+
+def _to_utc_datetime(time_obj: Any, text: str) -> datetime:
+    try:
+        return time_obj.utc.to_datetime(timezone=timezone.utc)
+    except ValueError as exc:  # e.g. a leap second, which datetime cannot hold
+        raise DecodeError(f"time {text} cannot be represented in UTC: {exc}") from exc
+
+
+def jd_utc_to_datetime(jd: float) -> datetime:
+    """A Julian date on the UTC scale (ZTF `jd`) as an aware UTC datetime."""
+    jd = as_float(jd, "jd")
+    if not 2_400_000.0 < jd < 2_600_000.0:
+        raise DecodeError(f"impossible Julian date {jd}")
+    return _to_utc_datetime(_astropy_time()(jd, format="jd", scale="utc"), f"JD {jd}")
+
+
+def mjd_tai_to_datetime(mjd: float) -> datetime:
+    """A modified Julian date on the TAI scale (Rubin `midpointMjdTai`) as an aware UTC datetime."""
+    mjd = as_float(mjd, "midpointMjdTai")
+    if not 0.0 < mjd < 100_000.0:
+        raise DecodeError(f"impossible MJD {mjd}")
+    return _to_utc_datetime(_astropy_time()(mjd, format="mjd", scale="tai"), f"MJD(TAI) {mjd}")
+
+
+def datetime_to_mjd(moment: datetime) -> float:
+    return (moment - datetime(1858, 11, 17, tzinfo=timezone.utc)).total_seconds() / 86400.0
+
+
+def parse_iso_utc(text: Any, name: str) -> datetime:
+    """An ISO 8601 time (with or without zone; GCN times without a zone are UTC) as aware UTC."""
+    if not isinstance(text, str) or not text.strip():
+        raise DecodeError(f"field {name} is not a time: {text!r}")
+    cleaned = text.strip().replace(" ", "T", 1)
+    if cleaned.endswith("Z"):
+        cleaned = cleaned[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(cleaned)
+    except ValueError as exc:
+        raise DecodeError(f"field {name} is not an ISO time: {text!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def flux_njy_to_mag(flux: Any, flux_err: Any) -> tuple[float | None, float | None]:
+    """AB magnitude and its error from a flux in nJy; None for non-positive or missing flux."""
+    flux, flux_err = clean(flux), clean(flux_err)
+    if flux is None or not math.isfinite(flux) or flux <= 0:
+        return None, None
+    mag = NJY_ZERO_POINT - 2.5 * math.log10(flux)
+    err = None
+    if flux_err is not None and math.isfinite(flux_err) and flux_err >= 0:
+        err = 2.5 / math.log(10) * flux_err / flux
+    return mag, err
+
+
+def rise_rate(points: list[tuple[float, float]], now_day: float, now_mag: float | None) -> float | None:
+    """Brightening rate in mag/day from the latest earlier point: positive means rising.
+
+    `points` are (day, mag) pairs of earlier detections in the same band.
+    """
+    if now_mag is None:
+        return None
+    earlier = [(day, mag) for day, mag in points if mag is not None and day < now_day - 1e-6]
+    if not earlier:
+        return None
+    day, mag = max(earlier)
+    return (mag - now_mag) / (now_day - day)
+
+
+def validation_reason(exc: ValueError) -> str:
+    """The first problem pydantic found, as one readable line."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        message = str(first["msg"]).removeprefix("Value error, ")
+        return f"{where}: {message}" if where else message
+    return str(exc)

@@ -1,0 +1,93 @@
+"""The pipeline graph: sources -> decode -> filter -> classify -> route -> sinks.
+
+`build_pipeline` only assembles the graph, so tests build the real thing and assert on its outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apache_beam as beam
+
+from config.settings import NightwatchConfig
+from pipeline.sinks import WriteDeadLetters, WriteHotTable, WriteTier
+from pipeline.sources import ReadPacketFiles, SimulatedPackets
+from pipeline.tiers import join
+from transforms.classify import Classify
+from transforms.common import DEAD_LETTER
+from transforms.decode import DecodePackets
+from transforms.filter import ApplyQualityCuts
+from transforms.route import DESTINATIONS, Route
+
+PIPELINE_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run writes: the hot store URL and the tier roots."""
+
+    db_url: str
+    warm_root: str
+    archive_root: str
+    dead_letter_root: str
+
+    @classmethod
+    def under(cls, output: str, db_url: str | None) -> Outputs:
+        if db_url is None:
+            if "://" in output:
+                raise ValueError(f"--output {output} is remote: give the hot store with --db_url")
+            from pipeline.store import sqlite_url
+
+            db_url = sqlite_url(join(output, "nightwatch.db"))
+        return cls(db_url, join(output, "warm"), join(output, "archive"), join(output, "dead_letters"))
+
+
+@dataclass
+class Graph:
+    """The PCollections a run (or a test) looks at."""
+
+    routed: beam.PCollection
+    destinations: dict[str, beam.PCollection]
+    stored: beam.PCollection
+    dead_letters: beam.PCollection
+    warm_files: beam.PCollection
+    archive_files: beam.PCollection
+
+
+def read_packets(p: beam.Pipeline, input_glob: str | None, simulate: int, **simulator: object) -> beam.PCollection:
+    if input_glob:
+        return p | "ReadPackets" >> ReadPacketFiles(input_glob)
+    if simulate > 0:
+        return p | "ReadPackets" >> SimulatedPackets(simulate, **simulator)
+    raise ValueError("give --input GLOB or --simulate N")
+
+
+def build_pipeline(packets: beam.PCollection, config: NightwatchConfig, outputs: Outputs, run_id: str) -> Graph:
+    """Attach the processing steps and sinks to a PCollection of packets."""
+    decoded = packets | "Decode" >> DecodePackets(config)
+    filtered = decoded.events | "Filter" >> ApplyQualityCuts(config)
+    classified = filtered.events | "Classify" >> Classify(config)
+    routed = classified.events | "Route" >> Route(config, run_id, PIPELINE_VERSION)
+
+    stored = routed.events | "StoreEvents" >> WriteHotTable(outputs.db_url, "events")
+    alerts = routed.alerts | "StoreAlerts" >> WriteHotTable(outputs.db_url, "alerts")
+    review = routed.review | "StoreReviewQueue" >> WriteHotTable(outputs.db_url, "review")
+    warm = routed.events | "WriteWarm" >> WriteTier(outputs.warm_root, "warm")
+    archive = routed.events | "WriteArchive" >> WriteTier(outputs.archive_root, "archive")
+
+    failures = [
+        step[DEAD_LETTER] for step in (decoded, filtered, classified, routed, stored, alerts, review, warm, archive)
+    ]
+    dead_letters = (
+        failures
+        | "CollectDeadLetters" >> beam.Flatten()
+        | "StoreDeadLetters" >> WriteDeadLetters(outputs.db_url, outputs.dead_letter_root)
+    )
+    return Graph(
+        routed=routed.events,
+        destinations={name: routed[name] for name in DESTINATIONS},
+        stored=stored.stored,
+        dead_letters=dead_letters,
+        warm_files=warm.files,
+        archive_files=archive.files,
+    )

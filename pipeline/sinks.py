@@ -1,0 +1,183 @@
+"""Beam sinks: the hot store (events, alerts, review queue, dead letters), the warm and archive tiers.
+
+Writers create their clients in setup() and close them in teardown(). A write that fails turns its
+events into dead letters (stage `sink`); dead letters that cannot reach the hot store are written to
+a JSON-lines file beside the outputs, so nothing is lost without a trace.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.event import DeadLetter, Event
+from pipeline.store import HotStore
+from pipeline.tiers import join, write_archive_partition, write_warm_partition
+from transforms.common import DEAD_LETTER, counter, dead_letter_for
+
+BATCH = {"min_batch_size": 50, "max_batch_size": 500}
+
+
+class _HotStoreWriter(beam.DoFn):
+    """Writes batches of events to one hot-store table; `what` names the table for metrics."""
+
+    def __init__(self, url: str, what: str):
+        self._url = url
+        self._what = what
+        self._store: HotStore | None = None
+
+    def setup(self) -> None:
+        self._store = HotStore(self._url)
+
+    def teardown(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def _add(self, batch: list[Event]) -> int:
+        adders: dict[str, Callable[[list[Event]], int]] = {
+            "events": self._store.add_events,
+            "alerts": self._store.add_alerts,
+            "review": self._store.add_reviews,
+        }
+        return adders[self._what](batch)
+
+    def process(self, batch: list[Event]) -> Iterator[Any]:
+        try:
+            new = self._add(batch)
+        except Exception as exc:  # noqa: BLE001 - a failed write must not lose the batch
+            counter(f"sink_failed.{self._what}").inc(len(batch))
+            for event in batch:
+                yield dead_letter_for(event, f"sink:{self._what}", exc)
+            return
+        counter(f"{self._what}.new").inc(new)
+        counter(f"{self._what}.already_stored").inc(len(batch) - new)
+        for event in batch:
+            if self._what == "events":
+                counter(f"stored.{event.event_class}").inc()
+            elif self._what == "alerts":
+                counter(f"alerts.{event.alert_level}").inc()
+            yield event
+
+
+class WriteHotTable(beam.PTransform):
+    """Events into one hot-store table (`events`, `alerts` or `review`); outputs stored events and dead letters."""
+
+    def __init__(self, url: str, what: str):
+        super().__init__()
+        self._url = url
+        self._what = what
+
+    def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return (
+            events
+            | "Batch" >> beam.BatchElements(**BATCH)
+            | "Insert" >> beam.ParDo(_HotStoreWriter(self._url, self._what)).with_outputs(DEAD_LETTER, main="stored")
+        )
+
+
+class _DeadLetterWriter(beam.DoFn):
+    def __init__(self, url: str, fallback_dir: str):
+        self._url = url
+        self._fallback_dir = fallback_dir
+        self._store: HotStore | None = None
+
+    def setup(self) -> None:
+        self._store = HotStore(self._url)
+
+    def teardown(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def process(self, batch: list[DeadLetter]) -> Iterator[DeadLetter]:
+        try:
+            self._store.add_dead_letters(batch)
+        except Exception as exc:  # noqa: BLE001 - the store is down: keep the letters in a file instead
+            self._write_fallback(batch, exc)
+        for letter in batch:
+            counter(f"dead_letters.{letter.stage}").inc()
+            counter("dead_letters").inc()
+            yield letter
+
+    def _write_fallback(self, batch: list[DeadLetter], exc: Exception) -> None:
+        path = join(self._fallback_dir, f"dead-letters-{uuid.uuid4().hex}.jsonl")
+        lines = []
+        for letter in batch:
+            record = letter.model_dump(mode="json", exclude={"payload"})
+            record["payload_base64"] = base64.b64encode(letter.payload).decode()
+            record["store_error"] = f"{type(exc).__name__}: {exc}"
+            lines.append(json.dumps(record))
+        with FileSystems.create(path) as handle:  # if this fails too, the bundle fails loudly
+            handle.write(("\n".join(lines) + "\n").encode())
+        counter("dead_letters.fallback_file").inc(len(batch))
+
+
+class WriteDeadLetters(beam.PTransform):
+    """Dead letters into the hot store, or into JSON-lines files under `fallback_dir` if it is unreachable."""
+
+    def __init__(self, url: str, fallback_dir: str):
+        super().__init__()
+        self._url = url
+        self._fallback_dir = fallback_dir
+
+    def expand(self, letters: beam.PCollection) -> beam.PCollection:
+        return (
+            letters
+            | "Batch" >> beam.BatchElements(**BATCH)
+            | "Insert" >> beam.ParDo(_DeadLetterWriter(self._url, self._fallback_dir))
+        )
+
+
+PartitionWriter = Callable[[str, str, str, Iterable[Event]], tuple[str | None, int]]
+
+
+class _PartitionWriterDoFn(beam.DoFn):
+    def __init__(self, root: str, tier: str, write: PartitionWriter):
+        self._root = root
+        self._tier = tier
+        self._write = write
+
+    def process(self, keyed: tuple[tuple[str, str], Iterable[Event]]) -> Iterator[Any]:
+        (night, part), events = keyed
+        events = list(events)
+        try:
+            path, written = self._write(self._root, night, part, events)
+        except Exception as exc:  # noqa: BLE001
+            counter(f"sink_failed.{self._tier}").inc(len(events))
+            for event in events:
+                yield dead_letter_for(event, f"sink:{self._tier}", exc)
+            return
+        counter(f"{self._tier}.rows").inc(written)
+        if path:
+            counter(f"{self._tier}.files").inc()
+            yield path
+
+
+class WriteTier(beam.PTransform):
+    """Events into a partitioned tier: `warm` (Parquet by night and class) or `archive` (Avro by night and source)."""
+
+    def __init__(self, root: str, tier: str):
+        super().__init__()
+        if tier not in ("warm", "archive"):
+            raise ValueError(f"unknown tier {tier!r}")
+        self._root = root
+        self._tier = tier
+
+    def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
+        if self._tier == "warm":
+            key, write = (lambda event: (event.night, event.event_class)), write_warm_partition
+        else:
+            key, write = (lambda event: (event.night, event.source)), write_archive_partition
+        return (
+            events
+            | "KeyByPartition" >> beam.Map(lambda event: (key(event), event))
+            | "GroupByPartition" >> beam.GroupByKey()
+            | "WritePartition"
+            >> beam.ParDo(_PartitionWriterDoFn(self._root, self._tier, write)).with_outputs(DEAD_LETTER, main="files")
+        )

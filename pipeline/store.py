@@ -1,0 +1,280 @@
+"""The hot store: recent events, alerts, the review queue, dead letters and runs, in one SQL database.
+
+SQLite by default (a file in the output folder); any SQLAlchemy URL (PostgreSQL in production).
+Every write is idempotent on its id: storing the same event twice leaves one row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipeline.event import DeadLetter, Event, utcnow
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("event_id", sa.String(256), primary_key=True),
+    sa.Column("source", sa.String(16), nullable=False, index=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("object_id", sa.String(128), index=True),
+    sa.Column("event_class", sa.String(16), nullable=False, index=True),
+    sa.Column("score", sa.Float),
+    sa.Column("alert_level", sa.String(16)),
+    sa.Column("event_time", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("received_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("night", sa.String(10), index=True),
+    sa.Column("ra", sa.Float),
+    sa.Column("dec", sa.Float),
+    sa.Column("pos_error_deg", sa.Float),
+    sa.Column("mag", sa.Float),
+    sa.Column("band", sa.String(8)),
+    sa.Column("injected", sa.Boolean, nullable=False, default=False),
+    sa.Column("reasons", sa.Text),
+    sa.Column("rules_version", sa.String(64)),
+    sa.Column("filter_version", sa.String(64)),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("payload", sa.Text, nullable=False),  # the decoded event as JSON, without raw bytes
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.String(300), primary_key=True),
+    sa.Column("event_id", sa.String(256), nullable=False, unique=True),
+    sa.Column("level", sa.String(16), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, default="open"),
+    sa.Column("score", sa.Float),
+    sa.Column("title", sa.Text),
+    sa.Column("dedup_key", sa.String(300), nullable=False),
+    sa.Column("injected", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+review_queue = sa.Table(
+    "review_queue",
+    metadata,
+    sa.Column("event_id", sa.String(256), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False, default="pending"),
+    sa.Column("score", sa.Float),
+    sa.Column("injected", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("dead_letter_id", sa.String(128), primary_key=True),
+    sa.Column("source", sa.String(16), nullable=False, index=True),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("origin", sa.Text),
+    sa.Column("event_id", sa.String(256)),
+    sa.Column("injected", sa.Boolean, nullable=False, default=False),
+    sa.Column("received_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("summary", sa.Text),
+)
+
+meta = sa.Table(
+    "nightwatch_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+ALERT_TITLES = {"CRITICAL": "Critical", "HIGH": "High"}
+
+
+def sqlite_url(path: str | Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def alert_id_for(event_id: str) -> str:
+    return f"alert:{event_id}"
+
+
+def event_row(event: Event, stored_at: datetime) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "source": event.source,
+        "kind": event.kind,
+        "object_id": event.object_id,
+        "event_class": event.event_class,
+        "score": event.score,
+        "alert_level": event.alert_level,
+        "event_time": event.event_time,
+        "received_time": event.received_time,
+        "night": event.night,
+        "ra": event.ra,
+        "dec": event.dec,
+        "pos_error_deg": event.pos_error_deg,
+        "mag": event.mag,
+        "band": event.band,
+        "injected": event.injected,
+        "reasons": json.dumps(event.reasons),
+        "rules_version": event.lineage.get("rules_version"),
+        "filter_version": event.lineage.get("filter_version"),
+        "run_id": event.lineage.get("run_id"),
+        "payload": event.to_json(),
+        "stored_at": stored_at,
+    }
+
+
+def alert_row(event: Event, created_at: datetime) -> dict[str, Any]:
+    alert_id = alert_id_for(event.event_id)
+    where = f" at RA {event.ra:.4f}, Dec {event.dec:+.4f}" if event.ra is not None else ""
+    return {
+        "alert_id": alert_id,
+        "event_id": event.event_id,
+        "level": event.alert_level,
+        "status": "open",
+        "score": event.score,
+        "title": f"{event.alert_level}: {event.source} {event.kind}{where}",
+        "dedup_key": alert_id,
+        "injected": event.injected,
+        "created_at": created_at,
+    }
+
+
+def review_row(event: Event, created_at: datetime) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "status": "pending",
+        "score": event.score,
+        "injected": event.injected,
+        "created_at": created_at,
+    }
+
+
+def dead_letter_row(letter: DeadLetter, stored_at: datetime) -> dict[str, Any]:
+    return {
+        "dead_letter_id": letter.dead_letter_id,
+        "source": letter.source,
+        "stage": letter.stage,
+        "reason": letter.reason,
+        "payload": letter.payload,
+        "origin": letter.origin,
+        "event_id": letter.event_id,
+        "injected": letter.injected,
+        "received_time": letter.received_time,
+        "stored_at": stored_at,
+    }
+
+
+class HotStore:
+    """The SQL hot store. Create with a URL; `ensure_schema()` creates or checks the tables."""
+
+    def __init__(self, url: str):
+        self.url = url
+        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+        self.engine: Engine = sa.create_engine(url, connect_args=connect_args, future=True)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def ensure_schema(self) -> None:
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            current = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+            if current is None:
+                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(current) > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"hot store {self.url} has schema version {current}, newer than this Nightwatch ({SCHEMA_VERSION})"
+                )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert_new(self, table: sa.Table, key: str, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert the rows whose key is not stored yet; return how many were new."""
+        if not rows:
+            return 0
+        unique = {row[key]: row for row in rows}
+        with self.engine.begin() as conn:
+            column = table.c[key]
+            existing = set(conn.execute(sa.select(column).where(column.in_(list(unique)))).scalars())
+            fresh = [row for row_key, row in unique.items() if row_key not in existing]
+            if fresh:
+                conn.execute(_insert_ignoring_conflicts(self.engine, table, key), fresh)
+        return len(fresh)
+
+    def add_events(self, batch: Iterable[Event]) -> int:
+        now = utcnow()
+        return self._insert_new(events, "event_id", [event_row(event, now) for event in batch])
+
+    def add_alerts(self, batch: Iterable[Event]) -> int:
+        now = utcnow()
+        return self._insert_new(alerts, "alert_id", [alert_row(event, now) for event in batch])
+
+    def add_reviews(self, batch: Iterable[Event]) -> int:
+        now = utcnow()
+        return self._insert_new(review_queue, "event_id", [review_row(event, now) for event in batch])
+
+    def add_dead_letters(self, batch: Iterable[DeadLetter]) -> int:
+        now = utcnow()
+        return self._insert_new(dead_letters, "dead_letter_id", [dead_letter_row(letter, now) for letter in batch])
+
+    def record_run(self, run_id: str, started_at: datetime, finished_at: datetime, summary: dict[str, Any]) -> None:
+        row = {
+            "run_id": run_id,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "summary": json.dumps(summary, sort_keys=True, default=str),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(runs.delete().where(runs.c.run_id == run_id))
+            conn.execute(runs.insert().values(**row))
+
+    def count(self, table: sa.Table, **where: Any) -> int:
+        query = sa.select(sa.func.count()).select_from(table)
+        for column, value in where.items():
+            query = query.where(table.c[column] == value)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def counts_by(self, table: sa.Table, column: str) -> dict[str, int]:
+        query = sa.select(table.c[column], sa.func.count()).group_by(table.c[column])
+        with self.engine.connect() as conn:
+            return {str(key): int(value) for key, value in conn.execute(query)}
+
+
+def _insert_ignoring_conflicts(engine: Engine, table: sa.Table, key: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING: a concurrent writer of the same id is not an error."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        return table.insert()
+    return insert(table).on_conflict_do_nothing(index_elements=[key])
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the dashboard read while the pipeline writes; a busy timeout waits for other writers.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,231 @@
+"""Warm (Parquet) and archive (Avro) tiers: partitioned files, written idempotently.
+
+Files go through Beam's FileSystems, so a root may be a local folder or `gs://bucket/path`.
+A partition's writer reads the event ids already in it and writes only the new ones, so a rerun
+over the same input adds nothing; each file is written under a temporary name, then renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import fastavro
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.event import Event
+
+WARM_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("source", pa.string()),
+        ("kind", pa.string()),
+        ("object_id", pa.string()),
+        ("event_class", pa.string()),
+        ("score", pa.float64()),
+        ("alert_level", pa.string()),
+        ("event_time", pa.timestamp("us", tz="UTC")),
+        ("received_time", pa.timestamp("us", tz="UTC")),
+        ("night", pa.string()),
+        ("ra", pa.float64()),
+        ("dec", pa.float64()),
+        ("pos_error_deg", pa.float64()),
+        ("mag", pa.float64()),
+        ("mag_err", pa.float64()),
+        ("band", pa.string()),
+        ("injected", pa.bool_()),
+        ("reasons", pa.list_(pa.string())),
+        ("matched_rules", pa.list_(pa.string())),
+        ("raw_format", pa.string()),
+        ("schema_version", pa.string()),
+        ("quality_json", pa.string()),
+        ("features_json", pa.string()),
+        ("lineage_json", pa.string()),
+    ]
+)
+
+ARCHIVE_SCHEMA = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "ArchivedEvent",
+        "namespace": "nightwatch.archive",
+        "doc": "A raw packet as received, with the event decoded from it.",
+        "fields": [
+            {"name": "event_id", "type": "string"},
+            {"name": "source", "type": "string"},
+            {"name": "night", "type": "string"},
+            {"name": "event_class", "type": "string"},
+            {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+            {"name": "received_time", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+            {"name": "raw_format", "type": "string"},
+            {"name": "raw", "type": "bytes"},
+            {"name": "event_json", "type": "string"},
+        ],
+    }
+)
+# Ids of the events in an archive file, in its header, so dedup needs no pass over the raw packets.
+ARCHIVE_IDS_KEY = "nightwatch.event_ids"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def warm_row(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "source": event.source,
+        "kind": event.kind,
+        "object_id": event.object_id,
+        "event_class": event.event_class,
+        "score": event.score,
+        "alert_level": event.alert_level,
+        "event_time": event.event_time,
+        "received_time": event.received_time,
+        "night": event.night,
+        "ra": event.ra,
+        "dec": event.dec,
+        "pos_error_deg": event.pos_error_deg,
+        "mag": event.mag,
+        "mag_err": event.mag_err,
+        "band": event.band,
+        "injected": event.injected,
+        "reasons": event.reasons,
+        "matched_rules": event.matched_rules,
+        "raw_format": event.raw_format,
+        "schema_version": event.schema_version,
+        "quality_json": _json(event.quality),
+        "features_json": _json(event.features),
+        "lineage_json": _json(event.lineage),
+    }
+
+
+def archive_record(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "source": event.source,
+        "night": event.night,
+        "event_class": event.event_class,
+        "event_time": event.event_time,
+        "received_time": event.received_time,
+        "raw_format": event.raw_format,
+        "raw": event.raw,
+        "event_json": event.to_json(),
+    }
+
+
+def join(root: str, *parts: str) -> str:
+    return FileSystems.join(root, *parts)
+
+
+def warm_partition(root: str, night: str, event_class: str) -> str:
+    return join(root, f"night={night}", f"class={event_class}")
+
+
+def archive_partition(root: str, night: str, source: str) -> str:
+    return join(root, f"night={night}", f"source={source}")
+
+
+def _files(partition: str, suffix: str) -> list[str]:
+    try:
+        matches = FileSystems.match([join(partition, f"*{suffix}")])[0].metadata_list
+    except Exception:  # noqa: BLE001 - a partition that does not exist yet holds nothing
+        return []
+    return sorted(match.path for match in matches)
+
+
+def warm_ids(partition: str) -> set[str]:
+    ids: set[str] = set()
+    for path in _files(partition, ".parquet"):
+        with FileSystems.open(path) as handle:
+            ids.update(pq.read_table(handle, columns=["event_id"]).column("event_id").to_pylist())
+    return ids
+
+
+def archive_ids(partition: str) -> set[str]:
+    ids: set[str] = set()
+    for path in _files(partition, ".avro"):
+        with FileSystems.open(path) as handle:
+            header = fastavro.reader(handle).metadata.get(ARCHIVE_IDS_KEY, "[]")
+        ids.update(json.loads(header))
+    return ids
+
+
+def _file_name(event_ids: Sequence[str], suffix: str) -> str:
+    """Named by its content: the same events always make the same name."""
+    digest = hashlib.sha256("\n".join(sorted(event_ids)).encode()).hexdigest()[:20]
+    return f"part-{digest}{suffix}"
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    temporary = path + ".tmp"
+    with FileSystems.create(temporary) as handle:
+        handle.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([temporary], [path])
+
+
+def _new_events(batch: Iterable[Event], existing: set[str]) -> list[Event]:
+    fresh: dict[str, Event] = {}
+    for event in batch:
+        if event.event_id not in existing:
+            fresh.setdefault(event.event_id, event)
+    return [fresh[key] for key in sorted(fresh)]
+
+
+def write_warm_partition(root: str, night: str, event_class: str, batch: Iterable[Event]) -> tuple[str | None, int]:
+    """Write the events not yet in this night/class partition; return (file, rows written)."""
+    partition = warm_partition(root, night, event_class)
+    fresh = _new_events(batch, warm_ids(partition))
+    if not fresh:
+        return None, 0
+    table = pa.Table.from_pylist([warm_row(event) for event in fresh], schema=WARM_SCHEMA)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    path = join(partition, _file_name([event.event_id for event in fresh], ".parquet"))
+    _write_atomically(path, buffer.getvalue())
+    return path, len(fresh)
+
+
+def write_archive_partition(root: str, night: str, source: str, batch: Iterable[Event]) -> tuple[str | None, int]:
+    """Write the raw packets not yet in this night/source partition; return (file, records written)."""
+    partition = archive_partition(root, night, source)
+    fresh = _new_events(batch, archive_ids(partition))
+    if not fresh:
+        return None, 0
+    ids = [event.event_id for event in fresh]
+    buffer = io.BytesIO()
+    fastavro.writer(
+        buffer,
+        ARCHIVE_SCHEMA,
+        (archive_record(event) for event in fresh),
+        codec="deflate",
+        metadata={ARCHIVE_IDS_KEY: json.dumps(ids)},
+    )
+    path = join(partition, _file_name(ids, ".avro"))
+    _write_atomically(path, buffer.getvalue())
+    return path, len(fresh)
+
+
+def read_warm(root: str) -> pa.Table:
+    """Every warm row under `root` (for reports and tests)."""
+    tables = []
+    for path in sorted(FileSystems.match([join(root, "night=*", "class=*", "*.parquet")])[0].metadata_list, key=str):
+        with FileSystems.open(path.path) as handle:
+            tables.append(pq.read_table(handle))
+    return pa.concat_tables(tables) if tables else WARM_SCHEMA.empty_table()
+
+
+def read_archive(root: str) -> list[dict[str, Any]]:
+    """Every archived record under `root` (for replay, reports and tests)."""
+    records: list[dict[str, Any]] = []
+    for match in FileSystems.match([join(root, "night=*", "source=*", "*.avro")])[0].metadata_list:
+        with FileSystems.open(match.path) as handle:
+            records.extend(fastavro.reader(handle))
+    return records

@@ -1,0 +1,39 @@
+"""Nightwatch: a Beam streaming pipeline for astronomical alerts.
+
+Also usable as Beam's ``--setup_file`` so Dataflow workers install the same packages.
+"""
+
+from setuptools import find_packages, setup
+
+REQUIRES = [
+    "apache-beam[gcp]==2.77.0",
+    "google-cloud-pubsub>=2.20",
+    "pyarrow>=14",
+    "fastavro>=1.9",
+    "pydantic>=2.6",
+    "pyyaml>=6",
+    "astropy>=6",
+    "lxml>=5",
+    "sqlalchemy>=2.0",
+    # Rubin's official alert schemas (v3 to v11), read as data files: the local schema registry.
+    "lsst-alert-packet>=30.2026",
+]
+
+setup(
+    name="nightwatch",
+    version="0.1.0",
+    description="Streaming astronomical event processing: ingest, classify, route, alert, archive.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pipeline*", "transforms*", "agents*", "dashboard*", "config*"]),
+    package_data={
+        "config": ["*.yaml"],
+        "pipeline": ["schemas/*/*.avsc"],
+    },
+    include_package_data=True,
+    install_requires=REQUIRES,
+    extras_require={
+        "dev": ["pytest>=8", "ruff>=0.6"],
+        "dashboard": ["streamlit>=1.40"],
+    },
+    entry_points={"console_scripts": ["nightwatch = pipeline.cli:main"]},
+)

@@ -1,0 +1,1 @@
+"""The pipeline's processing steps as composite PTransforms: decode, filter, classify, route."""

@@ -1,0 +1,65 @@
+"""Classification: the first configured rule that matches gives the class and score."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from config.settings import ClassificationConfig, NightwatchConfig, Rule
+from pipeline.event import Event
+from transforms.common import DEAD_LETTER, EventStep
+from transforms.rules import value_of
+
+
+def rule_matches(event: Event, rule: Rule) -> bool:
+    return all(condition.holds(value_of(event, name)) for name, condition in rule.when.items())
+
+
+def classify(event: Event, rules: ClassificationConfig) -> Event:
+    """The event with its class, score and the rule (and rules version) that decided it."""
+    lineage = {**event.lineage, "rules_version": rules.version}
+    if event.event_class == "rejected":  # decided by the filter; the reasons say which cuts
+        return event.model_copy(update={"lineage": {**lineage, "decided_by": "filter"}})
+    for rule in rules.rules:
+        if rule_matches(event, rule):
+            return event.model_copy(
+                update={
+                    "event_class": rule.event_class,
+                    "score": rule.score,
+                    "matched_rules": [rule.name],
+                    "reasons": [rule.description or rule.name],
+                    "lineage": {**lineage, "decided_by": f"rule:{rule.name}"},
+                }
+            )
+    return event.model_copy(
+        update={
+            "event_class": rules.default.event_class,
+            "score": rules.default.score,
+            "matched_rules": [],
+            "reasons": ["no rule matched: default class"],
+            "lineage": {**lineage, "decided_by": "default"},
+        }
+    )
+
+
+class ClassifyDoFn(EventStep):
+    stage = "classify"
+
+    def __init__(self, config: NightwatchConfig):
+        self._rules = config.classification
+
+    def transform(self, event: Event) -> Iterator[Event]:
+        yield classify(event, self._rules)
+
+
+class Classify(beam.PTransform):
+    """Events in, classified events out; failures on `dead_letter`."""
+
+    def __init__(self, config: NightwatchConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return events | "ApplyRules" >> beam.ParDo(ClassifyDoFn(self._config)).with_outputs(DEAD_LETTER, main="events")

@@ -1,0 +1,53 @@
+"""What every processing step shares: the dead-letter output, metrics, and never raising on input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+
+from pipeline.event import DeadLetter, Event
+
+METRICS_NAMESPACE = "nightwatch"
+DEAD_LETTER = "dead_letter"
+
+
+def counter(name: str) -> Any:
+    return Metrics.counter(METRICS_NAMESPACE, name)
+
+
+def dead_letter_for(event: Event, stage: str, exc: BaseException) -> pvalue.TaggedOutput:
+    """An event that failed a step, with its raw bytes, as a dead letter on the tagged output."""
+    letter = DeadLetter(
+        source=event.source,
+        stage=stage,
+        reason=f"{type(exc).__name__}: {exc}",
+        payload=event.raw,
+        origin=event.origin,
+        event_id=event.event_id,
+        received_time=event.received_time,
+        injected=event.injected,
+    )
+    return pvalue.TaggedOutput(DEAD_LETTER, letter)
+
+
+class EventStep(beam.DoFn):
+    """A per-event step that routes any failure to the dead-letter output instead of raising.
+
+    Streaming runners retry a raising bundle forever, so a bad event must never raise.
+    """
+
+    stage = "step"
+
+    def transform(self, event: Event) -> Iterable[Any]:
+        raise NotImplementedError
+
+    def process(self, event: Event) -> Iterator[Any]:
+        try:
+            yield from self.transform(event)
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a dead letter
+            counter(f"failed.{self.stage}").inc()
+            yield dead_letter_for(event, self.stage, exc)

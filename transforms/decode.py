@@ -1,0 +1,75 @@
+"""Decode and validate: packets in, events and dead letters out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from config.settings import NightwatchConfig
+from pipeline.decoders import FORMAT_SOURCE, DecodeFailure, PacketDecoder, sniff
+from pipeline.event import DeadLetter, Packet
+from transforms.common import DEAD_LETTER, counter
+
+
+def _guess_source(packet: Packet) -> str:
+    if packet.source_hint:
+        return packet.source_hint
+    try:
+        return FORMAT_SOURCE.get(sniff(packet.payload), "unknown")
+    except ValueError:
+        return "unknown"
+
+
+class DecodeDoFn(beam.DoFn):
+    """One packet in; one event per alert it holds, or dead letters saying why not."""
+
+    def __init__(self, config: NightwatchConfig):
+        self._config = config
+        self._decoder: PacketDecoder | None = None
+
+    def setup(self) -> None:
+        self._decoder = PacketDecoder(self._config.sources)
+
+    def process(self, packet: Packet) -> Iterator[Any]:
+        counter("packets").inc()
+        try:
+            results = self._decoder.decode(packet)
+        except Exception as exc:  # noqa: BLE001 - the decoder should not raise; if it does, keep the bytes
+            results = [
+                DecodeFailure(_guess_source(packet), f"decoder failed: {type(exc).__name__}: {exc}", packet.payload)
+            ]
+        for result in results:
+            counter("received").inc()
+            if isinstance(result, DecodeFailure):
+                source = result.source if result.source != "unknown" else _guess_source(packet)
+                counter(f"received.{source}").inc()
+                yield pvalue.TaggedOutput(
+                    DEAD_LETTER,
+                    DeadLetter(
+                        source=source,
+                        stage="decode",
+                        reason=result.reason,
+                        payload=result.payload,
+                        origin=packet.origin,
+                        event_id=result.event_id,
+                        received_time=packet.received_time,
+                        injected=packet.injected,
+                    ),
+                )
+            else:
+                counter(f"received.{result.source}").inc()
+                yield result
+
+
+class DecodePackets(beam.PTransform):
+    """Packets to events; outputs `events` and `dead_letter`."""
+
+    def __init__(self, config: NightwatchConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, packets: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return packets | "DecodePacket" >> beam.ParDo(DecodeDoFn(self._config)).with_outputs(DEAD_LETTER, main="events")

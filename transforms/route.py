@@ -1,0 +1,68 @@
+"""Routing: each event goes to exactly one destination by its class, with its alert level and night."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from config.settings import NightwatchConfig
+from pipeline.event import Event
+from pipeline.night import observing_night
+from transforms.common import DEAD_LETTER, EventStep, counter
+
+# The guide's routing: class -> (alert level, destination).
+ROUTES = {
+    "critical": ("CRITICAL", "alerts"),
+    "significant": ("HIGH", "alerts"),
+    "interesting": ("MEDIUM", "review"),
+    "routine": ("LOW", "routine"),
+    "rejected": ("NONE", "rejected"),
+}
+DESTINATIONS = ("alerts", "review", "routine", "rejected")
+
+
+def route(event: Event, timezone_name: str, run_id: str, pipeline_version: str) -> tuple[Event, str]:
+    if event.event_class not in ROUTES:
+        raise ValueError(f"event {event.event_id} reached routing without a class")
+    level, destination = ROUTES[event.event_class]
+    lineage = {**event.lineage, "run_id": run_id, "pipeline_version": pipeline_version, "route": destination}
+    routed = event.model_copy(
+        update={
+            "alert_level": level,
+            "night": observing_night(event.event_time, timezone_name),
+            "lineage": lineage,
+        }
+    )
+    return routed, destination
+
+
+class RouteDoFn(EventStep):
+    stage = "route"
+
+    def __init__(self, config: NightwatchConfig, run_id: str, pipeline_version: str):
+        self._timezone = config.sources.site.timezone
+        self._run_id = run_id
+        self._pipeline_version = pipeline_version
+
+    def transform(self, event: Event) -> Iterator[Any]:
+        routed, destination = route(event, self._timezone, self._run_id, self._pipeline_version)
+        counter(f"routed.{destination}").inc()
+        yield routed
+        yield pvalue.TaggedOutput(destination, routed)
+
+
+class Route(beam.PTransform):
+    """Outputs: `events` (every routed event, for the tiers), one output per destination, `dead_letter`."""
+
+    def __init__(self, config: NightwatchConfig, run_id: str, pipeline_version: str):
+        super().__init__()
+        self._config = config
+        self._run_id = run_id
+        self._pipeline_version = pipeline_version
+
+    def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
+        step = RouteDoFn(self._config, self._run_id, self._pipeline_version)
+        return events | "ToDestination" >> beam.ParDo(step).with_outputs(*DESTINATIONS, DEAD_LETTER, main="events")
