@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -60,7 +61,10 @@ def _astropy_time():
 
 def _to_utc_datetime(time_obj: Any, text: str) -> datetime:
     try:
-        return time_obj.utc.to_datetime(timezone=timezone.utc)
+        with warnings.catch_warnings():
+            # Beyond the leap-second table ERFA warns of a "dubious year"; the time check rejects such times.
+            warnings.simplefilter("ignore")
+            return time_obj.utc.to_datetime(timezone=timezone.utc)
     except ValueError as exc:  # e.g. a leap second, which datetime cannot hold
         raise DecodeError(f"time {text} cannot be represented in UTC: {exc}") from exc
 
