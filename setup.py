@@ -32,7 +32,7 @@ setup(
     include_package_data=True,
     install_requires=REQUIRES,
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.6"],
+        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.0"],
         "dashboard": ["streamlit>=1.40"],
     },
     entry_points={"console_scripts": ["nightwatch = pipeline.cli:main"]},

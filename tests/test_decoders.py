@@ -169,3 +169,12 @@ def test_voevent_noise_and_test_roles(decoder):
     assert only_event(decoder.decode(Packet(payload=noise.encode(), origin="x"))).quality["is_noise"] is True
     test = text.replace('role="observation"', 'role="test"')
     assert only_event(decoder.decode(Packet(payload=test.encode(), origin="x"))).quality["is_test"] is True
+
+
+def test_voevent_with_the_voe_namespace_prefix(decoder):
+    """Live GCN classic notices write <voe:VOEvent xmlns:voe=...>; the sample files do not."""
+    text = (DATA / "gcn/voevent/719325015_1697632240.6940637_0.xml").read_text()
+    prefixed = text.replace("<VOEvent ", '<voe:VOEvent xmlns:voe="http://www.ivoa.net/xml/VOEvent/v2.0" ', 1)
+    prefixed = prefixed.replace("</VOEvent>", "</voe:VOEvent>")
+    event = only_event(decoder.decode(Packet(payload=b'<?xml version="1.0"?>\n' + prefixed.encode(), origin="x")))
+    assert event.ra == 4.35 and event.kind == "grb"

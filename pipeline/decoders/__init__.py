@@ -108,6 +108,8 @@ class PacketDecoder:
             raise DecodeError(f"corrupt {source} Avro data: {type(exc).__name__}: {exc}") from exc
         if not records:
             raise DecodeError(f"{source} Avro container holds no alerts")
+        if not packet.payload.endswith(reader._header["sync"]):  # every complete block ends with the sync marker
+            raise DecodeError(f"corrupt {source} Avro data: truncated after the last complete block")
 
         results: list[Event | DecodeFailure] = []
         for record in records:
