@@ -107,12 +107,37 @@ class Event(BaseModel):
             )
         return self
 
+    def columns(self) -> dict[str, Any]:
+        """The scalar fields every table of events keeps (hot store rows, warm Parquet rows)."""
+        return {name: getattr(self, name) for name in SCALAR_COLUMNS}
+
     def summary_dict(self) -> dict[str, Any]:
         """The event without its raw bytes, JSON-ready: what the hot store and warm tier keep."""
         return self.model_dump(mode="json", exclude={"raw"})
 
     def to_json(self) -> str:
         return json.dumps(self.summary_dict(), sort_keys=True, separators=(",", ":"))
+
+
+SCALAR_COLUMNS = (
+    "event_id",
+    "source",
+    "kind",
+    "object_id",
+    "event_class",
+    "score",
+    "alert_level",
+    "event_time",
+    "received_time",
+    "night",
+    "ra",
+    "dec",
+    "pos_error_deg",
+    "mag",
+    "mag_err",
+    "band",
+    "injected",
+)
 
 
 class DeadLetter(BaseModel):

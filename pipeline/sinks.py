@@ -25,12 +25,11 @@ from transforms.common import DEAD_LETTER, counter, dead_letter_for
 BATCH = {"min_batch_size": 50, "max_batch_size": 500}
 
 
-class _HotStoreWriter(beam.DoFn):
-    """Writes batches of events to one hot-store table; `what` names the table for metrics."""
+class _HotStoreDoFn(beam.DoFn):
+    """A DoFn holding a hot-store connection from setup() to teardown()."""
 
-    def __init__(self, url: str, what: str):
+    def __init__(self, url: str):
         self._url = url
-        self._what = what
         self._store: HotStore | None = None
 
     def setup(self) -> None:
@@ -39,6 +38,14 @@ class _HotStoreWriter(beam.DoFn):
     def teardown(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+class _HotStoreWriter(_HotStoreDoFn):
+    """Writes batches of events to one hot-store table; `what` names the table for metrics."""
+
+    def __init__(self, url: str, what: str):
+        super().__init__(url)
+        self._what = what
 
     def _add(self, batch: list[Event]) -> int:
         adders: dict[str, Callable[[list[Event]], int]] = {
@@ -82,18 +89,10 @@ class WriteHotTable(beam.PTransform):
         )
 
 
-class _DeadLetterWriter(beam.DoFn):
+class _DeadLetterWriter(_HotStoreDoFn):
     def __init__(self, url: str, fallback_dir: str):
-        self._url = url
+        super().__init__(url)
         self._fallback_dir = fallback_dir
-        self._store: HotStore | None = None
-
-    def setup(self) -> None:
-        self._store = HotStore(self._url)
-
-    def teardown(self) -> None:
-        if self._store is not None:
-            self._store.close()
 
     def process(self, batch: list[DeadLetter]) -> Iterator[DeadLetter]:
         try:

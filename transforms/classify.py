@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import apache_beam as beam
-from apache_beam import pvalue
 
 from config.settings import ClassificationConfig, NightwatchConfig, Rule
 from pipeline.event import Event
-from transforms.common import DEAD_LETTER, EventStep
+from transforms.common import EventStep, StepTransform
 from transforms.rules import value_of
 
 
@@ -54,12 +53,10 @@ class ClassifyDoFn(EventStep):
         yield classify(event, self._rules)
 
 
-class Classify(beam.PTransform):
+class Classify(StepTransform):
     """Events in, classified events out; failures on `dead_letter`."""
 
-    def __init__(self, config: NightwatchConfig):
-        super().__init__()
-        self._config = config
+    step_label = "ApplyRules"
 
-    def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return events | "ApplyRules" >> beam.ParDo(ClassifyDoFn(self._config)).with_outputs(DEAD_LETTER, main="events")
+    def make_dofn(self) -> beam.DoFn:
+        return ClassifyDoFn(self._config)

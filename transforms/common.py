@@ -51,3 +51,22 @@ class EventStep(beam.DoFn):
         except Exception as exc:  # noqa: BLE001 - any failure becomes a dead letter
             counter(f"failed.{self.stage}").inc()
             yield dead_letter_for(event, self.stage, exc)
+
+
+class StepTransform(beam.PTransform):
+    """A configured step as a composite transform: outputs `events` and `dead_letter`.
+
+    Subclasses name their DoFn (built from the config) and the label of its ParDo.
+    """
+
+    step_label = "Step"
+
+    def __init__(self, config: Any):
+        super().__init__()
+        self._config = config
+
+    def make_dofn(self) -> beam.DoFn:
+        raise NotImplementedError
+
+    def expand(self, pcoll: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return pcoll | self.step_label >> beam.ParDo(self.make_dofn()).with_outputs(DEAD_LETTER, main="events")

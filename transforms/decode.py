@@ -11,7 +11,7 @@ from apache_beam import pvalue
 from config.settings import NightwatchConfig
 from pipeline.decoders import FORMAT_SOURCE, DecodeFailure, PacketDecoder, sniff
 from pipeline.event import DeadLetter, Packet
-from transforms.common import DEAD_LETTER, counter
+from transforms.common import DEAD_LETTER, StepTransform, counter
 
 
 def _guess_source(packet: Packet) -> str:
@@ -64,12 +64,10 @@ class DecodeDoFn(beam.DoFn):
                 yield result
 
 
-class DecodePackets(beam.PTransform):
+class DecodePackets(StepTransform):
     """Packets to events; outputs `events` and `dead_letter`."""
 
-    def __init__(self, config: NightwatchConfig):
-        super().__init__()
-        self._config = config
+    step_label = "DecodePacket"
 
-    def expand(self, packets: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return packets | "DecodePacket" >> beam.ParDo(DecodeDoFn(self._config)).with_outputs(DEAD_LETTER, main="events")
+    def make_dofn(self) -> beam.DoFn:
+        return DecodeDoFn(self._config)

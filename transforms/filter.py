@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import apache_beam as beam
-from apache_beam import pvalue
 
 from config.settings import Cut, FiltersConfig, NightwatchConfig
 from pipeline.event import Event
-from transforms.common import DEAD_LETTER, EventStep, counter
+from transforms.common import EventStep, StepTransform, counter
 from transforms.rules import value_of
 
 
@@ -54,12 +53,10 @@ class FilterDoFn(EventStep):
         yield result
 
 
-class ApplyQualityCuts(beam.PTransform):
+class ApplyQualityCuts(StepTransform):
     """Events in; the same events out, cut ones marked rejected; failures on `dead_letter`."""
 
-    def __init__(self, config: NightwatchConfig):
-        super().__init__()
-        self._config = config
+    step_label = "Cut"
 
-    def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return events | "Cut" >> beam.ParDo(FilterDoFn(self._config)).with_outputs(DEAD_LETTER, main="events")
+    def make_dofn(self) -> beam.DoFn:
+        return FilterDoFn(self._config)
