@@ -3,7 +3,7 @@
 Also usable as Beam's ``--setup_file`` so Dataflow workers install the same packages.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 REQUIRES = [
     "apache-beam[gcp]==2.77.0",
@@ -24,12 +24,9 @@ setup(
     version="0.1.0",
     description="Streaming astronomical event processing: ingest, classify, route, alert, archive.",
     python_requires=">=3.10",
-    packages=find_packages(include=["pipeline*", "transforms*", "agents*", "dashboard*", "config*"]),
-    package_data={
-        "config": ["*.yaml"],
-        "pipeline": ["schemas/*/*.avsc"],
-    },
-    include_package_data=True,
+    # Namespace discovery also finds the data-only folders (pipeline/schemas/ztf) as packages.
+    packages=find_namespace_packages(include=["pipeline*", "transforms*", "agents*", "dashboard*", "config*"]),
+    package_data={"config": ["*.yaml"], "pipeline.schemas.ztf": ["*.avsc"]},
     install_requires=REQUIRES,
     extras_require={
         "dev": ["pytest>=8", "ruff>=0.6", "build>=1.0"],

@@ -9,6 +9,7 @@ import hashlib
 import math
 import os
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,7 +29,7 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class Condition(_Strict):
@@ -90,7 +91,12 @@ class Cut(_Strict):
     reason: str
     if_missing: Literal["pass", "reject"] = "pass"
 
-    @property
+    @model_validator(mode="after")
+    def _valid_condition(self) -> Cut:
+        self.condition  # noqa: B018 - builds and so validates op and value together
+        return self
+
+    @cached_property
     def condition(self) -> Condition:
         return Condition(op=self.op, value=self.value)
 

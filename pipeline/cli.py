@@ -30,6 +30,10 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     print(f"nightwatch: processing {what} -> {args.output}", file=sys.stderr, flush=True)
     summary = run(argv + beam_args)
     print(summary.table())
+    if summary.top_alerts:
+        print("top alerts of this run:")
+        for line in summary.top_alerts:
+            print(f"  {line}")
     if args.summary_json:
         write_summary_json(summary, args.summary_json)
         print(f"summary written to {args.summary_json}")
@@ -90,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     args, beam_args = parser.parse_known_args(argv)
     if args.command != "run" and beam_args:
         parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
+    # Importing Beam installs a root handler, hence force=True; our own progress lines are INFO.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", force=True)
+    logging.getLogger("nightwatch").setLevel(logging.INFO)
     try:
         return args.handler(args, beam_args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:

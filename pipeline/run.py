@@ -35,6 +35,7 @@ class RunSummary:
     started_at: str
     finished_at: str
     problems: list[str] = field(default_factory=list)
+    top_alerts: list[str] = field(default_factory=list)
 
     def count(self, name: str) -> int:
         return self.counters.get(name, 0)
@@ -202,6 +203,7 @@ def run(argv: list[str]) -> RunSummary:
         )
     if not summary.accounted:
         summary.problems.append("accounting mismatch: some events are neither classified nor dead-lettered")
+    summary.top_alerts = store.top_alerts(run_id)
     store.record_run(run_id, started, finished, summary.as_dict())
     store.close()
     return summary

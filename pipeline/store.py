@@ -234,6 +234,20 @@ class HotStore:
             conn.execute(runs.delete().where(runs.c.run_id == run_id))
             conn.execute(runs.insert().values(**row))
 
+    def top_alerts(self, run_id: str, limit: int = 5) -> list[str]:
+        """The highest-level, highest-score alerts this run created, as one line each."""
+        level_rank = sa.case({"CRITICAL": 0, "HIGH": 1}, value=alerts.c.level, else_=2)
+        query = (
+            sa.select(alerts.c.title, alerts.c.score, events.c.event_id, events.c.event_time)
+            .join(events, events.c.event_id == alerts.c.event_id)
+            .where(events.c.run_id == run_id)
+            .order_by(level_rank, alerts.c.score.desc(), events.c.event_time)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [f"{row.title} (score {row.score:.2f}, {row.event_id})" for row in rows]
+
     def count(self, table: sa.Table, **where: Any) -> int:
         query = sa.select(sa.func.count()).select_from(table)
         for column, value in where.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +14,9 @@ from config.settings import NightwatchConfig
 from pipeline.decoders import FORMAT_SOURCE, DecodeFailure, PacketDecoder, sniff
 from pipeline.event import DeadLetter, Packet
 from transforms.common import DEAD_LETTER, StepTransform, counter
+
+log = logging.getLogger("nightwatch.progress")
+PROGRESS_EVERY_S = 10.0
 
 
 def _guess_source(packet: Packet) -> str:
@@ -32,9 +37,20 @@ class DecodeDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self._decoder = PacketDecoder(self._config.sources)
+        self._seen = 0
+        self._last_report = time.monotonic()
+
+    def _report_progress(self) -> None:
+        """Long jobs say how far they are, every few seconds, per worker."""
+        self._seen += 1
+        now = time.monotonic()
+        if now - self._last_report >= PROGRESS_EVERY_S:
+            log.info("decoded %d packets so far on this worker", self._seen)
+            self._last_report = now
 
     def process(self, packet: Packet) -> Iterator[Any]:
         counter("packets").inc()
+        self._report_progress()
         try:
             results = self._decoder.decode(packet)
         except Exception as exc:  # noqa: BLE001 - the decoder should not raise; if it does, keep the bytes
