@@ -141,3 +141,38 @@ def test_unreachable_hot_store_keeps_everything_in_dead_letter_files(tmp_path, b
     by_origin = {record["origin"]: record for record in kept if record["stage"] in ("decode", "sink:events")}
     for path in files:
         assert base64.b64decode(by_origin[str(path)]["payload_base64"]) == path.read_bytes()
+
+
+def test_corrupted_real_packets_land_in_dead_letters_with_reasons(tmp_path):
+    from tests.test_bad_input import ZTF, rewrite_ztf, set_candidate
+
+    good = ZTF.read_bytes()
+    flipped = bytearray(good)
+    flipped[10:40] = bytes(b ^ 0xFF for b in flipped[10:40])
+    corrupt = {
+        "truncated.avro": (good[: len(good) // 2], "corrupt"),
+        "flipped.avro": (bytes(flipped), "corrupt"),
+        "nan.avro": (rewrite_ztf(set_candidate(ra=float("nan"))), "not finite"),
+        "future.avro": (rewrite_ztf(set_candidate(jd=2469000.5)), "after the time it was received"),
+        "empty.json": (b"", "empty packet"),
+        "garbage.bin": (b"\x89PNG\r\n\x1a\n", "unknown format"),
+        "cut.xml": ((DATA / "gcn/voevent/10409_1697450848.2346907_0.xml").read_bytes()[:300], "invalid XML"),
+    }
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name, (payload, _) in corrupt.items():
+        (inputs / name).write_bytes(payload)
+    (inputs / "good.avro").write_bytes(good)
+
+    summary = run([f"--input={inputs}/*", f"--output={tmp_path / 'out'}"])
+    assert summary.accounted and summary.received == len(corrupt) + 1
+    assert summary.dead_letters == {"decode": len(corrupt)}
+    store = HotStore(f"sqlite:///{tmp_path / 'out'}/nightwatch.db")
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(dead_letters.c.origin, dead_letters.c.payload, dead_letters.c.reason)).all()
+    by_name = {Path(row.origin).name: row for row in rows}
+    assert set(by_name) == set(corrupt)
+    for name, (payload, words) in corrupt.items():
+        assert by_name[name].payload == payload
+        assert words in by_name[name].reason, (name, by_name[name].reason)
+    assert store.count(events) == 1
