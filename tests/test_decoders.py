@@ -178,3 +178,16 @@ def test_voevent_with_the_voe_namespace_prefix(decoder):
     prefixed = prefixed.replace("</VOEvent>", "</voe:VOEvent>")
     event = only_event(decoder.decode(Packet(payload=b'<?xml version="1.0"?>\n' + prefixed.encode(), origin="x")))
     assert event.ra == 4.35 and event.kind == "grb"
+
+
+@pytest.mark.parametrize("value", [2458850.0781134, 2460736.6771181, 2457754.4999, 2459942.7168403])
+def test_survey_times_agree_with_astropy(value):
+    from astropy.time import Time
+
+    from pipeline.decoders.common import jd_utc_to_datetime, mjd_tai_to_datetime
+
+    expected = Time(value, format="jd", scale="utc").to_datetime(timezone=timezone.utc)
+    assert abs(jd_utc_to_datetime(value) - expected) < timedelta(microseconds=50)
+    mjd = value - 2400000.5
+    expected_tai = Time(mjd, format="mjd", scale="tai").utc.to_datetime(timezone=timezone.utc)
+    assert abs(mjd_tai_to_datetime(mjd) - expected_tai) < timedelta(microseconds=50)

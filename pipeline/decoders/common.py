@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -51,22 +51,19 @@ def as_float(value: Any, name: str) -> float:
     return number
 
 
-@lru_cache(maxsize=1)
-def _astropy_time():
-    # astropy is imported on first use: it costs ~0.5 s and not every worker decodes survey packets.
-    from astropy.time import Time
-
-    return Time
+MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
+JD_MINUS_MJD = 2_400_000.5
 
 
-def _to_utc_datetime(time_obj: Any, text: str) -> datetime:
-    try:
-        with warnings.catch_warnings():
-            # Beyond the leap-second table ERFA warns of a "dubious year"; the time check rejects such times.
-            warnings.simplefilter("ignore")
-            return time_obj.utc.to_datetime(timezone=timezone.utc)
-    except ValueError as exc:  # e.g. a leap second, which datetime cannot hold
-        raise DecodeError(f"time {text} cannot be represented in UTC: {exc}") from exc
+@lru_cache(maxsize=4096)
+def tai_minus_utc_seconds(day: date) -> float:
+    """TAI - UTC on a UTC date, from ERFA's leap-second table (the library under astropy.time)."""
+    import erfa
+
+    with warnings.catch_warnings():
+        # Past the table's end ERFA warns of a "dubious year" and keeps the last value, which is what we want.
+        warnings.simplefilter("ignore")
+        return float(erfa.dat(day.year, day.month, day.day, 0.0))
 
 
 def jd_utc_to_datetime(jd: float) -> datetime:
@@ -74,19 +71,31 @@ def jd_utc_to_datetime(jd: float) -> datetime:
     jd = as_float(jd, "jd")
     if not 2_400_000.0 < jd < 2_600_000.0:
         raise DecodeError(f"impossible Julian date {jd}")
-    return _to_utc_datetime(_astropy_time()(jd, format="jd", scale="utc"), f"JD {jd}")
+    # A UTC day holding a leap second lasts 86401 s, and a UTC Julian date spreads its fraction over all of it.
+    mjd = jd - JD_MINUS_MJD
+    whole_days = math.floor(mjd)
+    midnight = MJD_EPOCH + timedelta(days=whole_days)
+    day = midnight.date()
+    length = 86400.0 + tai_minus_utc_seconds(day + timedelta(days=1)) - tai_minus_utc_seconds(day)
+    seconds = (mjd - whole_days) * length
+    return midnight + timedelta(seconds=min(seconds, 86399.999999))  # 23:59:60.x has no datetime
 
 
 def mjd_tai_to_datetime(mjd: float) -> datetime:
-    """A modified Julian date on the TAI scale (Rubin `midpointMjdTai`) as an aware UTC datetime."""
+    """A modified Julian date on the TAI scale (Rubin `midpointMjdTai`) as an aware UTC datetime.
+
+    TAI runs ahead of UTC by the leap seconds to date (37 s since 2017); within a minute of a leap second
+    the offset of the day before is used, as close as a datetime can get.
+    """
     mjd = as_float(mjd, "midpointMjdTai")
     if not 0.0 < mjd < 100_000.0:
         raise DecodeError(f"impossible MJD {mjd}")
-    return _to_utc_datetime(_astropy_time()(mjd, format="mjd", scale="tai"), f"MJD(TAI) {mjd}")
+    tai = MJD_EPOCH + timedelta(days=mjd)
+    return tai - timedelta(seconds=tai_minus_utc_seconds(tai.date()))
 
 
 def datetime_to_mjd(moment: datetime) -> float:
-    return (moment - datetime(1858, 11, 17, tzinfo=timezone.utc)).total_seconds() / 86400.0
+    return (moment - MJD_EPOCH).total_seconds() / 86400.0
 
 
 def parse_iso_utc(text: Any, name: str) -> datetime:
