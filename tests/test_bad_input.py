@@ -178,3 +178,11 @@ def test_multi_alert_container_keeps_good_alerts_and_dead_letters_bad_ones(decod
     # Each alert's raw bytes are a container of its own, readable on its own.
     assert next(fastavro.reader(io.BytesIO(results[0].raw)))["candid"] == 1
     assert next(fastavro.reader(io.BytesIO(results[1].payload)))["candid"] == 2
+
+
+def test_dead_letters_name_the_likely_source(decoder):
+    data = ZTF.read_bytes()
+    assert failure(decoder, data[: len(data) // 2]).source == "ztf"
+    assert failure(decoder, RUBIN.read_bytes()[:5000]).source == "rubin"
+    assert failure(decoder, b"{not json").source == "gcn"
+    assert failure(decoder, b"\x89PNG\r\n").source == "unknown"

@@ -11,21 +11,12 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from config.settings import NightwatchConfig
-from pipeline.decoders import FORMAT_SOURCE, DecodeFailure, PacketDecoder, sniff
+from pipeline.decoders import DecodeFailure, PacketDecoder, guess_source
 from pipeline.event import DeadLetter, Packet
 from transforms.common import DEAD_LETTER, StepTransform, counter
 
 log = logging.getLogger("nightwatch.progress")
 PROGRESS_EVERY_S = 10.0
-
-
-def _guess_source(packet: Packet) -> str:
-    if packet.source_hint:
-        return packet.source_hint
-    try:
-        return FORMAT_SOURCE.get(sniff(packet.payload), "unknown")
-    except ValueError:
-        return "unknown"
 
 
 class DecodeDoFn(beam.DoFn):
@@ -55,17 +46,16 @@ class DecodeDoFn(beam.DoFn):
             results = self._decoder.decode(packet)
         except Exception as exc:  # noqa: BLE001 - the decoder should not raise; if it does, keep the bytes
             results = [
-                DecodeFailure(_guess_source(packet), f"decoder failed: {type(exc).__name__}: {exc}", packet.payload)
+                DecodeFailure(guess_source(packet), f"decoder failed: {type(exc).__name__}: {exc}", packet.payload)
             ]
         for result in results:
             counter("received").inc()
+            counter(f"received.{result.source}").inc()
             if isinstance(result, DecodeFailure):
-                source = result.source if result.source != "unknown" else _guess_source(packet)
-                counter(f"received.{source}").inc()
                 yield pvalue.TaggedOutput(
                     DEAD_LETTER,
                     DeadLetter(
-                        source=source,
+                        source=result.source,
                         stage="decode",
                         reason=result.reason,
                         payload=result.payload,
@@ -76,7 +66,6 @@ class DecodeDoFn(beam.DoFn):
                     ),
                 )
             else:
-                counter(f"received.{result.source}").inc()
                 yield result
 
 

@@ -22,14 +22,8 @@ from pipeline.event import Event, Packet
 
 AVRO_CONTAINER_MAGIC = b"Obj\x01"
 CONFLUENT_MAGIC = 0
-# Formats are recognised by their bytes; this is the source a format belongs to.
-FORMAT_SOURCE = {
-    "ztf-avro": "ztf",
-    "rubin-avro": "rubin",
-    "rubin-confluent": "rubin",
-    "gcn-json": "gcn",
-    "gcn-voevent": "gcn",
-}
+# Formats are recognised by their bytes; this is the source a wire format belongs to.
+WIRE_SOURCE = {"rubin-confluent": "rubin", "gcn-json": "gcn", "gcn-voevent": "gcn"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +52,20 @@ def sniff(payload: bytes) -> str:
     raise DecodeError(f"unknown format: first bytes {payload[:8]!r} are not Avro, Confluent Avro, JSON or XML")
 
 
+def guess_source(packet: Packet) -> str:
+    """The source a packet most likely came from, to label it when it cannot be decoded."""
+    if packet.source_hint:
+        return packet.source_hint
+    try:
+        wire = sniff(packet.payload)
+    except DecodeError:
+        return "unknown"
+    if wire == "avro-container":  # the schema sits in the header: a damaged packet still names its fields
+        header = packet.payload[:65536]
+        return "ztf" if b'"candidate"' in header else "rubin" if b'"diaSource"' in header else "unknown"
+    return WIRE_SOURCE[wire]
+
+
 def _single_record_container(schema: dict[str, Any], record: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     fastavro.writer(buffer, fastavro.parse_schema(schema), [record], codec="null")
@@ -72,7 +80,6 @@ class PacketDecoder:
         self._registry = registry(sources.sources["rubin"].schema_dir if "rubin" in sources.sources else "")
 
     def decode(self, packet: Packet) -> list[Event | DecodeFailure]:
-        source = packet.source_hint or "unknown"
         try:
             wire = sniff(packet.payload)
             if wire == "avro-container":
@@ -84,9 +91,10 @@ class PacketDecoder:
                 return [decode_gcn_json(packet.payload, packet, kind_of)]
             return [decode_voevent(packet.payload, packet, kind_of)]
         except DecodeError as exc:
-            return [DecodeFailure(source, str(exc), packet.payload)]
+            return [DecodeFailure(guess_source(packet), str(exc), packet.payload)]
         except Exception as exc:  # noqa: BLE001 - any library failure on hostile bytes is a bad packet
-            return [DecodeFailure(source, f"cannot decode: {type(exc).__name__}: {exc}", packet.payload)]
+            reason = f"cannot decode: {type(exc).__name__}: {exc}"
+            return [DecodeFailure(guess_source(packet), reason, packet.payload)]
 
     def _decode_container(self, packet: Packet) -> list[Event | DecodeFailure]:
         try:
