@@ -154,7 +154,8 @@ class DeadLetter(BaseModel):
 
     @property
     def dead_letter_id(self) -> str:
-        """Stable for the same bytes failing at the same stage: a rerun does not duplicate it."""
+        """Stable for the same bytes from the same origin failing at the same stage: a rerun adds no copy,
+        while identical bytes from two origins (two files, two messages) stay two letters."""
         digest = hashlib.sha256(self.payload)
-        digest.update(f"|{self.stage}|{self.origin if not self.payload else ''}".encode())
+        digest.update(f"|{self.stage}|{self.origin}|{self.event_id or ''}".encode())
         return f"dl:{self.stage}:{digest.hexdigest()[:24]}"

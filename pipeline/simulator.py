@@ -12,34 +12,39 @@ deterministic:
 * NASA GCN: unified JSON notices (Fermi GBM, Swift BAT-GUANO, Einstein Probe WXT, IceCube,
   SVOM ECLAIRs) and classic Fermi GBM position VOEvents (XML).
 
-Each packet carries the class it was *designed* to land in (``true_class``). The design rules:
+Each packet carries the class it was *designed* to land in (``true_class``): the class the
+pipeline gives it under ``config/filters.yaml`` and ``config/classification.yaml``, with every
+value kept well clear of the thresholds there. The design rules:
 
-ZTF (optical):
-  rejected     any quality cut fails: rb < 0.55 (drb low too), nbad > 0, fwhm > 5,
-               elong > 1.2, |magdiff| > 0.1, isdiffpos 'f', or a known solar-system object
-               (ssdistnr in 0..12 arcsec, ssnamenr set). Passing packets have rb >= 0.6,
-               nbad 0, fwhm <= 3.6, elong <= 1.15, |magdiff| <= 0.08, isdiffpos 't',
-               ssdistnr = ssmagnr = -999 and ssnamenr 'null' (as ZTF writes it).
-  significant  passes cuts, magpsf < 18.5, ndethist <= 2, not star-like (sgscore1 < 0.3).
-  interesting  passes cuts, magpsf < 20, ndethist <= 10, rb >= 0.7, drb >= 0.85,
-               not star-like (and not significant).
-  routine      passes cuts and magpsf >= 20 or ndethist > 10 (mostly star-like variables).
-Rubin (optical, psfFlux in nJy, mag = 31.4 - 2.5 log10(psfFlux)):
-  rejected     reliability < 0.6, pixelFlags_bad, pixelFlags_saturatedCenter or isDipole
+ZTF (optical; days since first = jd - jdstarthist, star-like = sgscore1 >= 0.5 and distpsnr1 <= 1.5):
+  rejected     a quality cut fails: rb <= 0.5 (drb low too), nbad > 0, fwhm > 5.3, elong > 1.25,
+               |magdiff| > 0.12, isdiffpos 'f', or a known solar-system object (ssdistnr 0..5
+               arcsec, ssnamenr set). Passing packets have rb >= 0.6, drb >= 0.7, nbad 0,
+               fwhm <= 3.6, elong <= 1.15, |magdiff| <= 0.08, isdiffpos 't', ssdistnr = ssmagnr
+               = -999 and ssnamenr 'null' (as ZTF writes it).
+  significant  passes, magpsf <= 18.0, not star-like, and either a first detection (ndethist 1,
+               no earlier detections) or rising: first seen 0.2..1 day ago, earlier detections
+               all in the candidate's filter and 0.6..1.5 mag fainter (>= 0.6 mag/day).
+  interesting  passes, magpsf 18.8..20.2, first seen 4..9 days ago, not star-like.
+  routine      passes, and a star-like variable first seen > 40 days ago, or magpsf > 20.9.
+Rubin (optical, psfFlux in nJy, mag = 31.4 - 2.5 log10(psfFlux); history from prvDiaSources,
+never star-like):
+  rejected     reliability <= 0.5, pixelFlags_bad, pixelFlags_saturatedCenter or isDipole
                (isDipole only where the schema has it, i.e. >= v8). Passing packets have
                reliability >= 0.62, positive flux and every flag False.
-  significant  mag < 18.5 and nDiaSources <= 2 (reliability >= 0.9).
-  interesting  mag < 20 and nDiaSources <= 10 (reliability >= 0.8), not significant.
-  routine      mag >= 20 or nDiaSources > 10.
-GCN:
-  critical     real (alert_tense current / role observation) GRB-like or neutrino notice with
-               ra_dec_error (Error2Radius) <= 5 deg.
-  significant  real Fermi GBM GRB position with error > 5 deg (5.5-25).
+  significant  mag <= 18.0, and no prvDiaSources or rising (as ZTF, in the same band).
+  interesting  mag 18.8..20.2, a few prvDiaSources, the first 4..9 days ago.
+  routine      mag > 20.9, or prvDiaSources going back > 40 days.
+GCN (kind from the mission/instrument, config/sources.yaml gcn_kinds):
+  critical     real GRB notice (Fermi GBM JSON/VOEvent, Swift BAT-GUANO, SVOM ECLAIRs) with
+               ra_dec_error (Error2Radius) <= 4 deg, or IceCube neutrino with error <= 1.5 deg.
+  significant  real Fermi GBM GRB position with error 6..25 deg, or an Einstein Probe WXT
+               X-ray transient.
   rejected     retraction (alert_type 'retraction'), test (alert_tense 'test' or
                role="test"), or Fermi VOEvent local-particle noise (Most_Likely_Index 2,
                Def_NOT_a_GRB true).
-bad: deliberately corrupt packets (truncated / flipped Avro, invalid JSON, JSON without
-trigger_time, cut-off XML).
+bad: packets the pipeline cannot decode (dead letters): truncated / flipped Avro, invalid JSON,
+JSON with no time field at all, cut-off XML, or an impossible declination (95 deg).
 
 The product never reads anything outside this package and the installed lsst-alert-packet.
 """
@@ -108,19 +113,6 @@ RUBIN_CLASS_WEIGHTS: dict[str, float] = {
     "rejected": 0.20,
 }
 GCN_CLASS_WEIGHTS: dict[str, float] = {"critical": 0.05, "significant": 0.62, "rejected": 0.33}
-
-# Thresholds the designs are built around.
-BRIGHT_MAG = 18.5
-INTERESTING_MAG = 20.0
-NEW_MAX_NDET = 2
-NEWISH_MAX_NDET = 10
-ZTF_RB_MIN = 0.55
-ZTF_FWHM_MAX = 5.0
-ZTF_ELONG_MAX = 1.2
-ZTF_MAGDIFF_MAX = 0.1
-ZTF_SSDIST_MAX_ARCSEC = 12.0
-RUBIN_RELIABILITY_MIN = 0.6
-GCN_CRITICAL_ERROR_DEG = 5.0
 
 _UNIX_EPOCH_JD = 2440587.5
 _UNIX_EPOCH_MJD = 40587.0
@@ -624,6 +616,8 @@ _ZTF_REJECT_REASONS = {
 
 
 def _ztf_design(rng: random.Random, cls: str) -> dict[str, Any]:
+    """Cut values and light-curve design: mag, ndet (ndethist), age (days since the first
+    detection), rising (earlier detections all in the candidate's filter, fainter) and star."""
     u = rng.uniform
     d: dict[str, Any] = {
         "rb": u(0.6, 0.97),
@@ -635,30 +629,23 @@ def _ztf_design(rng: random.Random, cls: str) -> dict[str, Any]:
         "isdiffpos": "t",
         "sso": None,
         "star": False,
+        "rising": False,
     }
     if cls == "significant":
-        d.update(mag=u(14.5, 18.4), ndet=rng.choice((1, 1, 2)), rb=u(0.8, 0.99), drb=u(0.95, 1.0))
+        d.update(_new_or_rising(rng), mag=u(14.5, 18.0), rb=u(0.8, 0.99), drb=u(0.95, 1.0))
     elif cls == "interesting":
-        if rng.random() < 0.75:
-            d.update(mag=u(18.55, 19.95), ndet=rng.randint(1, NEWISH_MAX_NDET))
-        else:
-            d.update(mag=u(16.0, 18.45), ndet=rng.randint(NEW_MAX_NDET + 1, NEWISH_MAX_NDET))
-        d.update(rb=u(0.72, 0.98), drb=u(0.88, 1.0))
-    elif cls == "routine" or cls == "rejected":
-        if rng.random() < 0.7:  # known variable star
-            ndet = int(math.exp(u(math.log(NEWISH_MAX_NDET + 1), math.log(1500))))
-            d.update(mag=u(15.5, 20.9), ndet=max(ndet, NEWISH_MAX_NDET + 1), star=True)
-        else:  # faint, young or not
-            d.update(mag=u(20.05, 21.0), ndet=rng.randint(1, NEWISH_MAX_NDET))
+        d.update(mag=u(18.8, 20.2), ndet=rng.randint(2, 10), age=u(4.0, 9.0))
+    elif cls in ("routine", "rejected"):
+        d.update(_routine_optical(rng, faintest=21.4, max_ndet=1500, max_age=2500.0))
         if cls == "rejected":
             if rng.random() < 0.25:  # a bright new candidate that fails the cuts
-                d.update(mag=u(15.0, 19.0), ndet=rng.randint(1, 2), star=False)
+                d.update(_new_or_rising(rng), mag=u(15.0, 18.0), star=False)
             reasons = {_draw(rng, _ZTF_REJECT_REASONS)}
             if rng.random() < 0.2:
                 reasons.add(_draw(rng, _ZTF_REJECT_REASONS))
             for reason in reasons:
                 if reason == "rb":
-                    d.update(rb=u(0.03, 0.54), drb=u(0.0, 0.4))
+                    d.update(rb=u(0.03, 0.5), drb=u(0.0, 0.4))
                 elif reason == "nbad":
                     d["nbad"] = rng.randint(1, 6)
                 elif reason == "fwhm":
@@ -672,16 +659,29 @@ def _ztf_design(rng: random.Random, cls: str) -> dict[str, Any]:
                 elif reason == "sso":
                     number = rng.randint(1000, 650000)
                     name = str(number) if rng.random() < 0.7 else _provisional(rng)
-                    d.update(
-                        sso=(u(0.0, 5.0), name),
-                        ndet=1,
-                        star=False,
-                        mag=u(17.0, 20.8),
-                    )
+                    d.update(sso=(u(0.0, 5.0), name), ndet=1, age=0.0, star=False, mag=u(17.0, 20.8))
             d["reasons"] = sorted(reasons)
     else:
         raise ValueError(f"no ZTF design for class {cls!r}")
     return d
+
+
+def _new_or_rising(rng: random.Random) -> dict[str, Any]:
+    """A first detection, or a young (< 1 day) one whose earlier detections are all >= 0.6 mag
+    fainter in the same band: rising by >= 0.6 mag/day."""
+    if rng.random() < 0.5:
+        return {"ndet": 1, "age": 0.0, "rising": False}
+    return {"ndet": rng.randint(2, 3), "age": rng.uniform(0.2, 1.0), "rising": True}
+
+
+def _routine_optical(rng: random.Random, faintest: float, max_ndet: int, max_age: float) -> dict[str, Any]:
+    """A known variable (star-like, first seen > 40 days ago) or a source fainter than mag 20.9."""
+    u = rng.uniform
+    if rng.random() < 0.7:
+        ndet = int(math.exp(u(math.log(11), math.log(max_ndet))))
+        return {"mag": u(15.5, 20.9), "ndet": max(ndet, 11), "age": u(40.0, max_age), "star": True}
+    ndet = rng.randint(1, 10)
+    return {"mag": u(20.9, faintest), "ndet": ndet, "age": 0.0 if ndet == 1 else u(0.5, 25.0), "star": False}
 
 
 def _provisional(rng: random.Random) -> str:
@@ -788,16 +788,7 @@ def _ztf_object(rng: random.Random, d: dict, jd: float) -> dict:
     dec_lo = math.sin(math.radians(-30.0))
     ra = u(0.0, 360.0)
     dec = math.degrees(math.asin(u(dec_lo, 1.0)))
-    ndet = d["ndet"]
-    if ndet == 1:
-        jdstart = jd
-    elif ndet <= NEW_MAX_NDET:
-        jdstart = jd - u(0.02, 3.0)
-    elif ndet <= NEWISH_MAX_NDET:
-        jdstart = jd - u(1.0, 25.0)
-    else:
-        jdstart = max(2458194.5, jd - u(60.0, 2500.0))
-    obj: dict[str, Any] = {"ra": ra, "dec": dec, "star": d["star"], "jdstarthist": jdstart}
+    obj: dict[str, Any] = {"ra": ra, "dec": dec, "star": d["star"], "jdstarthist": jd - d["age"]}
     if d["star"]:  # the variable star itself sits in the reference image and PS1
         dist = u(0.05, 0.8)
         obj.update(distnr=dist, magnr=u(13.0, 19.5), sgscore1=u(0.85, 1.0), distpsnr1=dist * 0.9)
@@ -882,7 +873,8 @@ def _ztf_record(st: _State, cls: str, t: datetime) -> dict[str, Any]:
         **ps1,
     )
 
-    # history: earlier detections (older first) and non-detection upper limits
+    # history: earlier detections (older first, the first at jdstarthist) and upper limits;
+    # a rising design has its earlier detections in the candidate's filter, all fainter
     prv: list[dict[str, Any]] = []
     n_det_prv = min(ndet - 1, 4)
     span = jd - obj["jdstarthist"]
@@ -893,13 +885,13 @@ def _ztf_record(st: _State, cls: str, t: datetime) -> dict[str, Any]:
     lim_jds = sorted(first - u(0.5, 12.0) for _ in range(rng.randint(0 if ndet > 2 else 1, 3)))
     history = [(pjd, False) for pjd in lim_jds] + [(pjd, True) for pjd in det_jds]
     for pjd, detected in history:
-        pfid = rng.choice((1, 2))
+        pfid = fid if detected and d["rising"] else rng.choice((1, 2))
         pexp = _ztf_exposure(rng, pjd, pfid, field_id, rcid)
         rec = blank.new("ztf.alert.prv_candidate")
         if detected:
             q = {
                 **d,
-                "mag": d["mag"] + u(-0.4, 0.6),
+                "mag": d["mag"] + (u(0.6, 1.5) if d["rising"] else u(-0.4, 0.6)),
                 "rb": u(0.6, 0.97),
                 "drb": u(0.7, 1.0),
                 "nbad": 0,
@@ -1007,35 +999,27 @@ def _flux(mag: float) -> float:
 
 def _rubin_design(rng: random.Random, cls: str, has_dipole: bool) -> dict[str, Any]:
     u = rng.uniform
-    d: dict[str, Any] = {"rel": u(0.62, 1.0), "flags": (), "dipole": False, "star": False}
+    d: dict[str, Any] = {"rel": u(0.62, 1.0), "flags": (), "dipole": False, "star": False, "rising": False}
     if cls == "significant":
-        d.update(mag=u(16.8, 18.45), nsrc=rng.choice((1, 1, 2)), rel=u(0.9, 1.0))
+        d.update(_new_or_rising(rng), mag=u(16.8, 18.0), rel=u(0.9, 1.0))
     elif cls == "interesting":
-        if rng.random() < 0.75:
-            d.update(mag=u(18.55, 19.95), nsrc=rng.randint(1, NEWISH_MAX_NDET))
-        else:
-            d.update(mag=u(17.0, 18.45), nsrc=rng.randint(NEW_MAX_NDET + 1, NEWISH_MAX_NDET))
-        d["rel"] = u(0.8, 1.0)
+        d.update(mag=u(18.8, 20.2), ndet=rng.randint(2, 10), age=u(4.0, 9.0), rel=u(0.8, 1.0))
     elif cls in ("routine", "rejected"):
-        if rng.random() < 0.6:
-            d.update(mag=u(20.05, 24.3), nsrc=rng.randint(1, 200))
-        else:
-            nsrc = int(math.exp(u(math.log(NEWISH_MAX_NDET + 1), math.log(400))))
-            d.update(mag=u(16.5, 20.9), nsrc=max(nsrc, NEWISH_MAX_NDET + 1), star=True)
+        d.update(_routine_optical(rng, faintest=24.3, max_ndet=400, max_age=300.0))
         if cls == "rejected":
             reasons = dict(_RUBIN_REJECT_REASONS)
             if not has_dipole:
                 reasons.pop("isDipole")
             reason = _draw(rng, reasons)
             if reason == "reliability":
-                d["rel"] = u(0.0, 0.59)
+                d["rel"] = u(0.0, 0.5)
             elif reason == "isDipole":
                 d["dipole"] = True
                 d["rel"] = u(0.2, 0.9)
             else:
                 d["flags"] = (reason,)
                 if reason == "pixelFlags_saturatedCenter":
-                    d.update(mag=u(13.5, 16.5), nsrc=rng.randint(1, 50))
+                    d["mag"] = u(13.5, 16.5)
             d["reasons"] = [reason]
     else:
         raise ValueError(f"no Rubin design for class {cls!r}")
@@ -1153,7 +1137,7 @@ def _rubin_record(st: _State, cls: str, t: datetime) -> dict[str, Any]:
     band = _draw(rng, _RUBIN_BANDS)
     mag = min(d["mag"], _RUBIN_M5[band] - u(0.05, 0.4))
     ra, dec = _sky(rng, -90.0, 10.0)
-    nsrc = d["nsrc"]
+    nsrc, span = d["ndet"], d["age"]
     source_id = st.unique(_RUBIN_ID_BASE + rng.randint(0, 10**14))
     object_id = source_id if nsrc == 1 else st.unique(_RUBIN_ID_BASE + rng.randint(0, 10**14))
     template_flux = _flux(mag) * u(0.5, 5.0) if d["star"] else _flux(mag) * u(-0.05, 0.05)
@@ -1179,12 +1163,12 @@ def _rubin_record(st: _State, cls: str, t: datetime) -> dict[str, Any]:
         **common,
     )
     mid = _mjd_tai(t)
-    span = 0.0 if nsrc == 1 else (u(0.01, 3.0) if nsrc <= NEW_MAX_NDET else u(5.0, 300.0))
+    # earlier detections: the first `span` days ago; a rising design's are all fainter, same band
     prv = []
-    for _ in range(min(nsrc - 1, 4)):
-        pt = t - timedelta(days=u(0.005, 1.0) * span)
-        pband = _draw(rng, _RUBIN_BANDS)
-        pmag = min(mag + u(-0.3, 0.8), _RUBIN_M5[pband] - 0.05)
+    for k in range(min(nsrc - 1, 4)):
+        pt = t - timedelta(days=span if k == 0 else u(0.01, 1.0) * span)
+        pband = band if d["rising"] else _draw(rng, _RUBIN_BANDS)
+        pmag = mag + u(0.6, 1.5) if d["rising"] else min(mag + u(-0.3, 0.8), _RUBIN_M5[pband] - 0.05)
         prv.append(
             _rubin_source(
                 st,
@@ -1291,14 +1275,7 @@ def _rubin_packet(st: _State, cls: str, t: datetime, wire: str) -> tuple[bytes, 
 # --------------------------------------------------------------------------------------
 
 _GCN_SCHEMA = "https://gcn.nasa.gov/schema/main/gcn/notices"
-_GCN_CRITICAL_MISSIONS = {
-    "fermi_json": 0.15,
-    "fermi_voe": 0.15,
-    "swift": 0.25,
-    "ep": 0.2,
-    "icecube": 0.1,
-    "svom": 0.15,
-}
+_GCN_CRITICAL_MISSIONS = {"fermi_json": 0.2, "fermi_voe": 0.2, "swift": 0.3, "icecube": 0.1, "svom": 0.2}
 _GCN_REJECTED_KINDS = {
     "fermi_noise_voe": 0.3,
     "fermi_test_voe": 0.1,
@@ -1656,20 +1633,21 @@ def _gcn_notice(st: _State, cls: str, t: datetime) -> tuple[str, Any, str]:
     if cls == "critical":
         kind = _draw(rng, _GCN_CRITICAL_MISSIONS)
         if kind == "fermi_json":
-            return "json", _fermi_json(st, t, u(1.0, 4.8), record_number=4), "fermi-gbm"
+            return "json", _fermi_json(st, t, u(1.0, 4.0), record_number=4), "fermi-gbm"
         if kind == "fermi_voe":
-            return "xml", _fermi_voevent(st, t, u(1.0, 4.8)), "fermi-gbm"
+            return "xml", _fermi_voevent(st, t, u(1.0, 4.0)), "fermi-gbm"
         if kind == "swift":
             return "json", _swift_json(st, t, u(0.02, 0.1)), "swift-bat-guano"
-        if kind == "ep":
-            return "json", _ep_json(st, t, u(0.01, 0.05)), "ep-wxt"
         if kind == "icecube":
             return "json", _icecube_json(st, t, u(0.3, 1.5)), "icecube"
         return "json", _svom_json(st, t, u(0.08, 0.2)), "svom-eclairs"
     if cls == "significant":
-        if rng.random() < 0.5:
-            return "json", _fermi_json(st, t, u(5.5, 25.0), record_number=2), "fermi-gbm"
-        return "xml", _fermi_voevent(st, t, u(5.5, 25.0)), "fermi-gbm"
+        x = rng.random()
+        if x < 0.2:
+            return "json", _ep_json(st, t, u(0.01, 0.05)), "ep-wxt"
+        if x < 0.6:
+            return "json", _fermi_json(st, t, u(6.0, 25.0), record_number=2), "fermi-gbm"
+        return "xml", _fermi_voevent(st, t, u(6.0, 25.0)), "fermi-gbm"
     if cls == "rejected":
         kind = _draw(rng, _GCN_REJECTED_KINDS)
         if kind == "fermi_noise_voe":
@@ -1719,9 +1697,34 @@ def _core_length(schema: dict[str, Any], record: dict[str, Any]) -> int:
     return len(_schemaless(schema, trimmed)) - cut
 
 
+_GCN_TIME_FIELDS = ("trigger_time", "observation_start", "alert_datetime", "time")
+
+
+def _off_sky(st: _State, payload: bytes, meta: dict) -> bytes:
+    """The same packet, well-formed but with an impossible declination (95 deg)."""
+    wire = meta["wire"]
+    if wire == "json":
+        notice = {**meta["notice"], "dec": 95.0}
+        notice.setdefault("ra", 180.0)
+        return json.dumps(notice, indent=2).encode("utf-8")
+    if wire == "xml":
+        head, _, rest = meta["notice"].partition("<C2>")
+        return (head + "<C2>95.0000" + rest[rest.index("</C2>") :]).encode("utf-8")
+    record, schema = meta["record"], meta["schema"]
+    key = "candidate" if "candidate" in record else "diaSource"
+    record = {**record, key: {**record[key], "dec": 95.0}}
+    if wire == "confluent":
+        return payload[:5] + _schemaless(schema, record)
+    return _avro_container(schema, record, st.rng)
+
+
 def _corrupt(st: _State, source: str, payload: bytes, meta: dict) -> bytes:
+    """Undecodable bytes, unique per packet (a cut keeps an id or the random sync marker):
+    the pipeline files dead letters by content, so two equal corrupt packets would be one."""
     rng = st.rng
     wire = meta["wire"]
+    if rng.random() < 0.2:
+        return _off_sky(st, payload, meta)
     if wire == "container":
         mode = rng.choice(("truncate", "truncate", "flip_sync", "flip_header"))
         if mode == "flip_header":
@@ -1743,14 +1746,14 @@ def _corrupt(st: _State, source: str, payload: bytes, meta: dict) -> bytes:
         if mode == "flip_magic":
             return bytes([rng.randint(1, 255)]) + payload[1:]
         core = _core_length(meta["schema"], meta["record"])
-        return payload[: 5 + rng.randint(0, max(0, core - 1))]
+        return payload[: 5 + rng.randint(16, core - 1)]  # past the leading alert / source id
     if wire == "json":
-        if rng.random() < 0.5:
-            notice = dict(meta["notice"])
-            notice.pop("trigger_time", None)
+        if rng.random() < 0.5:  # no time at all: not even the alert_datetime fallback
+            notice = {k: v for k, v in meta["notice"].items() if k not in _GCN_TIME_FIELDS}
             return json.dumps(notice, indent=2).encode("utf-8")
         text = payload.decode("utf-8")
-        return text[: rng.randint(1, len(text) - 2)].encode("utf-8")
+        after_time = text.index("\n", text.index('"trigger_time"'))  # the (unique) trigger time
+        return text[: rng.randint(after_time, len(text) - 2)].encode("utf-8")
     if wire == "xml":
         return payload[: rng.randint(len(payload) // 5, len(payload) * 9 // 10)]
     raise ValueError(f"cannot corrupt wire {wire!r} of {source}")

@@ -176,3 +176,15 @@ def test_corrupted_real_packets_land_in_dead_letters_with_reasons(tmp_path):
         assert by_name[name].payload == payload
         assert words in by_name[name].reason, (name, by_name[name].reason)
     assert store.count(events) == 1
+
+
+def test_identical_bad_packets_from_two_files_are_two_dead_letters(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a.json", "b.json"):
+        (inputs / name).write_bytes(b'{"broken": ')
+    summary = run([f"--input={inputs}/*", f"--output={tmp_path / 'out'}"])
+    store = HotStore(f"sqlite:///{tmp_path / 'out'}/nightwatch.db")
+    assert summary.dead_letters == {"decode": 2} and store.count(dead_letters) == 2
+    run([f"--input={inputs}/*", f"--output={tmp_path / 'out'}"])
+    assert store.count(dead_letters) == 2  # and a rerun adds none
