@@ -34,6 +34,7 @@ class Packet(BaseModel):
     origin: str  # file path, message id, or simulator name: where the bytes came from
     source_hint: str | None = None  # the topic/source it arrived on, when known
     received_time: datetime = Field(default_factory=utcnow)
+    published_time: datetime | None = None  # when the source published it (Pub/Sub publish time)
     injected: bool = False
 
 
@@ -52,6 +53,8 @@ class Event(BaseModel):
     object_id: str | None = None
     event_time: datetime
     received_time: datetime
+    published_time: datetime | None = None
+    stored_time: datetime | None = None
     ra: float | None = None
     dec: float | None = None
     pos_error_deg: float | None = None
@@ -74,9 +77,11 @@ class Event(BaseModel):
     night: str | None = None
     lineage: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("event_time", "received_time")
+    @field_validator("event_time", "received_time", "published_time", "stored_time")
     @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
         if value.tzinfo is None:
             raise ValueError("times must carry a time zone")
         return value.astimezone(timezone.utc)

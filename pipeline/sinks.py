@@ -17,8 +17,8 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.event import DeadLetter, Event
-from pipeline.store import HotStore
+from pipeline.event import DeadLetter, Event, utcnow
+from pipeline.store import HotStore, alert_id_for
 from pipeline.tiers import join, write_archive_partition, write_warm_partition
 from transforms.common import DEAD_LETTER, counter, dead_letter_for
 
@@ -47,8 +47,8 @@ class _HotStoreWriter(_HotStoreDoFn):
         super().__init__(url)
         self._what = what
 
-    def _add(self, batch: list[Event]) -> int:
-        adders: dict[str, Callable[[list[Event]], int]] = {
+    def _add(self, batch: list[Event]) -> set[str]:
+        adders: dict[str, Callable[[list[Event]], set[str]]] = {
             "events": self._store.add_events,
             "alerts": self._store.add_alerts,
             "review": self._store.add_reviews,
@@ -57,24 +57,30 @@ class _HotStoreWriter(_HotStoreDoFn):
 
     def process(self, batch: list[Event]) -> Iterator[Any]:
         try:
-            new = self._add(batch)
+            new_keys = self._add(batch)
         except Exception as exc:  # noqa: BLE001 - a failed write must not lose the batch
             counter(f"sink_failed.{self._what}").inc(len(batch))
             for event in batch:
                 yield dead_letter_for(event, f"sink:{self._what}", exc)
             return
-        counter(f"{self._what}.new").inc(new)
-        counter(f"{self._what}.already_stored").inc(len(batch) - new)
+        stored_time = utcnow()
+        counter(f"{self._what}.new").inc(len(new_keys))
+        counter(f"{self._what}.already_stored").inc(len(batch) - len(new_keys))
         for event in batch:
             if self._what == "events":
                 counter(f"stored.{event.event_class}").inc()
             elif self._what == "alerts":
                 counter(f"alerts.{event.alert_level}").inc()
-            yield event
+            key = alert_id_for(event.event_id) if self._what == "alerts" else event.event_id
+            if key in new_keys:  # a redelivered event is stored once and goes on once
+                yield event.model_copy(update={"stored_time": stored_time})
 
 
 class WriteHotTable(beam.PTransform):
-    """Events into one hot-store table (`events`, `alerts` or `review`); outputs stored events and dead letters."""
+    """Events into one hot-store table (`events`, `alerts` or `review`).
+
+    Outputs `stored` (the events newly stored, with their stored time) and `dead_letter`.
+    """
 
     def __init__(self, url: str, what: str):
         super().__init__()

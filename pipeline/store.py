@@ -194,10 +194,10 @@ class HotStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _insert_new(self, table: sa.Table, key: str, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert the rows whose key is not stored yet; return how many were new."""
+    def _insert_new(self, table: sa.Table, key: str, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Insert the rows whose key is not stored yet; return the keys that were new."""
         if not rows:
-            return 0
+            return set()
         unique = {row[key]: row for row in rows}
         with self.engine.begin() as conn:
             column = table.c[key]
@@ -205,21 +205,21 @@ class HotStore:
             fresh = [row for row_key, row in unique.items() if row_key not in existing]
             if fresh:
                 conn.execute(_insert_ignoring_conflicts(self.engine, table, key), fresh)
-        return len(fresh)
+        return {row[key] for row in fresh}
 
-    def add_events(self, batch: Iterable[Event]) -> int:
+    def add_events(self, batch: Iterable[Event]) -> set[str]:
         now = utcnow()
         return self._insert_new(events, "event_id", [event_row(event, now) for event in batch])
 
-    def add_alerts(self, batch: Iterable[Event]) -> int:
+    def add_alerts(self, batch: Iterable[Event]) -> set[str]:
         now = utcnow()
         return self._insert_new(alerts, "alert_id", [alert_row(event, now) for event in batch])
 
-    def add_reviews(self, batch: Iterable[Event]) -> int:
+    def add_reviews(self, batch: Iterable[Event]) -> set[str]:
         now = utcnow()
         return self._insert_new(review_queue, "event_id", [review_row(event, now) for event in batch])
 
-    def add_dead_letters(self, batch: Iterable[DeadLetter]) -> int:
+    def add_dead_letters(self, batch: Iterable[DeadLetter]) -> set[str]:
         now = utcnow()
         return self._insert_new(dead_letters, "dead_letter_id", [dead_letter_row(letter, now) for letter in batch])
 

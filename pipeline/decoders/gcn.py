@@ -32,6 +32,7 @@ def _event(packet: Packet, event_id: str, reason_prefix: str, **fields: Any) -> 
             event_id=event_id,
             source="gcn",
             received_time=packet.received_time,
+            published_time=packet.published_time,
             raw=packet.payload,
             injected=packet.injected,
             origin=packet.origin,

@@ -162,6 +162,7 @@ def decode_rubin(
             object_id=str(dia_object_id or ss_object_id or source_id),
             event_time=mjd_tai_to_datetime(mjd),
             received_time=packet.received_time,
+            published_time=packet.published_time,
             ra=ra,
             dec=dec,
             pos_error_deg=max(errors) if errors else None,

@@ -87,6 +87,7 @@ def decode_ztf(record: dict[str, Any], *, raw: bytes, packet: Packet, schema_ver
             object_id=record.get("objectId"),
             event_time=jd_utc_to_datetime(jd),
             received_time=packet.received_time,
+            published_time=packet.published_time,
             ra=ra,
             dec=dec,
             mag=mag,
