@@ -130,7 +130,9 @@ class Rule(_Strict):
             raise ValueError("`when` must be a non-empty mapping of field to condition")
         expanded = {}
         for field_name, spec in when.items():
-            if isinstance(spec, dict):
+            if isinstance(spec, dict) and set(spec) == {"op", "value"}:  # the long form, as model_dump writes it
+                expanded[field_name] = spec
+            elif isinstance(spec, dict):
                 if len(spec) != 1:
                     raise ValueError(f"condition on {field_name!r} must have exactly one operator")
                 ((op, value),) = spec.items()

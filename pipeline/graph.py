@@ -65,8 +65,9 @@ def read_packets(p: beam.Pipeline, input_glob: str | None, simulate: int, **simu
 def build_pipeline(packets: beam.PCollection, config: NightwatchConfig, outputs: Outputs, run_id: str) -> Graph:
     """Attach the processing steps and sinks to a PCollection of packets."""
     decoded = packets | "Decode" >> DecodePackets(config)
-    filtered = decoded.events | "Filter" >> ApplyQualityCuts(config)
-    classified = filtered.events | "Classify" >> Classify(config)
+    # Cuts and rules come from the hot store when an operator has published a live version.
+    filtered = decoded.events | "Filter" >> ApplyQualityCuts(config, db_url=outputs.db_url)
+    classified = filtered.events | "Classify" >> Classify(config, db_url=outputs.db_url)
     routed = classified.events | "Route" >> Route(config, run_id, PIPELINE_VERSION)
 
     stored = routed.events | "StoreEvents" >> WriteHotTable(outputs.db_url, "events")

@@ -97,6 +97,60 @@ runs = sa.Table(
     sa.Column("summary", sa.Text),
 )
 
+thresholds = sa.Table(
+    "thresholds",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False, index=True),  # filters | classification
+    sa.Column("document", sa.Text, nullable=False),  # the validated configuration, as JSON
+    sa.Column("author", sa.String(128), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("night", sa.String(10), index=True),
+    sa.Column("received", sa.Integer, nullable=False),
+    sa.Column("stored", sa.Integer, nullable=False),
+    sa.Column("dead_letters", sa.Integer, nullable=False),
+    sa.Column("alerts", sa.Integer, nullable=False),
+    sa.Column("late", sa.Integer, nullable=False),
+    sa.Column("rate_per_min", sa.Float, nullable=False),
+    sa.Column("expected_rate_per_min", sa.Float),
+    sa.Column("rate_deviation", sa.Float),  # (rate - expected) / expected
+    sa.Column("latency_p50_s", sa.Float),
+    sa.Column("latency_p95_s", sa.Float),
+    sa.Column("latency_p99_s", sa.Float),
+    sa.Column("error_rate", sa.Float),
+    sa.Column("queue_depth", sa.Integer),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+associations = sa.Table(
+    "associations",
+    metadata,
+    sa.Column("trigger_id", sa.String(256), primary_key=True),  # the satellite event
+    sa.Column("counterpart_id", sa.String(256), primary_key=True),  # the optical event
+    sa.Column("separation_deg", sa.Float, nullable=False),
+    sa.Column("time_offset_s", sa.Float, nullable=False),  # counterpart time minus trigger time
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+published = sa.Table(
+    "published",
+    metadata,
+    # What publishers put on each source's topic, so the backlog (queue depth) can be measured against the
+    # emulator, which has no monitoring API: published - received.
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 meta = sa.Table(
     "nightwatch_meta",
     metadata,

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 
-from config.settings import ClassificationConfig, NightwatchConfig, Rule
+from config.settings import ClassificationConfig, Rule
 from pipeline.event import Event
-from transforms.common import EventStep, StepTransform
-from transforms.rules import value_of
+from transforms.common import StepTransform
+from transforms.rules import LiveRulesStep, value_of
 
 
 def rule_matches(event: Event, rule: Rule) -> bool:
@@ -43,14 +43,13 @@ def classify(event: Event, rules: ClassificationConfig) -> Event:
     )
 
 
-class ClassifyDoFn(EventStep):
+class ClassifyDoFn(LiveRulesStep):
+    """Applies the rules in force: the shipped ones, or the newest live version in the hot store (`db_url`)."""
+
     stage = "classify"
 
-    def __init__(self, config: NightwatchConfig):
-        self._rules = config.classification
-
     def transform(self, event: Event) -> Iterator[Event]:
-        yield classify(event, self._rules)
+        yield classify(event, self._live.classification())
 
 
 class Classify(StepTransform):
@@ -59,4 +58,4 @@ class Classify(StepTransform):
     step_label = "ApplyRules"
 
     def make_dofn(self) -> beam.DoFn:
-        return ClassifyDoFn(self._config)
+        return ClassifyDoFn(self._config, **self._options)

@@ -56,14 +56,15 @@ class EventStep(beam.DoFn):
 class StepTransform(beam.PTransform):
     """A configured step as a composite transform: outputs `events` and `dead_letter`.
 
-    Subclasses name their DoFn (built from the config) and the label of its ParDo.
+    Subclasses name their DoFn (built from the config and the options) and the label of its ParDo.
     """
 
     step_label = "Step"
 
-    def __init__(self, config: Any):
+    def __init__(self, config: Any, **options: Any):
         super().__init__()
         self._config = config
+        self._options = options
 
     def make_dofn(self) -> beam.DoFn:
         raise NotImplementedError

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 
-from config.settings import Cut, FiltersConfig, NightwatchConfig
+from config.settings import Cut, FiltersConfig
 from pipeline.event import Event
-from transforms.common import EventStep, StepTransform, counter
-from transforms.rules import value_of
+from transforms.common import StepTransform, counter
+from transforms.rules import LiveRulesStep, value_of
 
 
 def failed_cuts(event: Event, cuts: list[Cut]) -> list[Cut]:
@@ -40,14 +40,13 @@ def apply_cuts(event: Event, filters: FiltersConfig) -> Event:
     )
 
 
-class FilterDoFn(EventStep):
+class FilterDoFn(LiveRulesStep):
+    """Applies the cuts in force: the shipped ones, or the newest live version in the hot store (`db_url`)."""
+
     stage = "filter"
 
-    def __init__(self, config: NightwatchConfig):
-        self._filters = config.filters
-
     def transform(self, event: Event) -> Iterator[Event]:
-        result = apply_cuts(event, self._filters)
+        result = apply_cuts(event, self._live.filters())
         if result.event_class == "rejected":
             counter(f"filtered.{event.source}").inc()
         yield result
@@ -59,4 +58,4 @@ class ApplyQualityCuts(StepTransform):
     step_label = "Cut"
 
     def make_dofn(self) -> beam.DoFn:
-        return FilterDoFn(self._config)
+        return FilterDoFn(self._config, **self._options)
