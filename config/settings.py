@@ -259,6 +259,49 @@ class RetentionConfig(_Strict):
         return value
 
 
+class PubSubSpec(_Strict):
+    project: str
+    topics: dict[str, str]
+    subscription_suffix: str = "-pipeline"
+    alerts_topic: str
+    event_time_attribute: str = "event_time"
+
+    @field_validator("topics")
+    @classmethod
+    def _every_source(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - set(SOURCES)
+        if unknown:
+            raise ValueError(f"unknown sources {sorted(unknown)}; known: {SOURCES}")
+        return value
+
+    def subscription(self, source: str) -> str:
+        return f"{self.topics[source]}{self.subscription_suffix}"
+
+
+class WindowSpec(_Strict):
+    metrics_s: int = Field(60, gt=0)
+    allowed_lateness_s: int = Field(600, ge=0)
+    tier_batch_s: int = Field(10, gt=0)
+
+
+class AssociationSpec(_Strict):
+    window_s: int = Field(3600, gt=0)
+    max_separation_deg: float = Field(15.0, gt=0, le=180)
+    error_scale: float = Field(1.0, gt=0)
+
+
+class ThresholdRefresh(_Strict):
+    refresh_s: float = Field(2.0, gt=0)
+
+
+class StreamingConfig(_Strict):
+    version: str
+    pubsub: PubSubSpec
+    windows: WindowSpec = WindowSpec()
+    association: AssociationSpec = AssociationSpec()
+    thresholds: ThresholdRefresh = ThresholdRefresh()
+
+
 class NightwatchConfig(_Strict):
     """Everything the pipeline reads from config/, plus a fingerprint of the files it came from."""
 
@@ -266,6 +309,7 @@ class NightwatchConfig(_Strict):
     filters: FiltersConfig
     classification: ClassificationConfig
     retention: RetentionConfig
+    streaming: StreamingConfig
     fingerprint: str
 
 
@@ -274,6 +318,7 @@ _FILES = {
     "filters": ("filters.yaml", FiltersConfig),
     "classification": ("classification.yaml", ClassificationConfig),
     "retention": ("retention.yaml", RetentionConfig),
+    "streaming": ("streaming.yaml", StreamingConfig),
 }
 
 

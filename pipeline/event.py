@@ -20,6 +20,23 @@ CLOCK_SKEW = timedelta(hours=1)
 
 QualityValue = float | int | str | bool | None
 
+# The guide's routing of classes to alert levels.
+ALERT_LEVELS: dict[str, str] = {
+    "critical": "CRITICAL",
+    "significant": "HIGH",
+    "interesting": "MEDIUM",
+    "routine": "LOW",
+    "rejected": "NONE",
+}
+_RAISABLE = ("routine", "interesting", "significant", "critical")
+
+
+def raise_class(event_class: str) -> str:
+    """One level up (a multi-messenger coincidence); critical stays critical, rejected stays rejected."""
+    if event_class not in _RAISABLE:
+        return event_class
+    return _RAISABLE[min(_RAISABLE.index(event_class) + 1, len(_RAISABLE) - 1)]
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)

@@ -136,6 +136,7 @@ class SimulatedPacket:
     payload: bytes
     name: str
     true_class: str
+    event_time: datetime | None = None  # when the event happened (what a publisher puts in `event_time`)
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -1773,12 +1774,13 @@ def generate_packets(
     bad_fraction: float = 0.0,
     rubin_wire: str = "container",
     rubin_version: str = DEFAULT_RUBIN_VERSION,
+    span_s: float = WINDOW_SECONDS,
 ) -> Iterator[SimulatedPacket]:
     """Yield ``count`` simulated packets.
 
     Sources are drawn by ``mix`` (default ztf 0.6, rubin 0.35, gcn 0.05); event times are
-    spread (sorted) over the hour after ``start`` (default 2025-09-06T02:00Z; naive datetimes
-    are taken as UTC); ``round(count * bad_fraction)`` packets are deliberately corrupt
+    spread (sorted) over the ``span_s`` seconds (default an hour) after ``start`` (default
+    2025-09-06T02:00Z; naive datetimes are taken as UTC); ``round(count * bad_fraction)`` packets are deliberately corrupt
     (true_class 'bad'). ``rubin_wire`` is 'container', 'confluent' or 'both' (alternating);
     ``rubin_version`` picks the Rubin alert schema (default 9.0). Arguments are validated
     immediately; the packets are produced lazily. Same arguments -> identical bytes.
@@ -1790,6 +1792,8 @@ def generate_packets(
         raise ValueError(f"bad_fraction must be within 0..1, got {bad_fraction!r}")
     if rubin_wire not in RUBIN_WIRES:
         raise ValueError(f"rubin_wire must be one of {RUBIN_WIRES}, got {rubin_wire!r}")
+    if not span_s >= 0:
+        raise ValueError(f"span_s must be >= 0, got {span_s!r}")
     if start is None:
         start = DEFAULT_START
     elif start.tzinfo is None:
@@ -1801,7 +1805,7 @@ def generate_packets(
         rubin_schema((major, minor))  # validates the version and warms the cache
     if weights["ztf"] > 0:
         ztf_schema()
-    return _generate(count, seed, weights, start, bad_fraction, rubin_wire, major, minor)
+    return _generate(count, seed, weights, start, bad_fraction, rubin_wire, major, minor, span_s)
 
 
 def _generate(
@@ -1813,11 +1817,12 @@ def _generate(
     rubin_wire: str,
     major: int,
     minor: int,
+    span_s: float,
 ) -> Iterator[SimulatedPacket]:
     rng = random.Random(seed)
     # a random serial base keeps GCN names / ivorns apart between runs with different seeds
     st = _State(rng=rng, rubin_major=major, rubin_minor=minor, serial=rng.randrange(100_000, 900_000))
-    offsets = sorted(rng.uniform(0.0, WINDOW_SECONDS) for _ in range(count))
+    offsets = sorted(rng.uniform(0.0, span_s) for _ in range(count))
     n_bad = min(count, round(count * bad_fraction))
     bad = set(rng.sample(range(count), n_bad)) if n_bad else set()
     for i, offset in enumerate(offsets):
@@ -1839,4 +1844,4 @@ def _generate(
         if i in bad:
             payload = _corrupt(st, source, payload, meta)
             cls = "bad"
-        yield SimulatedPacket(source=source, payload=payload, name=name, true_class=cls)
+        yield SimulatedPacket(source=source, payload=payload, name=name, true_class=cls, event_time=t)

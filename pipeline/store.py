@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipeline.event import DeadLetter, Event, utcnow
+from pipeline.event import ALERT_LEVELS, DeadLetter, Event, raise_class, utcnow
 
 SCHEMA_VERSION = 1
 
@@ -302,6 +302,91 @@ class HotStore:
             rows = conn.execute(query).all()
         return [f"{row.title} (score {row.score:.2f}, {row.event_id})" for row in rows]
 
+    def add_published(self, source: str, count: int) -> None:
+        """Count packets a publisher put on a source's topic (for queue depth against the emulator)."""
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                published.update()
+                .where(published.c.source == source)
+                .values(count=published.c.count + count, updated_at=utcnow())
+            ).rowcount
+            if not updated:
+                conn.execute(published.insert().values(source=source, count=count, updated_at=utcnow()))
+
+    def queue_depth(self, source: str) -> int | None:
+        """Published but not yet received (stored or dead-lettered) on a source's topic; None if unknown."""
+        with self.engine.connect() as conn:
+            sent = conn.execute(sa.select(published.c.count).where(published.c.source == source)).scalar()
+            if sent is None:
+                return None
+            seen = conn.execute(sa.select(sa.func.count()).where(events.c.source == source)).scalar_one()
+            seen += conn.execute(sa.select(sa.func.count()).where(dead_letters.c.source == source)).scalar_one()
+        return max(0, int(sent) - int(seen))
+
+    def upsert_metrics(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write window metrics; a later firing of the same window (late data) replaces the earlier one."""
+        with self.engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    metrics.delete().where(
+                        (metrics.c.source == row["source"]) & (metrics.c.window_start == row["window_start"])
+                    )
+                )
+            if rows:
+                conn.execute(metrics.insert(), list(rows))
+
+    def apply_association(self, link: Any) -> list[Event] | None:
+        """Store a trigger-counterpart link and raise both events' classes by one level.
+
+        Returns None if the link was already stored; otherwise the events whose raise created or raised an
+        alert (for publishing). A raised event records its partner and former class in its lineage.
+        """
+        with self.engine.begin() as conn:
+            pair = (associations.c.trigger_id == link.trigger_id) & (
+                associations.c.counterpart_id == link.counterpart_id
+            )
+            if conn.execute(sa.select(associations.c.trigger_id).where(pair)).first() is not None:
+                return None
+            now = utcnow()
+            conn.execute(
+                associations.insert().values(
+                    trigger_id=link.trigger_id,
+                    counterpart_id=link.counterpart_id,
+                    separation_deg=link.separation_deg,
+                    time_offset_s=link.time_offset_s,
+                    created_at=now,
+                )
+            )
+            alerting = []
+            for event_id, partner in ((link.trigger_id, link.counterpart_id), (link.counterpart_id, link.trigger_id)):
+                payload = conn.execute(sa.select(events.c.payload).where(events.c.event_id == event_id)).scalar()
+                if payload is None:
+                    continue
+                event = Event.model_validate_json(payload)
+                raised = _raised(event, partner, link)
+                conn.execute(
+                    events.update()
+                    .where(events.c.event_id == event_id)
+                    .values(
+                        event_class=raised.event_class,
+                        alert_level=raised.alert_level,
+                        reasons=json.dumps(raised.reasons),
+                        payload=raised.to_json(),
+                    )
+                )
+                if raised.event_class == event.event_class:
+                    continue
+                if raised.alert_level in ("CRITICAL", "HIGH"):
+                    row = alert_row(raised, now)
+                    conn.execute(alerts.delete().where(alerts.c.alert_id == row["alert_id"]))
+                    conn.execute(alerts.insert().values(**row))
+                    alerting.append(raised)
+                elif raised.event_class == "interesting":
+                    conn.execute(
+                        _insert_ignoring_conflicts(self.engine, review_queue, "event_id"), [review_row(raised, now)]
+                    )
+        return alerting
+
     def count(self, table: sa.Table, **where: Any) -> int:
         query = sa.select(sa.func.count()).select_from(table)
         for column, value in where.items():
@@ -313,6 +398,23 @@ class HotStore:
         query = sa.select(table.c[column], sa.func.count()).group_by(table.c[column])
         with self.engine.connect() as conn:
             return {str(key): int(value) for key, value in conn.execute(query)}
+
+
+def _raised(event: Event, partner: str, link: Any) -> Event:
+    partners = {name for name in event.lineage.get("associated_with", "").split(",") if name} | {partner}
+    new_class = raise_class(event.event_class)
+    lineage = {**event.lineage, "associated_with": ",".join(sorted(partners))}
+    if new_class != event.event_class:
+        lineage["raised_from"] = event.event_class
+    reason = f"multi-messenger: associated with {partner} ({link.separation_deg:.2f} deg, {link.time_offset_s:+.0f} s)"
+    return event.model_copy(
+        update={
+            "event_class": new_class,
+            "alert_level": ALERT_LEVELS[new_class],
+            "reasons": [*event.reasons, reason],
+            "lineage": lineage,
+        }
+    )
 
 
 def _insert_ignoring_conflicts(engine: Engine, table: sa.Table, key: str) -> Any:

@@ -9,18 +9,19 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from config.settings import NightwatchConfig
-from pipeline.event import Event
+from pipeline.event import ALERT_LEVELS, Event
 from pipeline.night import observing_night
 from transforms.common import DEAD_LETTER, EventStep, counter
 
 # The guide's routing: class -> (alert level, destination).
-ROUTES = {
-    "critical": ("CRITICAL", "alerts"),
-    "significant": ("HIGH", "alerts"),
-    "interesting": ("MEDIUM", "review"),
-    "routine": ("LOW", "routine"),
-    "rejected": ("NONE", "rejected"),
+DESTINATION = {
+    "critical": "alerts",
+    "significant": "alerts",
+    "interesting": "review",
+    "routine": "routine",
+    "rejected": "rejected",
 }
+ROUTES = {event_class: (ALERT_LEVELS[event_class], where) for event_class, where in DESTINATION.items()}
 DESTINATIONS = ("alerts", "review", "routine", "rejected")
 
 
