@@ -1781,7 +1781,8 @@ def generate_packets(
     Sources are drawn by ``mix`` (default ztf 0.6, rubin 0.35, gcn 0.05); event times are
     spread (sorted) over the ``span_s`` seconds (default an hour) after ``start`` (default
     2025-09-06T02:00Z; naive datetimes are taken as UTC); ``round(count * bad_fraction)``
-    packets are deliberately corrupt (true_class 'bad'). ``rubin_wire`` is 'container', 'confluent' or 'both' (alternating);
+    packets are deliberately corrupt (true_class 'bad'). ``rubin_wire`` is 'container',
+    'confluent' or 'both' (alternating);
     ``rubin_version`` picks the Rubin alert schema (default 9.0). Arguments are validated
     immediately; the packets are produced lazily. Same arguments -> identical bytes.
     """
