@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -119,6 +120,211 @@ def _thresholds(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0
 
 
+def _feed_plan(args: argparse.Namespace, duration_s: float):
+    from pipeline.feed import FeedPlan
+    from pipeline.simulator import parse_mix
+
+    return FeedPlan(
+        rate=args.rate,
+        duration_s=duration_s,
+        mix=parse_mix(args.mix) if args.mix else None,
+        seed=args.seed,
+        bad_fraction=args.bad_fraction,
+        late_fraction=args.late_fraction,
+        duplicate_fraction=args.duplicate_fraction,
+        burst_size=args.burst,
+        burst_at_s=args.burst_at,
+    )
+
+
+def _with_emulator(args: argparse.Namespace, project: str):
+    """An emulator to use: the one PUBSUB_EMULATOR_HOST names, a new one (stopped afterwards), or none."""
+    import contextlib
+    import os
+
+    from pipeline.pubsub import EMULATOR_ENV, Emulator
+
+    wanted = args.emulator == "yes" or (args.emulator == "auto" and not os.environ.get(EMULATOR_ENV))
+    if not wanted:
+        return contextlib.nullcontext()
+    print("nightwatch: starting the Pub/Sub emulator ...", file=sys.stderr, flush=True)
+    return Emulator(project)
+
+
+def _publish(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from config.settings import load_config
+    from pipeline.decoders import PacketDecoder
+    from pipeline.event import Packet, utcnow
+    from pipeline.feed import run_feed
+    from pipeline.pubsub import OutgoingPacket, PacketPublisher, ensure_topics
+
+    config = load_config(args.config)
+    spec = config.streaming.pubsub
+    project = args.project or spec.project
+    with _with_emulator(args, project):
+        ensure_topics(spec, project)
+        publisher = PacketPublisher(spec, project, _store_url(args))
+        try:
+            if args.input:
+                from apache_beam.io.filesystems import FileSystems
+
+                decoder = PacketDecoder(config.sources)
+                paths = [match.path for match in FileSystems.match([args.input])[0].metadata_list]
+                if not paths:
+                    raise FileNotFoundError(f"no packet files match --input {args.input!r}")
+                outgoing = []
+                for path in paths:
+                    with FileSystems.open(path) as handle:
+                        payload = handle.read()
+                    # The source and event time come from the packet itself; undecodable ones go as "gcn" by
+                    # default (the pipeline dead-letters them) unless --source says otherwise.
+                    decoded = decoder.decode(Packet(payload=payload, origin=path))
+                    first = decoded[0]
+                    source = args.source or getattr(first, "source", None) or "gcn"
+                    when = utcnow() if args.now else getattr(first, "event_time", None) or utcnow()
+                    outgoing.append(OutgoingPacket(source, payload, when))
+                count = publisher.publish(outgoing)
+                print(f"published {count} packet files to {', '.join(sorted({o.source for o in outgoing}))} topics")
+            else:
+                report = run_feed(publisher, _feed_plan(args, args.duration))
+                print(
+                    f"published {report.total} packets ({dict(report.published)}): "
+                    f"{report.bad} bad, {report.late} late, {report.duplicates} duplicates"
+                )
+        finally:
+            publisher.close()
+    return 0
+
+
+def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
+    import threading
+
+    from config.settings import load_config
+    from pipeline.feed import run_feed
+    from pipeline.graph import Outputs
+    from pipeline.pubsub import PacketPublisher, ensure_topics
+    from pipeline.run import RunSummary
+    from pipeline.streaming import run_stream
+
+    config = load_config(args.config)
+    spec = config.streaming.pubsub
+    project = args.project or spec.project
+    outputs = Outputs.under(args.output, args.db_url)
+    with _with_emulator(args, project):
+        ensure_topics(spec, project)
+        started, stop_feed, feed_result = threading.Event(), threading.Event(), {}
+
+        def feed() -> None:
+            started.wait()
+            publisher = PacketPublisher(spec, project, outputs.db_url)
+            try:
+                feed_result["report"] = run_feed(publisher, _feed_plan(args, args.feed_duration), stop_feed)
+            finally:
+                publisher.close()
+
+        feeder = threading.Thread(target=feed, daemon=True) if args.rate > 0 else None
+        if feeder:
+            feeder.start()
+        last = {"t": 0.0}
+
+        def progress(counts: dict[str, int]) -> None:
+            import time as _time
+
+            if _time.monotonic() - last["t"] >= 5:
+                last["t"] = _time.monotonic()
+                stored = sum(v for k, v in counts.items() if k.startswith("stored."))
+                print(
+                    f"  streaming: received {counts.get('received', 0)}, stored {stored}, "
+                    f"dead letters {counts.get('dead_letters', 0)}, alerts {counts.get('alerts.new', 0)}, "
+                    f"metric windows {counts.get('metrics.windows_written', 0)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+        duration = args.duration or None
+        print(
+            f"nightwatch: streaming from {', '.join(spec.topics.values())} (project {project}) "
+            f"for {f'{duration:.0f} s' if duration else 'ever (Ctrl-C drains and stops)'} -> {args.output}",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            counts, info = run_stream(
+                beam_args, config, outputs, project, duration, args.run_id, progress, started=started
+            )
+        finally:
+            stop_feed.set()
+            if feeder:
+                feeder.join(timeout=30)
+    summary = RunSummary(
+        run_id=info["run_id"],
+        counters=counts,
+        outputs={
+            "hot store": outputs.db_url,
+            "warm (Parquet)": outputs.warm_root,
+            "archive (Avro)": outputs.archive_root,
+        },
+        started_at=info["started_at"],
+        finished_at=info["stopped_because"],
+    )
+    if not info["drained"]:
+        summary.problems.append("the drain timed out: packets still in flight were not finished")
+    print(summary.table())
+    report = feed_result.get("report")
+    if report:
+        print(
+            f"feed: published {report.total} ({dict(report.published)}), {report.bad} bad, {report.late} late, "
+            f"{report.duplicates} duplicates; unread packets stay queued for the next run"
+        )
+    print(_metrics_table(outputs.db_url))
+    if args.summary_json:
+        data = summary.as_dict() | {
+            "stream": info,
+            "feed": report
+            and {
+                "published": dict(report.published),
+                "bad": report.bad,
+                "late": report.late,
+                "duplicates": report.duplicates,
+            },
+        }
+        Path(args.summary_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.summary_json).write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return 0 if summary.ok else 1
+
+
+def _metrics_table(db_url: str, per_source: int = 3) -> str:
+    import sqlalchemy as sa
+
+    from pipeline.store import HotStore, metrics
+
+    store = HotStore(db_url)
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(metrics).order_by(metrics.c.source, metrics.c.window_start.desc())).all()
+    store.close()
+    lines = [
+        "metrics (latest windows per source):",
+        "  source  window (UTC)      received  rate/min (expected)  p50/p95/p99 s     error rate  queue  alerts  late",
+    ]
+    shown: dict[str, int] = {}
+    for row in rows:
+        if shown.get(row.source, 0) >= per_source:
+            continue
+        shown[row.source] = shown.get(row.source, 0) + 1
+        latency = "/".join(
+            "-" if v is None else f"{v:.1f}" for v in (row.latency_p50_s, row.latency_p95_s, row.latency_p99_s)
+        )
+        expected = f"{row.expected_rate_per_min:g}" if row.expected_rate_per_min is not None else "-"
+        lines.append(
+            f"  {row.source:<7} {row.window_start:%Y-%m-%d %H:%M}  {row.received:>8}  "
+            f"{row.rate_per_min:>8.1f} ({expected:>6})  {latency:<16}  {row.error_rate:>9.2%}  "
+            f"{'-' if row.queue_depth is None else row.queue_depth:>5}  {row.alerts:>6}  {row.late:>4}"
+        )
+    if not shown:
+        lines.append("  (no window has closed yet: windows close a minute after their events)")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nightwatch",
@@ -154,6 +360,60 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--rubin-wire", choices=["container", "confluent", "both"], default="container")
     simulate.set_defaults(handler=_simulate)
 
+    def feed_options(command: argparse.ArgumentParser, rate_default: float) -> None:
+        command.add_argument("--rate", type=float, default=rate_default, help="packets per second")
+        command.add_argument("--mix", help="source mix, e.g. ztf=0.6,rubin=0.35,gcn=0.05")
+        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--bad-fraction", type=float, default=0.01, help="share of corrupt packets")
+        command.add_argument("--late-fraction", type=float, default=0.02, help="share published minutes late")
+        command.add_argument("--duplicate-fraction", type=float, default=0.01, help="share published twice")
+        command.add_argument("--burst", type=int, default=0, help="a Rubin visit: this many alerts at once")
+        command.add_argument("--burst-at", type=float, default=5.0, help="seconds into the feed for the burst")
+
+    def pubsub_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--project", help="GCP project (default: config/streaming.yaml)")
+        command.add_argument(
+            "--emulator",
+            choices=["auto", "yes", "no"],
+            default="auto",
+            help="start a local Pub/Sub emulator: auto = when PUBSUB_EMULATOR_HOST is not set (default)",
+        )
+        command.add_argument("--output", default="out", help="output folder (default: out)")
+        command.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
+        command.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+
+    publish = commands.add_parser(
+        "publish",
+        help="publish packets to the source topics: a live simulated feed, or packet files",
+        description="Without --input: a simulated feed at --rate for --duration seconds, with bursts, late, "
+        "duplicated and bad packets. With --input: every matching packet file once.",
+    )
+    publish.add_argument("--input", help="glob of packet files to publish instead of the simulator")
+    publish.add_argument(
+        "--source", choices=["ztf", "rubin", "gcn"], help="topic for --input files (default: detected)"
+    )
+    publish.add_argument("--now", action="store_true", help="stamp --input packets with now, not their event time")
+    publish.add_argument("--duration", type=float, default=60.0, help="seconds of simulated feed (default 60)")
+    feed_options(publish, 100.0)
+    pubsub_options(publish)
+    publish.set_defaults(handler=_publish)
+
+    stream = commands.add_parser(
+        "stream",
+        help="run the streaming job on Pub/Sub (the emulator locally), optionally with a simulated feed",
+        description="Reads each source's subscription, processes as `run` does, writes the five metrics per "
+        "source in 1-minute event-time windows, links multi-messenger coincidences, and publishes CRITICAL/HIGH "
+        "alerts to the alerts topic. Ctrl-C (SIGINT) or SIGTERM drains: no packet is lost or stored twice. "
+        "Unknown options are passed to Beam.",
+    )
+    stream.add_argument("--duration", type=float, default=60.0, help="seconds to run; 0 = until Ctrl-C (default 60)")
+    stream.add_argument("--feed-duration", type=float, default=45.0, help="seconds the simulated feed runs")
+    stream.add_argument("--summary-json", help="also write the summary as JSON here")
+    stream.add_argument("--run-id", help="name of this run (default: generated)")
+    feed_options(stream, 0.0)
+    pubsub_options(stream)
+    stream.set_defaults(handler=_stream)
+
     thresholds = commands.add_parser(
         "thresholds",
         help="show or change filter cuts and classification rules live (versioned in the hot store)",
@@ -187,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    if args.command != "run" and beam_args:
+    if args.command not in ("run", "stream") and beam_args:
         parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
     # Importing Beam installs a root handler, hence force=True; our own progress lines are INFO.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", force=True)

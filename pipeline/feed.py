@@ -59,18 +59,25 @@ class FeedReport:
         return sum(self.published.values())
 
 
+def _share(rng: random.Random, count: int, fraction: float) -> int:
+    """How many of `count` items fall in a `fraction`, drawn item by item (a share of a small batch is not 0)."""
+    return sum(rng.random() < fraction for _ in range(count))
+
+
 def _batch(plan: FeedPlan, seed: int, count: int, start, span_s: float, mix=None) -> list:
-    return list(
-        generate_packets(
-            count,
-            seed=seed,
+    bad = _share(random.Random(seed), count, plan.bad_fraction)
+    packets = []
+    for part, bad_fraction in ((count - bad, 0.0), (bad, 1.0)):
+        packets += generate_packets(
+            part,
+            seed=seed * 2 + int(bad_fraction),
             mix=mix or plan.mix,
             start=start,
             span_s=span_s,
-            bad_fraction=plan.bad_fraction,
+            bad_fraction=bad_fraction,
             rubin_wire="both",
         )
-    )
+    return packets
 
 
 def run_feed(
@@ -103,7 +110,8 @@ def run_feed(
             packets += burst
             burst_done = True
             log.info("burst: %d %s packets at once", len(burst), plan.burst_source)
-        duplicates = [packet for packet in recent if rng.random() < plan.duplicate_fraction]
+        repeats = min(len(recent), _share(rng, len(packets), plan.duplicate_fraction))
+        duplicates = rng.sample(list(recent), repeats)
         rng.shuffle(packets)
         outgoing = packets + duplicates
         publisher.publish(OutgoingPacket(p.source, p.payload, p.event_time or now) for p in outgoing)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -46,9 +47,12 @@ class Outputs:
 class Graph:
     """The PCollections a run (or a test) looks at."""
 
+    decoded: beam.PCollection  # every decoded event, duplicates included
+    decode_failures: beam.PCollection  # packets that could not be decoded
     routed: beam.PCollection
     destinations: dict[str, beam.PCollection]
-    stored: beam.PCollection
+    stored: beam.PCollection  # events newly stored in the hot store
+    new_alerts: beam.PCollection  # alerts newly stored
     dead_letters: beam.PCollection
     warm_files: beam.PCollection
     archive_files: beam.PCollection
@@ -62,8 +66,28 @@ def read_packets(p: beam.Pipeline, input_glob: str | None, simulate: int, **simu
     raise ValueError("give --input GLOB or --simulate N")
 
 
-def build_pipeline(packets: beam.PCollection, config: NightwatchConfig, outputs: Outputs, run_id: str) -> Graph:
-    """Attach the processing steps and sinks to a PCollection of packets."""
+class _AtProcessingTime(beam.DoFn):
+    """Stamps an element with the wall clock: tier files are partitioned by night and class, not by window,
+    so a streaming write only needs a window to batch in, and a wall-clock window never sees late data."""
+
+    def process(self, element: object):
+        yield beam.window.TimestampedValue(element, time.time())
+
+
+def _tier_input(routed: beam.PCollection, streaming: bool, batch_s: int, label: str) -> beam.PCollection:
+    if not streaming:
+        return routed
+    return (
+        routed
+        | f"{label}AtProcessingTime" >> beam.ParDo(_AtProcessingTime())
+        | f"{label}Batches" >> beam.WindowInto(beam.window.FixedWindows(batch_s))
+    )
+
+
+def build_pipeline(
+    packets: beam.PCollection, config: NightwatchConfig, outputs: Outputs, run_id: str, streaming: bool = False
+) -> Graph:
+    """Attach the processing steps and sinks to a PCollection of packets (bounded, or unbounded if streaming)."""
     decoded = packets | "Decode" >> DecodePackets(config)
     # Cuts and rules come from the hot store when an operator has published a live version.
     filtered = decoded.events | "Filter" >> ApplyQualityCuts(config, db_url=outputs.db_url)
@@ -73,8 +97,11 @@ def build_pipeline(packets: beam.PCollection, config: NightwatchConfig, outputs:
     stored = routed.events | "StoreEvents" >> WriteHotTable(outputs.db_url, "events")
     alerts = routed.alerts | "StoreAlerts" >> WriteHotTable(outputs.db_url, "alerts")
     review = routed.review | "StoreReviewQueue" >> WriteHotTable(outputs.db_url, "review")
-    warm = routed.events | "WriteWarm" >> WriteTier(outputs.warm_root, "warm")
-    archive = routed.events | "WriteArchive" >> WriteTier(outputs.archive_root, "archive")
+    batch_s = config.streaming.windows.tier_batch_s
+    warm = _tier_input(routed.events, streaming, batch_s, "Warm") | "WriteWarm" >> WriteTier(outputs.warm_root, "warm")
+    archive = _tier_input(routed.events, streaming, batch_s, "Archive") | "WriteArchive" >> WriteTier(
+        outputs.archive_root, "archive"
+    )
 
     failures = [
         step[DEAD_LETTER] for step in (decoded, filtered, classified, routed, stored, alerts, review, warm, archive)
@@ -85,9 +112,12 @@ def build_pipeline(packets: beam.PCollection, config: NightwatchConfig, outputs:
         | "StoreDeadLetters" >> WriteDeadLetters(outputs.db_url, outputs.dead_letter_root)
     )
     return Graph(
+        decoded=decoded.events,
+        decode_failures=decoded[DEAD_LETTER],
         routed=routed.events,
         destinations={name: routed[name] for name in DESTINATIONS},
         stored=stored.stored,
+        new_alerts=alerts.stored,
         dead_letters=dead_letters,
         warm_files=warm.files,
         archive_files=archive.files,

@@ -139,7 +139,7 @@ def _pairs(mapping: dict[str, int]) -> str:
     return ", ".join(f"{name} {value}" for name, value in mapping.items())
 
 
-def _counters(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+def counters_of(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
     query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
     totals: dict[str, int] = {}
     for counter in query["counters"]:
@@ -183,7 +183,7 @@ def run(argv: list[str]) -> RunSummary:
 
     summary = RunSummary(
         run_id=run_id,
-        counters=_counters(result),
+        counters=counters_of(result),
         outputs={
             "hot store": outputs.db_url,
             "warm (Parquet)": outputs.warm_root,

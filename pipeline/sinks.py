@@ -151,6 +151,7 @@ class _PartitionWriterDoFn(beam.DoFn):
     def process(self, keyed: tuple[tuple[str, str], Iterable[Event]]) -> Iterator[Any]:
         (night, part), events = keyed
         events = list(events)
+        counter(f"{self._tier}.handled").inc(len(events))
         try:
             path, written = self._write(self._root, night, part, events)
         except Exception as exc:  # noqa: BLE001

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,8 +17,36 @@ METRICS_NAMESPACE = "nightwatch"
 DEAD_LETTER = "dead_letter"
 
 
-def counter(name: str) -> Any:
-    return Metrics.counter(METRICS_NAMESPACE, name)
+# The local streaming runner reports only part of a running job's Beam metrics, so in-process runs also keep
+# their own tally: what `nightwatch stream` uses to show progress, drain and account. Other runners use Beam's.
+_LOCAL_COUNTS: Counter[str] = Counter()
+_LOCAL_LOCK = threading.Lock()
+
+
+class _Counter:
+    def __init__(self, name: str):
+        self._name = name
+        self._metric = Metrics.counter(METRICS_NAMESPACE, name)
+
+    def inc(self, n: int = 1) -> None:
+        self._metric.inc(n)
+        with _LOCAL_LOCK:
+            _LOCAL_COUNTS[self._name] += n
+
+
+def counter(name: str) -> _Counter:
+    return _Counter(name)
+
+
+def local_counts() -> dict[str, int]:
+    """This process's tally of the counters since the last reset."""
+    with _LOCAL_LOCK:
+        return dict(_LOCAL_COUNTS)
+
+
+def reset_local_counts() -> None:
+    with _LOCAL_LOCK:
+        _LOCAL_COUNTS.clear()
 
 
 def dead_letter_for(event: Event, stage: str, exc: BaseException) -> pvalue.TaggedOutput:

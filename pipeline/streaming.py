@@ -1,0 +1,281 @@
+"""The streaming job: Pub/Sub in, the same processing graph, metrics, association, alerts out.
+
+Locally it runs on the BundleBasedDirectRunner against the Pub/Sub emulator; in production on Dataflow
+(Pub/Sub native) or Flink. `run_stream` runs it for a while or until SIGINT/SIGTERM, then drains:
+the gate after the reader stops letting packets in (it puts them back on their topic instead, since the
+local reader has already acknowledged them), the job finishes what is in flight, then it is cancelled.
+Redelivered or re-published packets are stored once: every sink is idempotent on ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+
+from config.settings import NightwatchConfig, PubSubSpec
+from pipeline.event import Event, Packet, utcnow
+from pipeline.graph import PIPELINE_VERSION, Graph, Outputs, build_pipeline
+from pipeline.local_reader import tune_local_reader
+from pipeline.pubsub import ATTR_DEDUP_KEY, ATTR_SOURCE
+from pipeline.store import HotStore, alert_id_for
+from transforms.associate import AssociateSources
+from transforms.common import counter, local_counts, reset_local_counts
+from transforms.metrics import (
+    WATERMARK_MARGIN_S,
+    WindowedMetrics,
+    alert_sample,
+    dead_letter_sample,
+    received_sample,
+    stored_sample,
+)
+
+log = logging.getLogger("nightwatch.stream")
+
+# Gates of the jobs running in this process, by name (the local runners run DoFns in-process).
+_GATES: dict[str, threading.Event] = {}
+
+
+def message_to_packet(message: PubsubMessage, source: str) -> Packet:
+    return Packet(
+        payload=message.data,
+        origin=f"pubsub:{source}:{message.message_id or uuid.uuid4().hex}",
+        source_hint=message.attributes.get(ATTR_SOURCE, source),
+        received_time=utcnow(),
+        published_time=message.publish_time,
+    )
+
+
+class _Gate(beam.DoFn):
+    """Lets packets in while the job runs; once draining, puts them back on their topic for the next run."""
+
+    def __init__(self, gate: str, spec: PubSubSpec, project: str):
+        self._gate = gate
+        self._spec = spec
+        self._project = project
+        self._publisher = None
+
+    def process(self, item: tuple[Packet, dict[str, str]]) -> Iterator[Packet]:
+        packet, attributes = item
+        closed = _GATES.get(self._gate)
+        if closed is None or not closed.is_set():
+            counter("gate.passed").inc()
+            yield packet
+            return
+        if self._publisher is None:
+            from google.cloud import pubsub_v1
+
+            self._publisher = pubsub_v1.PublisherClient()
+        topic = self._publisher.topic_path(self._project, self._spec.topics[packet.source_hint])
+        self._publisher.publish(topic, packet.payload, **attributes).result(timeout=60)
+        counter("gate.returned").inc()
+
+    def teardown(self) -> None:
+        if self._publisher is not None:
+            self._publisher.stop()
+
+
+def _read_source(p: beam.Pipeline, spec: PubSubSpec, project: str, source: str) -> beam.PCollection:
+    subscription = f"projects/{project}/subscriptions/{spec.subscription(source)}"
+    return (
+        p
+        | f"Read{source.capitalize()}"
+        >> ReadFromPubSub(
+            subscription=subscription, with_attributes=True, timestamp_attribute=spec.event_time_attribute
+        )
+        | f"ToPacket{source.capitalize()}"
+        >> beam.Map(lambda message, src=source: (message_to_packet(message, src), dict(message.attributes)))
+    )
+
+
+def alert_message(event: Event) -> PubsubMessage:
+    """An alert as a message: JSON body, the dedup key (stable per event) and the level as attributes."""
+    body = {
+        "alert_id": alert_id_for(event.event_id),
+        "level": event.alert_level,
+        "event": event.summary_dict(),
+    }
+    attributes = {
+        ATTR_DEDUP_KEY: alert_id_for(event.event_id),
+        "level": event.alert_level or "",
+        "source": event.source,
+        "injected": str(event.injected).lower(),
+    }
+    return PubsubMessage(json.dumps(body, default=str).encode(), attributes)
+
+
+@dataclass
+class StreamingGraph:
+    core: Graph
+    metrics: beam.PCollection
+    raised: beam.PCollection
+
+
+def build_streaming_pipeline(
+    p: beam.Pipeline, config: NightwatchConfig, outputs: Outputs, run_id: str, project: str, gate: str
+) -> StreamingGraph:
+    spec = config.streaming.pubsub
+    packets = (
+        [_read_source(p, spec, project, source) for source in spec.topics]
+        | "AllSources" >> beam.Flatten()
+        | "Gate" >> beam.ParDo(_Gate(gate, spec, project))
+    )
+    core = build_pipeline(packets, config, outputs, run_id, streaming=True)
+
+    raised = core.stored | "Associate" >> AssociateSources(config, outputs.db_url)
+    samples = [
+        core.decoded | "ReceivedEvents" >> beam.Map(received_sample),
+        core.decode_failures | "ReceivedUndecodable" >> beam.Map(received_sample),
+        core.stored | "StoredEvents" >> beam.Map(stored_sample),
+        core.new_alerts | "NewAlerts" >> beam.Map(alert_sample),
+        core.dead_letters | "DeadLetters" >> beam.Map(dead_letter_sample),
+    ]
+    metrics = samples | "AllSamples" >> beam.Flatten() | "Metrics" >> WindowedMetrics(config, outputs.db_url)
+
+    alerts_topic = f"projects/{project}/topics/{spec.alerts_topic}"
+    (
+        [core.new_alerts, raised]
+        | "AlertsOut" >> beam.Flatten()
+        | "ToMessage" >> beam.Map(alert_message)
+        | "PublishAlerts" >> WriteToPubSub(alerts_topic, with_attributes=True)
+    )
+    return StreamingGraph(core=core, metrics=metrics, raised=raised)
+
+
+def streaming_options(argv: list[str], project: str) -> PipelineOptions:
+    options = PipelineOptions(argv)
+    standard = options.view_as(StandardOptions)
+    standard.streaming = True
+    if not standard.runner:
+        # The in-process streaming runner; the plain DirectRunner would first try to download Prism.
+        standard.runner = "BundleBasedDirectRunner"
+    google = options.view_as(GoogleCloudOptions)
+    google.project = google.project or project
+    return options
+
+
+class _Stop:
+    """Set by SIGINT/SIGTERM or the end of the planned duration."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.reason = signal.Signals(signum).name
+        self.event.set()
+
+
+def _counters(_result: Any) -> dict[str, int]:
+    # The BundleBasedDirectRunner reports only the first bundles of a running job in its metrics; the job runs
+    # in this process, so its own tally is exact.
+    return local_counts()
+
+
+def _in_flight(counts: dict[str, int]) -> int:
+    """Packets let in but not yet stored or dead-lettered, plus routed events not yet in both tiers."""
+    from pipeline.run import LOSING_STAGES
+
+    finished = sum(v for k, v in counts.items() if k.startswith("stored."))
+    finished += sum(counts.get(f"dead_letters.{stage}", 0) for stage in LOSING_STAGES)
+    undecoded = counts.get("gate.passed", 0) - counts.get("packets", 0)
+    routed = sum(v for k, v in counts.items() if k.startswith("routed."))
+    tiers = sum(routed - counts.get(f"{tier}.handled", 0) for tier in ("warm", "archive"))
+    return counts.get("received", 0) - finished + undecoded + tiers
+
+
+def run_stream(
+    argv: list[str],
+    config: NightwatchConfig,
+    outputs: Outputs,
+    project: str,
+    duration_s: float | None,
+    run_id: str | None = None,
+    on_progress: Any = None,
+    drain_timeout_s: float = 120.0,
+    started: threading.Event | None = None,
+    stop: threading.Event | None = None,
+    drain_windows: bool = True,
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """Run the streaming job until `duration_s` passes, `stop` is set, or SIGINT/SIGTERM; then drain.
+
+    Returns the job's counters and what happened (run id, times, drain outcome).
+    """
+    run_id = run_id or f"stream-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    store = HotStore(outputs.db_url)
+    store.ensure_schema()
+    gate = f"{run_id}-gate"
+    _GATES[gate] = threading.Event()
+    reset_local_counts()
+    stopper = _Stop()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, stopper) for sig in (signal.SIGINT, signal.SIGTERM)}
+    began = utcnow()
+    options = streaming_options(argv, project)
+    if options.view_as(StandardOptions).runner == "BundleBasedDirectRunner":
+        tune_local_reader()
+    p = beam.Pipeline(options=options)
+    build_streaming_pipeline(p, config, outputs, run_id, project, gate)
+    result = p.run()
+    if started is not None:
+        started.set()
+    deadline = time.monotonic() + duration_s if duration_s else None
+    try:
+        while not stopper.event.is_set() and not (stop is not None and stop.is_set()):
+            if deadline is not None and time.monotonic() >= deadline:
+                stopper.reason = "duration reached"
+                break
+            time.sleep(1.0)
+            if on_progress:
+                on_progress(_counters(result))
+        stopper.reason = stopper.reason or "stopped"
+        log.info("draining (%s): no new packets in, finishing what is in flight", stopper.reason)
+        _GATES[gate].set()
+        closed_at = time.monotonic()
+        drained = _wait_until_drained(result, drain_timeout_s)
+        if drained and drain_windows:
+            # Let the event-time windows holding the last packets close and write their metrics.
+            window_s = config.streaming.windows.metrics_s
+            time.sleep(max(0.0, closed_at + window_s + 2 * WATERMARK_MARGIN_S - time.monotonic()))
+    finally:
+        result.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _GATES.pop(gate, None)
+    counts = _counters(result)
+    store.record_run(run_id, began, utcnow(), {"counters": counts, "drained": drained, "mode": "streaming"})
+    store.close()
+    return counts, {
+        "run_id": run_id,
+        "started_at": began.isoformat(),
+        "stopped_because": stopper.reason,
+        "drained": drained,
+        "pipeline_version": PIPELINE_VERSION,
+    }
+
+
+def _wait_until_drained(result: Any, timeout_s: float, settle_s: float = 3.0) -> bool:
+    """Wait until every packet let in is stored or dead-lettered, and no new one arrives for `settle_s`."""
+    deadline = time.monotonic() + timeout_s
+    last, stable_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        counts = _counters(result)
+        snapshot = (counts.get("gate.passed", 0), counts.get("received", 0), _in_flight(counts))
+        if snapshot != last:
+            last, stable_since = snapshot, time.monotonic()
+        elif snapshot[2] == 0 and time.monotonic() - stable_since >= settle_s:
+            return True
+        time.sleep(0.5)
+    log.warning("drain timed out after %.0f s with %s packets in flight", timeout_s, last[2] if last else "?")
+    return False
