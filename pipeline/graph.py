@@ -103,8 +103,10 @@ def build_pipeline(
         outputs.archive_root, "archive"
     )
 
-    failures = [
-        step[DEAD_LETTER] for step in (decoded, filtered, classified, routed, stored, alerts, review, warm, archive)
+    failures = [step[DEAD_LETTER] for step in (decoded, filtered, classified, routed, stored, alerts, review)]
+    failures += [
+        tier[DEAD_LETTER] | f"{name}FailuresUnwindowed" >> beam.WindowInto(beam.window.GlobalWindows())
+        for name, tier in (("Warm", warm), ("Archive", archive))
     ]
     dead_letters = (
         failures

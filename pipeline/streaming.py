@@ -132,7 +132,11 @@ def build_streaming_pipeline(
     )
     core = build_pipeline(packets, config, outputs, run_id, streaming=True)
 
-    raised = core.stored | "Associate" >> AssociateSources(config, outputs.db_url)
+    raised = (
+        core.stored
+        | "Associate" >> AssociateSources(config, outputs.db_url)
+        | "RaisedUnwindowed" >> beam.WindowInto(beam.window.GlobalWindows())
+    )
     samples = [
         core.decoded | "ReceivedEvents" >> beam.Map(received_sample),
         core.decode_failures | "ReceivedUndecodable" >> beam.Map(received_sample),

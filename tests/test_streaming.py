@@ -1,0 +1,228 @@
+"""The streaming job end to end against the real Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import fastavro
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from config.settings import CONFIG_DIR, load_config
+from pipeline.event import utcnow
+from pipeline.graph import Outputs
+from pipeline.pubsub import ATTR_DEDUP_KEY, Emulator, OutgoingPacket, PacketPublisher, ensure_topics
+from pipeline.simulator import generate_packets
+from pipeline.store import HotStore, alerts, associations, dead_letters, events, metrics
+from pipeline.streaming import run_stream
+from pipeline.thresholds import ThresholdStore, with_cut_value
+from tests.conftest import DATA
+
+PROJECT = "nightwatch-tests"
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    with Emulator(PROJECT) as running:
+        yield running
+
+
+def streaming_config(tmp_path: Path):
+    """Small windows so a test sees them close; topics of its own so tests do not share messages."""
+    settings = yaml.safe_load((CONFIG_DIR / "streaming.yaml").read_text())
+    tag = uuid.uuid4().hex[:8]
+    settings["pubsub"]["project"] = PROJECT
+    settings["pubsub"]["topics"] = {source: f"nw-{tag}-{source}" for source in ("ztf", "rubin", "gcn")}
+    settings["pubsub"]["alerts_topic"] = f"nw-{tag}-alerts"
+    settings["windows"] = {"metrics_s": 5, "allowed_lateness_s": 30, "tier_batch_s": 2}
+    settings["association"] = {"window_s": 600, "max_separation_deg": 15.0, "error_scale": 1.0}
+    settings["thresholds"] = {"refresh_s": 0.5}
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "streaming.yaml").write_text(yaml.safe_dump(settings))
+    return load_config(folder)
+
+
+class RunningStream:
+    """The streaming job in a background thread, stopped (and drained) on exit."""
+
+    def __init__(self, config, outputs):
+        self._stop, self._started = threading.Event(), threading.Event()
+        self.result: tuple | None = None
+        self._thread = threading.Thread(
+            target=lambda: setattr(
+                self,
+                "result",
+                run_stream([], config, outputs, PROJECT, None, started=self._started, stop=self._stop),
+            ),
+            daemon=True,
+        )
+
+    def __enter__(self):
+        self._thread.start()
+        assert self._started.wait(60), "the streaming job did not start"
+        return self
+
+    def stop(self) -> tuple:
+        self._stop.set()
+        self._thread.join(timeout=240)
+        assert self.result is not None, "the streaming job did not stop"
+        return self.result
+
+    def __exit__(self, *_exc):
+        if self.result is None:
+            self.stop()
+
+
+def wait_for(condition, timeout_s: float = 90.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def jd(moment: datetime) -> float:
+    return moment.timestamp() / 86400.0 + 2440587.5
+
+
+def optical_counterpart(ra: float, dec: float, when: datetime) -> bytes:
+    """A simulated ZTF 'interesting' transient moved to (ra, dec) at `when`."""
+    packet = next(p for p in generate_packets(200, seed=42, mix={"ztf": 1.0}) if p.true_class == "interesting")
+    reader = fastavro.reader(io.BytesIO(packet.payload))
+    schema, record = reader.writer_schema, next(reader)
+    shift = jd(when) - record["candidate"]["jd"]
+    record["candidate"].update(ra=ra, dec=dec, jd=record["candidate"]["jd"] + shift)
+    record["candidate"]["jdstarthist"] += shift
+    record["candidate"]["jdendhist"] = (record["candidate"].get("jdendhist") or 0) + shift
+    for previous in record.get("prv_candidates") or []:
+        previous["jd"] += shift
+    record["candid"] += 7
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, fastavro.parse_schema(schema), [record])
+    return buffer.getvalue()
+
+
+def grb_trigger(ra: float, dec: float, error: float, when: datetime) -> bytes:
+    notice = json.loads((DATA / "gcn/json/fermi.gbm.trigger.final.example.json").read_text())
+    notice.update(trigger_time=when.isoformat().replace("+00:00", "Z"), ra=ra, dec=dec, ra_dec_error=error)
+    notice["id"] = [str(uuid.uuid4().int % 10**9)]
+    return json.dumps(notice).encode()
+
+
+def test_stream_end_to_end(emulator, tmp_path):
+    config = streaming_config(tmp_path)
+    spec = config.streaming.pubsub
+    outputs = Outputs.under(str(tmp_path / "out"), None)
+    ensure_topics(spec, PROJECT)
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    alerts_subscription = subscriber.subscription_path(PROJECT, f"{spec.alerts_topic}-test")
+    subscriber.create_subscription(name=alerts_subscription, topic=subscriber.topic_path(PROJECT, spec.alerts_topic))
+    publisher = PacketPublisher(spec, PROJECT, outputs.db_url)
+    mix = {"ztf": 0.45, "rubin": 0.45, "gcn": 0.1}
+
+    stream = RunningStream(config, outputs)
+    with stream:
+        now = utcnow()
+        valid = list(generate_packets(80, seed=7, mix=mix, start=now - timedelta(seconds=2), span_s=2))
+        bad = list(generate_packets(5, seed=8, mix=mix, start=now, span_s=1, bad_fraction=1.0))
+        late = list(generate_packets(3, seed=9, mix=mix, start=now - timedelta(seconds=20), span_s=1))
+        too_late = list(generate_packets(2, seed=10, mix=mix, start=now - timedelta(seconds=300), span_s=1))
+        first = valid + bad + late + too_late
+        pair = [
+            OutgoingPacket("gcn", grb_trigger(150.0, 20.0, 2.0, now), now),
+            # The counterpart happened 25 s ago: it arrives after its window closed, and is still linked.
+            OutgoingPacket(
+                "ztf", optical_counterpart(150.6, 20.4, now - timedelta(seconds=25)), now - timedelta(seconds=25)
+            ),
+        ]
+        outgoing = [OutgoingPacket(p.source, p.payload, p.event_time) for p in first] + pair
+        duplicates = [OutgoingPacket(p.source, p.payload, p.event_time) for p in valid[:6]]
+        publisher.publish(outgoing + duplicates)
+        store = HotStore(outputs.db_url)
+        wait_for(lambda: store.count(events) + store.count(dead_letters) >= len(outgoing), what="first packets")
+
+        # A live threshold change while the job runs: ZTF packets published after it are cut by it.
+        ThresholdStore(store).publish(with_cut_value(config.filters, "ztf", "real_bogus", 0.999), author="test")
+        time.sleep(1.5)
+        later = [p for p in generate_packets(40, seed=11, mix={"ztf": 1.0}, start=utcnow(), span_s=1)]
+        later = [p for p in later if p.true_class not in ("rejected", "bad")]
+        publisher.publish(OutgoingPacket(p.source, p.payload, p.event_time) for p in later)
+        expected_rows = len(outgoing) + len(later)
+        wait_for(lambda: store.count(events) + store.count(dead_letters) >= expected_rows, what="every packet")
+    publisher.close()
+    counts, info = stream.result
+    sent = len(outgoing) + len(duplicates) + len(later)
+
+    # Every packet accounted for exactly once.
+    assert info["drained"] is True
+    assert counts["received"] == sent
+    stored_new = counts["events.new"]
+    assert store.count(events) == stored_new == len(valid) + len(late) + len(too_late) + len(pair) + len(later)
+    assert counts["events.already_stored"] == len(duplicates)
+    assert store.count(dead_letters) == counts["dead_letters.decode"] == len(bad)
+    assert counts["received"] == sum(v for k, v in counts.items() if k.startswith("stored.")) + len(bad)
+
+    with store.engine.connect() as conn:
+        decided = {
+            row.event_id: (row.event_class, json.loads(row.payload)["lineage"])
+            for row in conn.execute(sa.select(events.c.event_id, events.c.event_class, events.c.payload))
+        }
+        window_rows = conn.execute(sa.select(metrics)).all()
+        links = conn.execute(sa.select(associations)).all()
+        alert_ids = set(conn.execute(sa.select(alerts.c.alert_id)).scalars())
+    # Each simulated packet landed in its designed class (before the live change).
+    by_origin_class = Counter(cls for cls, _ in decided.values())
+    assert by_origin_class["rejected"] >= len(later)
+    # Events after the live change were decided with it.
+    live_versions = {lineage["filter_version"] for _, lineage in decided.values()}
+    assert f"{config.filters.version}+live.1" in live_versions and config.filters.version in live_versions
+
+    # Windows: every received packet is counted in exactly one window of its source; late ones are flagged.
+    received_by_source = Counter()
+    for row in window_rows:
+        received_by_source[row.source] += row.received
+    published = Counter(p.source for p in [*outgoing, *duplicates]) + Counter(p.source for p in later)
+    assert received_by_source == published
+    assert sum(row.late for row in window_rows) >= len(late) + len(too_late)
+    assert all(
+        row.latency_p50_s is not None and row.latency_p99_s >= row.latency_p50_s for row in window_rows if row.stored
+    )
+    assert any(row.queue_depth is not None for row in window_rows)
+
+    # The multi-messenger pair is linked, and the optical counterpart raised from interesting to significant.
+    from pipeline.decoders import PacketDecoder
+    from pipeline.event import Packet
+
+    decoder = PacketDecoder(config.sources)
+    trigger_id, counterpart_id = (decoder.decode(Packet(payload=p.payload, origin="t"))[0].event_id for p in pair)
+    link = next(link for link in links if (link.trigger_id, link.counterpart_id) == (trigger_id, counterpart_id))
+    assert link.separation_deg < 1.0 and link.time_offset_s == pytest.approx(-25, abs=1)
+    assert all(link.separation_deg <= 15.0 for link in links)
+    counterpart_class, counterpart_lineage = decided[counterpart_id]
+    assert counterpart_class == "significant" and counterpart_lineage["raised_from"] == "interesting"
+    assert trigger_id in counterpart_lineage["associated_with"]
+
+    # Alerts went out on the alerts topic too, each once, keyed by its dedup key.
+    messages = []
+    while True:
+        response = subscriber.pull(subscription=alerts_subscription, max_messages=500, timeout=5)
+        if not response.received_messages:
+            break
+        messages += response.received_messages
+        subscriber.acknowledge(subscription=alerts_subscription, ack_ids=[m.ack_id for m in response.received_messages])
+    keys = [m.message.attributes[ATTR_DEDUP_KEY] for m in messages]
+    assert set(keys) == alert_ids
+    # The raised counterpart's alert was published when it was raised.
+    assert f"alert:{counterpart_id}" in keys
