@@ -250,7 +250,16 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
         )
         try:
             counts, info = run_stream(
-                beam_args, config, outputs, project, duration, args.run_id, progress, started=started
+                beam_args,
+                config,
+                outputs,
+                project,
+                duration,
+                args.run_id,
+                progress,
+                started=started,
+                idle_s=args.until_idle or None,
+                on_drain=stop_feed.set,  # a draining job takes no more packets: the feed stops too
             )
         finally:
             stop_feed.set()
@@ -270,6 +279,8 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
     if not info["drained"]:
         summary.problems.append("the drain timed out: packets still in flight were not finished")
     print(summary.table())
+    if counts.get("gate.returned"):
+        print(f"drain: {counts['gate.returned']} packets that arrived while draining were put back on their topics")
     report = feed_result.get("report")
     if report:
         print(
@@ -408,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stream.add_argument("--duration", type=float, default=60.0, help="seconds to run; 0 = until Ctrl-C (default 60)")
     stream.add_argument("--feed-duration", type=float, default=45.0, help="seconds the simulated feed runs")
+    stream.add_argument(
+        "--until-idle", type=float, default=0, help="stop (and drain) once no packet has come in for this many seconds"
+    )
     stream.add_argument("--summary-json", help="also write the summary as JSON here")
     stream.add_argument("--run-id", help="name of this run (default: generated)")
     feed_options(stream, 0.0)

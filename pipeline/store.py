@@ -113,6 +113,8 @@ metrics = sa.Table(
     metadata,
     sa.Column("source", sa.String(16), primary_key=True),
     sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+    # A restarted job sees packets of windows an earlier run already wrote: each run keeps its own row.
+    sa.Column("run_id", sa.String(64), primary_key=True),
     sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
     sa.Column("night", sa.String(10), index=True),
     sa.Column("received", sa.Integer, nullable=False),
@@ -314,13 +316,17 @@ class HotStore:
                 conn.execute(published.insert().values(source=source, count=count, updated_at=utcnow()))
 
     def queue_depth(self, source: str) -> int | None:
-        """Published but not yet received (stored or dead-lettered) on a source's topic; None if unknown."""
+        """Published but not yet received on a source's topic (duplicates count on both sides); None if unknown.
+
+        Received is what the metrics windows counted, so packets of windows not yet closed count as queued.
+        """
         with self.engine.connect() as conn:
             sent = conn.execute(sa.select(published.c.count).where(published.c.source == source)).scalar()
             if sent is None:
                 return None
-            seen = conn.execute(sa.select(sa.func.count()).where(events.c.source == source)).scalar_one()
-            seen += conn.execute(sa.select(sa.func.count()).where(dead_letters.c.source == source)).scalar_one()
+            seen = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(metrics.c.received), 0)).where(metrics.c.source == source)
+            ).scalar_one()
         return max(0, int(sent) - int(seen))
 
     def upsert_metrics(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -329,7 +335,9 @@ class HotStore:
             for row in rows:
                 conn.execute(
                     metrics.delete().where(
-                        (metrics.c.source == row["source"]) & (metrics.c.window_start == row["window_start"])
+                        (metrics.c.source == row["source"])
+                        & (metrics.c.window_start == row["window_start"])
+                        & (metrics.c.run_id == row["run_id"])
                     )
                 )
             if rows:

@@ -144,7 +144,7 @@ def build_streaming_pipeline(
         core.new_alerts | "NewAlerts" >> beam.Map(alert_sample),
         core.dead_letters | "DeadLetters" >> beam.Map(dead_letter_sample),
     ]
-    metrics = samples | "AllSamples" >> beam.Flatten() | "Metrics" >> WindowedMetrics(config, outputs.db_url)
+    metrics = samples | "AllSamples" >> beam.Flatten() | "Metrics" >> WindowedMetrics(config, outputs.db_url, run_id)
 
     alerts_topic = f"projects/{project}/topics/{spec.alerts_topic}"
     (
@@ -210,8 +210,11 @@ def run_stream(
     started: threading.Event | None = None,
     stop: threading.Event | None = None,
     drain_windows: bool = True,
+    idle_s: float | None = None,
+    on_drain: Any = None,
 ) -> tuple[dict[str, int], dict[str, Any]]:
-    """Run the streaming job until `duration_s` passes, `stop` is set, or SIGINT/SIGTERM; then drain.
+    """Run the streaming job until `duration_s` passes, `stop` is set, SIGINT/SIGTERM, or (with `idle_s`) no
+    packet has come in for that long; then drain. `on_drain` is called as draining begins.
 
     Returns the job's counters and what happened (run id, times, drain outcome).
     """
@@ -235,16 +238,25 @@ def run_stream(
     if started is not None:
         started.set()
     deadline = time.monotonic() + duration_s if duration_s else None
+    last_seen, last_change = -1, time.monotonic()
     try:
         while not stopper.event.is_set() and not (stop is not None and stop.is_set()):
             if deadline is not None and time.monotonic() >= deadline:
                 stopper.reason = "duration reached"
                 break
             time.sleep(1.0)
+            counts = _counters(result)
+            if counts.get("gate.passed", 0) != last_seen:
+                last_seen, last_change = counts.get("gate.passed", 0), time.monotonic()
+            elif idle_s and time.monotonic() - last_change >= idle_s:
+                stopper.reason = f"idle for {idle_s:.0f} s"
+                break
             if on_progress:
-                on_progress(_counters(result))
+                on_progress(counts)
         stopper.reason = stopper.reason or "stopped"
         log.info("draining (%s): no new packets in, finishing what is in flight", stopper.reason)
+        if on_drain:
+            on_drain()
         _GATES[gate].set()
         closed_at = time.monotonic()
         drained = _wait_until_drained(result, drain_timeout_s)

@@ -124,7 +124,7 @@ class _LateInWindow(beam.DoFn):
 
 
 def metrics_row(
-    source: str, stats: dict[str, Any], start: float, end: float, config: NightwatchConfig
+    source: str, stats: dict[str, Any], start: float, end: float, config: NightwatchConfig, run_id: str
 ) -> dict[str, Any]:
     minutes = (end - start) / 60.0
     rate = stats["received"] / minutes
@@ -136,6 +136,7 @@ def metrics_row(
     return {
         "source": source,
         "window_start": window_start,
+        "run_id": run_id,
         "window_end": datetime.fromtimestamp(end, timezone.utc),
         "night": observing_night(window_start, config.sources.site.timezone),
         "received": stats["received"],
@@ -156,12 +157,13 @@ def metrics_row(
 
 
 class _ToRow(beam.DoFn):
-    def __init__(self, config: NightwatchConfig):
+    def __init__(self, config: NightwatchConfig, run_id: str):
         self._config = config
+        self._run_id = run_id
 
     def process(self, keyed: tuple[str, dict[str, Any]], win: window.BoundedWindow = beam.DoFn.WindowParam):
         source, stats = keyed
-        yield metrics_row(source, stats, float(win.start), float(win.end), self._config)
+        yield metrics_row(source, stats, float(win.start), float(win.end), self._config, self._run_id)
 
 
 class _WriteMetrics(_HotStoreDoFn):
@@ -180,10 +182,11 @@ class _WriteMetrics(_HotStoreDoFn):
 class WindowedMetrics(beam.PTransform):
     """Samples in (see `Sample`); one metrics row per source and window out, also upserted in the hot store."""
 
-    def __init__(self, config: NightwatchConfig, db_url: str):
+    def __init__(self, config: NightwatchConfig, db_url: str, run_id: str):
         super().__init__()
         self._config = config
         self._db_url = db_url
+        self._run_id = run_id
 
     def expand(self, samples: beam.PCollection) -> beam.PCollection:
         spec = self._config.streaming.windows
@@ -201,6 +204,6 @@ class WindowedMetrics(beam.PTransform):
             | "MarkLate" >> beam.ParDo(_LateInWindow())
             | "BySource" >> beam.Map(lambda sample: (sample.source, sample))
             | "Stats" >> beam.CombinePerKey(WindowStats())
-            | "ToRow" >> beam.ParDo(_ToRow(self._config))
+            | "ToRow" >> beam.ParDo(_ToRow(self._config, self._run_id))
             | "Write" >> beam.ParDo(_WriteMetrics(self._db_url))
         )
