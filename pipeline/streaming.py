@@ -98,6 +98,33 @@ def _read_source(p: beam.Pipeline, spec: PubSubSpec, project: str, source: str) 
     )
 
 
+def kafka_sources(spec: PubSubSpec, bootstrap: str) -> dict[str, Any]:
+    """Beam's cross-language Kafka reads, one per source topic (same topic names as on Pub/Sub).
+
+    Constructing them checks their configuration; applying them needs Java and the expansion service.
+    """
+    from apache_beam.io.kafka import ReadFromKafka
+
+    return {
+        source: ReadFromKafka(
+            consumer_config={"bootstrap.servers": bootstrap, "group.id": "nightwatch-pipeline",
+                             "auto.offset.reset": "earliest"},
+            topics=[topic],
+            timestamp_policy=ReadFromKafka.create_time_policy,
+            commit_offset_in_finalize=True,
+        )
+        for source, topic in spec.topics.items()
+    }
+
+
+def _read_kafka(p: beam.Pipeline, source: str, read: Any) -> beam.PCollection:
+    def to_packet(record: tuple[bytes, bytes]) -> tuple[Packet, dict[str, str]]:
+        packet = Packet(payload=record[1], origin=f"kafka:{source}:{uuid.uuid4().hex}", source_hint=source)
+        return packet, {ATTR_SOURCE: source}
+
+    return p | f"Read{source.capitalize()}" >> read | f"ToPacket{source.capitalize()}" >> beam.Map(to_packet)
+
+
 def alert_message(event: Event) -> PubsubMessage:
     """An alert as a message: JSON body, the dedup key (stable per event) and the level as attributes."""
     body = {
@@ -122,14 +149,21 @@ class StreamingGraph:
 
 
 def build_streaming_pipeline(
-    p: beam.Pipeline, config: NightwatchConfig, outputs: Outputs, run_id: str, project: str, gate: str
+    p: beam.Pipeline,
+    config: NightwatchConfig,
+    outputs: Outputs,
+    run_id: str,
+    project: str,
+    gate: str,
+    kafka: dict[str, Any] | None = None,
 ) -> StreamingGraph:
+    """The streaming graph; sources are Pub/Sub subscriptions, or the given Kafka reads (Flink)."""
     spec = config.streaming.pubsub
-    packets = (
-        [_read_source(p, spec, project, source) for source in spec.topics]
-        | "AllSources" >> beam.Flatten()
-        | "Gate" >> beam.ParDo(_Gate(gate, spec, project))
-    )
+    if kafka is None:
+        reads = [_read_source(p, spec, project, source) for source in spec.topics]
+    else:
+        reads = [_read_kafka(p, source, read) for source, read in kafka.items()]
+    packets = reads | "AllSources" >> beam.Flatten() | "Gate" >> beam.ParDo(_Gate(gate, spec, project))
     core = build_pipeline(packets, config, outputs, run_id, streaming=True)
 
     raised = (
