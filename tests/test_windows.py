@@ -1,0 +1,115 @@
+"""Event-time windows with TestStream: metrics panes and late data, association with a late counterpart."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timezone
+
+import apache_beam as beam
+import pytest
+import sqlalchemy as sa
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.utils.timestamp import Timestamp
+
+from pipeline.store import HotStore, associations, events, metrics
+from tests.test_transforms import grb, optical
+from transforms.associate import AssociateSources, Candidate, _cell, cells_within, match
+from transforms.metrics import Sample, WindowedMetrics
+
+
+def streaming_pipeline() -> beam.Pipeline:
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    return beam.Pipeline(runner="BundleBasedDirectRunner", options=options)
+
+
+@pytest.fixture
+def store(tmp_path):
+    hot = HotStore(f"sqlite:///{tmp_path}/nightwatch.db")
+    hot.ensure_schema()
+    yield hot
+    hot.close()
+
+
+def test_metrics_window_refires_for_late_data_and_counts_data_beyond_lateness(config, store):
+    window_s = config.streaming.windows.metrics_s
+    lateness = config.streaming.windows.allowed_lateness_s
+    start = math.floor(time.time() / window_s) * window_s - 3 * window_s  # a window that closed minutes ago
+    on_time = [Sample("ztf", "received", start + 2), Sample("ztf", "stored", start + 3, 1.5)]
+    stream = (
+        TestStream()
+        .advance_watermark_to(start)
+        .add_elements([beam.window.TimestampedValue(s, start + 1) for s in on_time])
+        .add_elements([beam.window.TimestampedValue(Sample("ztf", "received", start + 2), start + 2)])
+        .advance_watermark_to(start + window_s + 1)  # the window closes: its on-time pane fires
+        .add_elements([beam.window.TimestampedValue(Sample("ztf", "received", time.time()), start + 5)])
+        .add_elements(  # later than the allowed lateness: Beam would drop it; it is counted now instead
+            [beam.window.TimestampedValue(Sample("ztf", "received", time.time()), time.time() - lateness - 600)]
+        )
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        p | stream | WindowedMetrics(config, store.url, "run-t")
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(metrics).order_by(metrics.c.window_start)).all()
+    first = rows[0]
+    # The late packet re-fired the closed window: its row was replaced, now counting 3 received, 1 late.
+    assert (first.received, first.stored, first.late) == (3, 1, 1)
+    assert first.latency_p50_s == pytest.approx(1.5)
+    assert first.rate_per_min == pytest.approx(3 * 60 / window_s)
+    assert first.expected_rate_per_min == config.sources.sources["ztf"].expected_rate_per_min
+    # The packet beyond the lateness is in the window it arrived in, flagged late, not lost.
+    assert [(row.received, row.late) for row in rows[1:]] == [(1, 1)]
+    assert len(rows) == 2
+
+
+def test_late_counterpart_is_still_associated(config, store):
+    association = config.streaming.association.model_copy(update={"window_s": 60})
+    config = config.model_copy(update={"streaming": config.streaming.model_copy(update={"association": association})})
+    now = float(int(time.time()))  # TestStream wants whole milliseconds
+    t0 = datetime.fromtimestamp(now - 300, timezone.utc)
+    trigger = grb(1.0).model_copy(
+        update={"event_time": t0, "received_time": t0, "event_class": "critical", "alert_level": "CRITICAL"}
+    )
+    counterpart = optical(ra=100.3, dec=10.2).model_copy(
+        update={
+            "event_time": datetime.fromtimestamp(now - 290, timezone.utc),
+            "event_class": "interesting",
+            "alert_level": "MEDIUM",
+            "received_time": datetime.fromtimestamp(now, timezone.utc),
+        }
+    )
+    unrelated = optical(event_id="ztf:far", ra=200.0, dec=-40.0).model_copy(
+        update={"event_time": t0, "event_class": "routine", "alert_level": "LOW"}
+    )
+    store.add_events([trigger, counterpart, unrelated])
+    window_s = config.streaming.association.window_s
+    stream = (
+        TestStream()
+        .advance_watermark_to(Timestamp.of(now - 400))
+        .add_elements([trigger, unrelated])
+        .advance_watermark_to(Timestamp.of(now - 300 + 2 * window_s + 1))  # every window holding t0 closed
+        .add_elements([counterpart])  # arrives late, within the allowed lateness
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        p | stream | AssociateSources(config, store.url)
+    with store.engine.connect() as conn:
+        links = conn.execute(sa.select(associations)).all()
+        raised = conn.execute(sa.select(events.c.event_class).where(events.c.event_id == counterpart.event_id)).scalar()
+    assert [(link.trigger_id, link.counterpart_id) for link in links] == [(trigger.event_id, counterpart.event_id)]
+    assert raised == "significant"
+
+
+def test_matching_respects_radius_time_and_cells():
+    trigger = Candidate("gcn:a", "trigger", 359.5, 0.0, 2.0, 1000.0)
+    near_across_zero = Candidate("ztf:1", "counterpart", 0.8, 0.5, 0.0, 1500.0)
+    too_far = Candidate("ztf:2", "counterpart", 5.0, 0.0, 0.0, 1500.0)
+    too_late = Candidate("ztf:3", "counterpart", 359.6, 0.1, 0.0, 1000.0 + 7200.0)
+    links = list(match([trigger, near_across_zero, too_far, too_late], window_s=3600))
+    assert [link.counterpart_id for link in links] == ["ztf:1"]
+    # The trigger is sent to every cell its error circle touches, including across RA 0.
+    assert _cell(0.8, 0.5) in cells_within(359.5, 0.0, 2.0)
+    assert _cell(359.9, 89.9) in cells_within(10.0, 88.5, 2.0)
