@@ -30,7 +30,7 @@ run: setup
 
 # A live run: the command starts (and stops) its own emulator unless PUBSUB_EMULATOR_HOST names one.
 stream: setup
-	$(NW) stream --duration 150 --rate 100 --feed-duration 90 --burst 2000 --burst-at 20 \
+	$(NW) stream --duration 0 --until-idle 15 --rate 40 --feed-duration 60 --burst 1000 --burst-at 20 \
 		--output $(OUT) --summary-json $(OUT)/stream-summary.json
 
 emulator:
