@@ -75,21 +75,26 @@ def _submit_stream(args: argparse.Namespace, plan, beam_args: list[str], config,
             kafka = {source: beam.Create([(b"", b"")]) for source in kafka}
 
     def build(p) -> None:
-        build_streaming_pipeline(p, config, outputs, run_id, project, gate=f"{run_id}-gate", kafka=kafka)
+        build_streaming_pipeline(p, config, outputs, run_id, project, kafka=kafka)
 
     print(submit(plan.__class__(plan.kind, plan.beam_args + beam_args, plan.dry_run), build))
     return 0
 
 
-def _simulate(args: argparse.Namespace, _beam_args: list[str]) -> int:
+def _simulate(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.simulator import generate_packets, parse_mix, write_packets
 
+    if args.rate:  # a live feed on the source topics: the same as `nightwatch publish`
+        args.input, args.output = None, args.store
+        return _publish(args, beam_args)
+    if not args.files:
+        raise ValueError("give --files DIR to write packet files, or --rate R to publish a live feed")
     mix = parse_mix(args.mix) if args.mix else None
     packets = generate_packets(
         args.count, seed=args.seed, mix=mix, bad_fraction=args.bad_fraction, rubin_wire=args.rubin_wire
     )
-    written = write_packets(packets, Path(args.output))
-    print(f"wrote {written} packets to {args.output}")
+    written = write_packets(packets, Path(args.files))
+    print(f"wrote {written} packets to {args.files}")
     return 0
 
 
@@ -322,8 +327,6 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
     if not info["drained"]:
         summary.problems.append("the drain timed out: packets still in flight were not finished")
     print(summary.table())
-    if counts.get("gate.returned"):
-        print(f"drain: {counts['gate.returned']} packets that arrived while draining were put back on their topics")
     report = feed_result.get("report")
     if report:
         print(
@@ -406,13 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_runner_options(run)
     run.set_defaults(handler=_run)
 
-    simulate = commands.add_parser("simulate", help="write simulated packets in the real formats to a folder")
-    simulate.add_argument("--count", type=int, default=100, help="how many packets (default 100)")
-    simulate.add_argument("--output", required=True, help="folder to write packet files into")
-    simulate.add_argument("--mix", help="source mix, e.g. ztf=0.6,rubin=0.35,gcn=0.05")
-    simulate.add_argument("--seed", type=int, default=0)
-    simulate.add_argument("--bad-fraction", type=float, default=0.0, help="share of deliberately corrupt packets")
+    simulate = commands.add_parser(
+        "simulate",
+        help="simulated packets in the real formats: to files (--files DIR) or live on Pub/Sub (--rate R)",
+        description="With --files: COUNT packet files. With --rate: a live feed on the source topics for --duration "
+        "seconds, with a Rubin visit burst (--burst), late, duplicated and bad packets (same as `publish`).",
+    )
+    simulate.add_argument("--files", help="folder to write packet files into")
+    simulate.add_argument("--count", type=int, default=100, help="how many packet files (default 100)")
     simulate.add_argument("--rubin-wire", choices=["container", "confluent", "both"], default="container")
+    simulate.add_argument("--duration", type=float, default=60.0, help="seconds of live feed (default 60)")
+    simulate.add_argument("--store", default="out", help="output folder whose hot store counts what was published")
     simulate.set_defaults(handler=_simulate)
 
     def feed_options(command: argparse.ArgumentParser, rate_default: float) -> None:
@@ -452,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     feed_options(publish, 100.0)
     pubsub_options(publish)
     publish.set_defaults(handler=_publish)
+    feed_options(simulate, 0.0)
+    simulate.add_argument("--project", help="GCP project (default: config/streaming.yaml)")
+    simulate.add_argument("--emulator", choices=["auto", "yes", "no"], default="auto")
+    simulate.add_argument("--db-url", help="hot store URL (default: sqlite file STORE/nightwatch.db)")
+    simulate.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
 
     stream = commands.add_parser(
         "stream",

@@ -1,19 +1,34 @@
-"""The local streaming runner's Pub/Sub reader, tuned: more messages per pull, a short pull timeout.
+"""The local streaming runner's Pub/Sub reader, tuned: more messages per pull, a short pull timeout,
+and a pause for draining.
 
 Beam's BundleBasedDirectRunner pulls 10 messages at a time with a 30-second blocking timeout. With one
 subscription per source, a quiet source (the satellite sends a few notices a night) blocks the runner's
-worker for 30 s on every empty pull, and the busy sources starve behind it. Production runners (Dataflow,
-Flink) have their own readers and are not touched; this only replaces the local evaluator's pull.
+worker for 30 s on every empty pull, and the busy sources starve behind it. The local reader also
+acknowledges messages as it pulls them, so draining pauses it: what it has pulled is finished, what it has not
+stays on the subscription. Production runners (Dataflow, Flink) have their own readers and are not touched;
+this only replaces the local evaluator's pull.
 Adapted from apache_beam/runners/direct/transform_evaluator.py (Apache License 2.0).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 MAX_MESSAGES = 500
 PULL_TIMEOUT_S = 1.0
 _applied = False
+# Set while a job drains: the reader stops pulling, so nothing more is acknowledged and left unprocessed.
+_PAUSED = threading.Event()
+
+
+def pause_reading() -> None:
+    _PAUSED.set()
+
+
+def resume_reading() -> None:
+    _PAUSED.clear()
 
 
 def _read_from_pubsub(self: Any, timestamp_attribute: str | None) -> list[tuple[Any, Any]]:
@@ -35,6 +50,9 @@ def _read_from_pubsub(self: Any, timestamp_attribute: str | None) -> list[tuple[
 
     from google.api_core.exceptions import DeadlineExceeded
 
+    if _PAUSED.is_set():
+        time.sleep(0.05)  # draining: leave the messages on the subscription for the next run
+        return []
     client = self._get_subscriber_client(self._applied_ptransform)
     try:
         response = client.pull(subscription=self._sub_name, max_messages=MAX_MESSAGES, timeout=PULL_TIMEOUT_S)

@@ -60,8 +60,11 @@ def plan_runner(args: argparse.Namespace, streaming: bool) -> RunnerPlan:
         return RunnerPlan(kind, [], False)
     missing: list[str] = []
     if kind == "dataflow":
-        for option, value in (("--project", args.project), ("--region", args.region),
-                              ("--temp-location", args.temp_location)):
+        for option, value in (
+            ("--project", args.project),
+            ("--region", args.region),
+            ("--temp-location", args.temp_location),
+        ):
             if not value:
                 missing.append(option)
         if args.temp_location and not _GCS_PATH.match(args.temp_location):
@@ -143,7 +146,9 @@ def submit(plan: RunnerPlan, build: Callable[[beam.Pipeline], None]) -> str:
     build(p)
     result = p.run()
     if plan.dry_run:
-        return f"dry run: {plan.kind} graph of {len(p.to_runner_api().components.transforms)} transforms translated "\
-               "and options valid; nothing submitted"
+        return (
+            f"dry run: {plan.kind} graph of {len(p.to_runner_api().components.transforms)} transforms translated "
+            "and options valid; nothing submitted"
+        )
     job = getattr(result, "job_id", lambda: None)
     return f"submitted to {plan.kind}: job {job() if callable(job) else job}; state {result.state}"

@@ -2,9 +2,9 @@
 
 Locally it runs on the BundleBasedDirectRunner against the Pub/Sub emulator; in production on Dataflow
 (Pub/Sub native) or Flink. `run_stream` runs it for a while or until SIGINT/SIGTERM, then drains:
-the gate after the reader stops letting packets in (it puts them back on their topic instead, since the
-local reader has already acknowledged them), the job finishes what is in flight, then it is cancelled.
-Redelivered or re-published packets are stored once: every sink is idempotent on ids.
+the reader stops pulling (what it has not pulled stays on the subscription), the job finishes what is in
+flight and lets its last windows close, then it is cancelled. Redelivered packets are stored once: every
+sink is idempotent on ids.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from config.settings import NightwatchConfig, PubSubSpec
 from pipeline.event import Event, Packet, utcnow
 from pipeline.graph import PIPELINE_VERSION, Graph, Outputs, build_pipeline
-from pipeline.local_reader import tune_local_reader
+from pipeline.local_reader import PULL_TIMEOUT_S, pause_reading, resume_reading, tune_local_reader
 from pipeline.pubsub import ATTR_DEDUP_KEY, ATTR_SOURCE
 from pipeline.store import HotStore, alert_id_for
 from transforms.associate import AssociateSources
@@ -42,9 +42,6 @@ from transforms.metrics import (
 
 log = logging.getLogger("nightwatch.stream")
 
-# Gates of the jobs running in this process, by name (the local runners run DoFns in-process).
-_GATES: dict[str, threading.Event] = {}
-
 
 def message_to_packet(message: PubsubMessage, source: str) -> Packet:
     return Packet(
@@ -56,33 +53,12 @@ def message_to_packet(message: PubsubMessage, source: str) -> Packet:
     )
 
 
-class _Gate(beam.DoFn):
-    """Lets packets in while the job runs; once draining, puts them back on their topic for the next run."""
-
-    def __init__(self, gate: str, spec: PubSubSpec, project: str):
-        self._gate = gate
-        self._spec = spec
-        self._project = project
-        self._publisher = None
+class _CountIngested(beam.DoFn):
+    """Counts packets as they enter the job: what draining waits on."""
 
     def process(self, item: tuple[Packet, dict[str, str]]) -> Iterator[Packet]:
-        packet, attributes = item
-        closed = _GATES.get(self._gate)
-        if closed is None or not closed.is_set():
-            counter("gate.passed").inc()
-            yield packet
-            return
-        if self._publisher is None:
-            from google.cloud import pubsub_v1
-
-            self._publisher = pubsub_v1.PublisherClient()
-        topic = self._publisher.topic_path(self._project, self._spec.topics[packet.source_hint])
-        self._publisher.publish(topic, packet.payload, **attributes).result(timeout=60)
-        counter("gate.returned").inc()
-
-    def teardown(self) -> None:
-        if self._publisher is not None:
-            self._publisher.stop()
+        counter("ingested").inc()
+        yield item[0]
 
 
 def _read_source(p: beam.Pipeline, spec: PubSubSpec, project: str, source: str) -> beam.PCollection:
@@ -107,8 +83,11 @@ def kafka_sources(spec: PubSubSpec, bootstrap: str) -> dict[str, Any]:
 
     return {
         source: ReadFromKafka(
-            consumer_config={"bootstrap.servers": bootstrap, "group.id": "nightwatch-pipeline",
-                             "auto.offset.reset": "earliest"},
+            consumer_config={
+                "bootstrap.servers": bootstrap,
+                "group.id": "nightwatch-pipeline",
+                "auto.offset.reset": "earliest",
+            },
             topics=[topic],
             timestamp_policy=ReadFromKafka.create_time_policy,
             commit_offset_in_finalize=True,
@@ -154,7 +133,6 @@ def build_streaming_pipeline(
     outputs: Outputs,
     run_id: str,
     project: str,
-    gate: str,
     kafka: dict[str, Any] | None = None,
 ) -> StreamingGraph:
     """The streaming graph; sources are Pub/Sub subscriptions, or the given Kafka reads (Flink)."""
@@ -163,7 +141,7 @@ def build_streaming_pipeline(
         reads = [_read_source(p, spec, project, source) for source in spec.topics]
     else:
         reads = [_read_kafka(p, source, read) for source, read in kafka.items()]
-    packets = reads | "AllSources" >> beam.Flatten() | "Gate" >> beam.ParDo(_Gate(gate, spec, project))
+    packets = reads | "AllSources" >> beam.Flatten() | "Ingest" >> beam.ParDo(_CountIngested())
     core = build_pipeline(packets, config, outputs, run_id, streaming=True)
 
     raised = (
@@ -226,7 +204,7 @@ def _in_flight(counts: dict[str, int]) -> int:
 
     finished = sum(v for k, v in counts.items() if k.startswith("stored."))
     finished += sum(counts.get(f"dead_letters.{stage}", 0) for stage in LOSING_STAGES)
-    undecoded = counts.get("gate.passed", 0) - counts.get("packets", 0)
+    undecoded = counts.get("ingested", 0) - counts.get("packets", 0)
     routed = sum(v for k, v in counts.items() if k.startswith("routed."))
     tiers = sum(routed - counts.get(f"{tier}.handled", 0) for tier in ("warm", "archive"))
     return counts.get("received", 0) - finished + undecoded + tiers
@@ -255,8 +233,6 @@ def run_stream(
     run_id = run_id or f"stream-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     store = HotStore(outputs.db_url)
     store.ensure_schema()
-    gate = f"{run_id}-gate"
-    _GATES[gate] = threading.Event()
     reset_local_counts()
     stopper = _Stop()
     previous = {}
@@ -266,8 +242,9 @@ def run_stream(
     options = streaming_options(argv, project)
     if options.view_as(StandardOptions).runner == "BundleBasedDirectRunner":
         tune_local_reader()
+    resume_reading()
     p = beam.Pipeline(options=options)
-    build_streaming_pipeline(p, config, outputs, run_id, project, gate)
+    build_streaming_pipeline(p, config, outputs, run_id, project)
     result = p.run()
     if started is not None:
         started.set()
@@ -280,8 +257,8 @@ def run_stream(
                 break
             time.sleep(1.0)
             counts = _counters(result)
-            if counts.get("gate.passed", 0) != last_seen:
-                last_seen, last_change = counts.get("gate.passed", 0), time.monotonic()
+            if counts.get("ingested", 0) != last_seen:
+                last_seen, last_change = counts.get("ingested", 0), time.monotonic()
             elif idle_s and time.monotonic() - last_change >= idle_s:
                 stopper.reason = f"idle for {idle_s:.0f} s"
                 break
@@ -291,8 +268,9 @@ def run_stream(
         log.info("draining (%s): no new packets in, finishing what is in flight", stopper.reason)
         if on_drain:
             on_drain()
-        _GATES[gate].set()
+        pause_reading()
         closed_at = time.monotonic()
+        time.sleep(PULL_TIMEOUT_S + 0.5)  # a pull in flight when the pause began delivers, and is finished too
         drained = _wait_until_drained(result, drain_timeout_s)
         if drained and drain_windows:
             # Let the event-time windows holding the last packets close and write their metrics.
@@ -300,9 +278,9 @@ def run_stream(
             time.sleep(max(0.0, closed_at + window_s + 2 * WATERMARK_MARGIN_S - time.monotonic()))
     finally:
         result.cancel()
+        resume_reading()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _GATES.pop(gate, None)
     counts = _counters(result)
     store.record_run(run_id, began, utcnow(), {"counters": counts, "drained": drained, "mode": "streaming"})
     store.close()
@@ -321,7 +299,7 @@ def _wait_until_drained(result: Any, timeout_s: float, settle_s: float = 3.0) ->
     last, stable_since = None, time.monotonic()
     while time.monotonic() < deadline:
         counts = _counters(result)
-        snapshot = (counts.get("gate.passed", 0), counts.get("received", 0), _in_flight(counts))
+        snapshot = (counts.get("ingested", 0), counts.get("received", 0), _in_flight(counts))
         if snapshot != last:
             last, stable_since = snapshot, time.monotonic()
         elif snapshot[2] == 0 and time.monotonic() - stable_since >= settle_s:

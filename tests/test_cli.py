@@ -55,7 +55,7 @@ def test_clear_errors_exit_2(tmp_path, capsys):
 
 
 def test_simulate_writes_packet_files(tmp_path, capsys):
-    assert main(["simulate", "--count", "30", "--output", str(tmp_path), "--rubin-wire", "both"]) == 0
+    assert main(["simulate", "--count", "30", "--files", str(tmp_path), "--rubin-wire", "both"]) == 0
     files = list(tmp_path.iterdir())
     assert len(files) == 30
     assert {path.suffix for path in files} <= {".avro", ".confluent", ".json", ".xml"}
