@@ -28,6 +28,13 @@ class ConfigError(ValueError):
     """A configuration file is missing or invalid; the message names the file and the field."""
 
 
+def _only_known_sources(value: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(value) - set(SOURCES)
+    if unknown:
+        raise ValueError(f"unknown sources {sorted(unknown)}; known: {SOURCES}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
@@ -199,13 +206,7 @@ class SourcesConfig(_Strict):
     sources: dict[str, SourceSpec]
     gcn_kinds: dict[str, list[str]]
 
-    @field_validator("sources")
-    @classmethod
-    def _known_sources(cls, value: dict[str, SourceSpec]) -> dict[str, SourceSpec]:
-        unknown = set(value) - set(SOURCES)
-        if unknown:
-            raise ValueError(f"unknown sources {sorted(unknown)}; known: {SOURCES}")
-        return value
+    _known_sources = field_validator("sources")(lambda value: _only_known_sources(value))
 
     def gcn_kind(self, mission: str, instrument: str) -> str:
         """The kind of a GCN notice from its mission and instrument, or `notice` when unknown."""
@@ -266,13 +267,7 @@ class PubSubSpec(_Strict):
     alerts_topic: str
     event_time_attribute: str = "event_time"
 
-    @field_validator("topics")
-    @classmethod
-    def _every_source(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = set(value) - set(SOURCES)
-        if unknown:
-            raise ValueError(f"unknown sources {sorted(unknown)}; known: {SOURCES}")
-        return value
+    _known_sources = field_validator("topics")(lambda value: _only_known_sources(value))
 
     def subscription(self, source: str) -> str:
         return f"{self.topics[source]}{self.subscription_suffix}"

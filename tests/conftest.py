@@ -40,3 +40,14 @@ def config():
 def beam_pipeline():
     """A TestPipeline on the in-process batch runner (the default DirectRunner would try to fetch Prism)."""
     return TestPipeline(options=PipelineOptions(runner="FnApiRunner"), blocking=True)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An empty hot store (SQLite) in the test's folder."""
+    from pipeline.store import HotStore
+
+    hot = HotStore(f"sqlite:///{tmp_path}/nightwatch.db")
+    hot.ensure_schema()
+    yield hot
+    hot.close()

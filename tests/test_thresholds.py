@@ -15,14 +15,6 @@ from pipeline.thresholds import LiveRules, ThresholdStore, with_cut_value, with_
 from tests.conftest import DATA
 
 
-@pytest.fixture
-def store(tmp_path):
-    hot = HotStore(f"sqlite:///{tmp_path}/nightwatch.db")
-    hot.ensure_schema()
-    yield hot
-    hot.close()
-
-
 def test_versions_round_trip_and_validate(store, config):
     versions = ThresholdStore(store)
     assert versions.latest("filters") is None

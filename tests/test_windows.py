@@ -13,7 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.utils.timestamp import Timestamp
 
-from pipeline.store import HotStore, associations, events, metrics
+from pipeline.store import associations, events, metrics
 from tests.test_transforms import grb, optical
 from transforms.associate import AssociateSources, Candidate, _cell, cells_within, match
 from transforms.metrics import Sample, WindowedMetrics
@@ -23,14 +23,6 @@ def streaming_pipeline() -> beam.Pipeline:
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
     return beam.Pipeline(runner="BundleBasedDirectRunner", options=options)
-
-
-@pytest.fixture
-def store(tmp_path):
-    hot = HotStore(f"sqlite:///{tmp_path}/nightwatch.db")
-    hot.ensure_schema()
-    yield hot
-    hot.close()
 
 
 def test_metrics_window_refires_for_late_data_and_counts_data_beyond_lateness(config, store):
