@@ -15,6 +15,7 @@ REQUIRES = [
     "astropy>=6",
     "lxml>=5",
     "sqlalchemy>=2.0",
+    "psycopg[binary]>=3.1",  # the PostgreSQL hot store
     # Rubin's official alert schemas (v3 to v11), read as data files: the local schema registry.
     "lsst-alert-packet>=30.2026",
 ]

@@ -358,6 +358,7 @@ def _metrics_table(db_url: str, per_source: int = 3) -> str:
     store = HotStore(db_url)
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(metrics).order_by(metrics.c.source, metrics.c.window_start.desc())).all()
+    volume = store.alert_volume_by_night()
     store.close()
     lines = [
         "metrics (latest windows per source):",
@@ -379,6 +380,9 @@ def _metrics_table(db_url: str, per_source: int = 3) -> str:
         )
     if not shown:
         lines.append("  (no window has closed yet: windows close a minute after their events)")
+    if volume:
+        nights = ", ".join(f"{night}: {count}" for night, count in list(volume.items())[-3:])
+        lines.append(f"alert volume per observing night (guide: < 50): {nights}")
     return "\n".join(lines)
 
 
@@ -525,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("nightwatch").setLevel(logging.INFO)
     try:
         return args.handler(args, beam_args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"nightwatch: error: {exc}", file=sys.stderr)
         return 2
 

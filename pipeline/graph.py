@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ class Outputs:
 
     @classmethod
     def under(cls, output: str, db_url: str | None) -> Outputs:
+        """Tiers under `output`; the hot store at `db_url`, else $NIGHTWATCH_DB_URL, else a SQLite file there."""
+        db_url = db_url or os.environ.get("NIGHTWATCH_DB_URL") or None
         if db_url is None:
             if "://" in output:
                 raise ValueError(f"--output {output} is remote: give the hot store with --db_url")

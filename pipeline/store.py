@@ -238,6 +238,15 @@ class HotStore:
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         metadata.create_all(self.engine)
+        inspector = sa.inspect(self.engine)
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            missing = [column.name for column in table.columns if column.name not in present]
+            if missing:
+                raise RuntimeError(
+                    f"hot store {self.url} has an older layout of table {table.name} (missing "
+                    f"{', '.join(missing)}): point Nightwatch at a new store, or migrate this one"
+                )
         with self.engine.begin() as conn:
             current = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
             if current is None:
@@ -394,6 +403,19 @@ class HotStore:
                         _insert_ignoring_conflicts(self.engine, review_queue, "event_id"), [review_row(raised, now)]
                     )
         return alerting
+
+    def alert_volume_by_night(self, include_injected: bool = False) -> dict[str, int]:
+        """Alerts (CRITICAL and HIGH) per observing night: the guide's alert-volume panel (< 50 a night)."""
+        query = (
+            sa.select(events.c.night, sa.func.count())
+            .select_from(alerts.join(events, events.c.event_id == alerts.c.event_id))
+            .group_by(events.c.night)
+            .order_by(events.c.night)
+        )
+        if not include_injected:
+            query = query.where(alerts.c.injected.is_(False))
+        with self.engine.connect() as conn:
+            return {str(night): int(count) for night, count in conn.execute(query)}
 
     def count(self, table: sa.Table, **where: Any) -> int:
         query = sa.select(sa.func.count()).select_from(table)
