@@ -169,7 +169,8 @@ class _ToRow(beam.DoFn):
 class _WriteMetrics(_HotStoreDoFn):
     def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
         try:
-            # The backlog is measured now: published to the topic but not yet received by the pipeline.
+            self._store.upsert_metrics([row])
+            # The backlog now: published to the topic but not yet counted as received (this window included).
             row = {**row, "queue_depth": self._store.queue_depth(row["source"])}
             self._store.upsert_metrics([row])
         except Exception:  # noqa: BLE001 - metrics are derived; a failed write is counted, the events are safe
