@@ -12,12 +12,15 @@ Adapted from apache_beam/runners/direct/transform_evaluator.py (Apache License 2
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
 
 MAX_MESSAGES = 500
 PULL_TIMEOUT_S = 1.0
+# A pull's reply must fit gRPC's 4 MiB limit; big packets (Rubin alerts with cutouts, ~70-230 kB) halve the batch.
+_batch = {"max_messages": MAX_MESSAGES}
 _applied = False
 # Set while a job drains: the reader stops pulling, so nothing more is acknowledged and left unprocessed.
 _PAUSED = threading.Event()
@@ -48,15 +51,22 @@ def _read_from_pubsub(self: Any, timestamp_attribute: str | None) -> list[tuple[
             timestamp = Timestamp.from_utc_datetime(message.publish_time)
         return timestamp, parsed
 
-    from google.api_core.exceptions import DeadlineExceeded
+    from google.api_core.exceptions import DeadlineExceeded, ResourceExhausted
 
     if _PAUSED.is_set():
         time.sleep(0.05)  # draining: leave the messages on the subscription for the next run
         return []
-    client = self._get_subscriber_client(self._applied_ptransform)
+    client = _emulator_client() or self._get_subscriber_client(self._applied_ptransform)
     try:
-        response = client.pull(subscription=self._sub_name, max_messages=MAX_MESSAGES, timeout=PULL_TIMEOUT_S)
+        response = client.pull(
+            subscription=self._sub_name, max_messages=_batch["max_messages"], timeout=PULL_TIMEOUT_S
+        )
     except DeadlineExceeded:  # nothing to read right now
+        return []
+    except ResourceExhausted:
+        # The reply was too large: pull fewer next time. The messages of this pull were leased, not lost:
+        # the subscription redelivers them when their ack deadline passes.
+        _batch["max_messages"] = max(1, _batch["max_messages"] // 2)
         return []
     results = []
     for received in response.received_messages:
@@ -70,6 +80,24 @@ def _read_from_pubsub(self: Any, timestamp_attribute: str | None) -> list[tuple[
     if ack_ids:
         client.acknowledge(subscription=self._sub_name, ack_ids=ack_ids)
     return results
+
+
+_clients: dict[str, Any] = {}
+
+
+def _emulator_client() -> Any:
+    """Against the emulator, a client whose channel takes replies of any size (gRPC's default is 4 MiB)."""
+    host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if not host:
+        return None
+    if host not in _clients:
+        import grpc
+        from google.cloud import pubsub_v1
+        from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+        channel = grpc.insecure_channel(host, options=[("grpc.max_receive_message_length", -1)])
+        _clients[host] = pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+    return _clients[host]
 
 
 def tune_local_reader() -> None:
