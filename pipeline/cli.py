@@ -85,7 +85,7 @@ def _simulate(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.simulator import generate_packets, parse_mix, write_packets
 
     if args.rate:  # a live feed on the source topics: the same as `nightwatch publish`
-        args.input, args.output = None, args.store
+        args.input = None
         return _publish(args, beam_args)
     if not args.files:
         raise ValueError("give --files DIR to write packet files, or --rate R to publish a live feed")
@@ -423,7 +423,6 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--count", type=int, default=100, help="how many packet files (default 100)")
     simulate.add_argument("--rubin-wire", choices=["container", "confluent", "both"], default="container")
     simulate.add_argument("--duration", type=float, default=60.0, help="seconds of live feed (default 60)")
-    simulate.add_argument("--store", default="out", help="output folder whose hot store counts what was published")
     simulate.set_defaults(handler=_simulate)
 
     def feed_options(command: argparse.ArgumentParser, rate_default: float) -> None:
@@ -464,10 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     pubsub_options(publish)
     publish.set_defaults(handler=_publish)
     feed_options(simulate, 0.0)
-    simulate.add_argument("--project", help="GCP project (default: config/streaming.yaml)")
-    simulate.add_argument("--emulator", choices=["auto", "yes", "no"], default="auto")
-    simulate.add_argument("--db-url", help="hot store URL (default: sqlite file STORE/nightwatch.db)")
-    simulate.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+    pubsub_options(simulate)
 
     stream = commands.add_parser(
         "stream",

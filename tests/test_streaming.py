@@ -313,3 +313,49 @@ def test_every_real_sample_packet_streams_through(emulator, tmp_path):
     assert info["drained"] and counts["received"] == len(files)
     assert store.count(events) + store.count(dead_letters) == len(files)
     assert store.count(dead_letters) == 5  # the GCN schema's core fragments
+
+
+def test_simulate_publishes_a_live_feed_and_counts_it(emulator, tmp_path, capsys):
+    from pipeline.cli import main
+    from pipeline.store import published
+
+    config = streaming_config(tmp_path)
+    argv = [
+        "simulate",
+        "--rate",
+        "40",
+        "--duration",
+        "2",
+        "--burst",
+        "30",
+        "--burst-at",
+        "0.5",
+        "--bad-fraction",
+        "0.1",
+        "--emulator",
+        "no",
+        "--project",
+        PROJECT,
+        "--config",
+        str(tmp_path / "config"),
+        "--output",
+        str(tmp_path / "out"),
+    ]
+    assert main(argv) == 0
+    said = capsys.readouterr().out
+    total = int(said.split("published ")[1].split(" ")[0])
+    assert total >= 30 + 40  # the burst and about two seconds at 40 a second
+    store = HotStore(f"sqlite:///{tmp_path / 'out'}/nightwatch.db")
+    with store.engine.connect() as conn:
+        counted = conn.execute(sa.select(sa.func.sum(published.c.count))).scalar_one()
+    assert counted == total
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    waiting = 0
+    for source in ("ztf", "rubin", "gcn"):
+        name = subscriber.subscription_path(PROJECT, config.streaming.pubsub.subscription(source))
+        while response := subscriber.pull(subscription=name, max_messages=100, timeout=5).received_messages:
+            waiting += len(response)
+            subscriber.acknowledge(subscription=name, ack_ids=[m.ack_id for m in response])
+    assert waiting == total
