@@ -58,9 +58,7 @@ def _read_from_pubsub(self: Any, timestamp_attribute: str | None) -> list[tuple[
         return []
     client = _emulator_client() or self._get_subscriber_client(self._applied_ptransform)
     try:
-        response = client.pull(
-            subscription=self._sub_name, max_messages=_batch["max_messages"], timeout=PULL_TIMEOUT_S
-        )
+        response = client.pull(subscription=self._sub_name, max_messages=_batch["max_messages"], timeout=PULL_TIMEOUT_S)
     except DeadlineExceeded:  # nothing to read right now
         return []
     except ResourceExhausted:

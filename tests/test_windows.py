@@ -10,7 +10,7 @@ import apache_beam as beam
 import pytest
 import sqlalchemy as sa
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing import test_stream
 from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.store import associations, events, metrics
@@ -31,7 +31,7 @@ def test_metrics_window_refires_for_late_data_and_counts_data_beyond_lateness(co
     start = math.floor(time.time() / window_s) * window_s - 3 * window_s  # a window that closed minutes ago
     on_time = [Sample("ztf", "received", start + 2), Sample("ztf", "stored", start + 3, 1.5)]
     stream = (
-        TestStream()
+        test_stream.TestStream()
         .advance_watermark_to(start)
         .add_elements([beam.window.TimestampedValue(s, start + 1) for s in on_time])
         .add_elements([beam.window.TimestampedValue(Sample("ztf", "received", start + 2), start + 2)])
@@ -79,7 +79,7 @@ def test_late_counterpart_is_still_associated(config, store):
     store.add_events([trigger, counterpart, unrelated])
     window_s = config.streaming.association.window_s
     stream = (
-        TestStream()
+        test_stream.TestStream()
         .advance_watermark_to(Timestamp.of(now - 400))
         .add_elements([trigger, unrelated])
         .advance_watermark_to(Timestamp.of(now - 300 + 2 * window_s + 1))  # every window holding t0 closed
