@@ -386,6 +386,38 @@ def _metrics_table(db_url: str, per_source: int = 3) -> str:
     return "\n".join(lines)
 
 
+def _verify(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline.graph import Outputs
+    from pipeline.store import HotStore
+    from pipeline.verify import report, verify
+
+    outputs = Outputs.under(args.output, args.db_url)
+    store = HotStore(outputs.db_url)
+    store.ensure_schema()
+    checks = verify(store, outputs.warm_root, outputs.archive_root)
+    store.close()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "source": c.source,
+                        "night": c.night,
+                        "hot": len(c.hot),
+                        "warm": len(c.warm),
+                        "archive": len(c.archive),
+                        "missing": c.missing,
+                    }
+                    for c in checks
+                ],
+                indent=2,
+            )
+        )
+    else:
+        print(report(checks))
+    return 0 if all(check.ok for check in checks) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nightwatch",
@@ -484,6 +516,17 @@ def build_parser() -> argparse.ArgumentParser:
     pubsub_options(stream)
     add_runner_options(stream, with_project=False)
     stream.set_defaults(handler=_stream)
+
+    check = commands.add_parser(
+        "verify",
+        help="check that the hot store, warm tier and archive hold the same events, per source and night",
+        description="Exit 0 when every tier holds the same event ids for every source and observing night; "
+        "exit 1 and name the missing ids otherwise.",
+    )
+    check.add_argument("--output", default="out", help="output folder (default: out)")
+    check.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
+    check.add_argument("--json", action="store_true", help="print the checks as JSON")
+    check.set_defaults(handler=_verify)
 
     thresholds = commands.add_parser(
         "thresholds",
