@@ -176,7 +176,14 @@ def run(argv: list[str]) -> RunSummary:
 
         mix = parse_mix(opts.mix)
     with beam.Pipeline(options=options) as p:
-        packets = read_packets(p, opts.input, opts.simulate, seed=opts.seed, mix=mix, bad_fraction=opts.bad_fraction)
+        if opts.replay_archive:
+            from pipeline.replay import ReadArchive
+
+            packets = p | "ReadPackets" >> ReadArchive(opts.replay_archive, replay_range(opts))
+        else:
+            packets = read_packets(
+                p, opts.input, opts.simulate, seed=opts.seed, mix=mix, bad_fraction=opts.bad_fraction
+            )
         build_pipeline(packets, config, outputs, run_id)
     result = p.result  # the with-block ran the pipeline and waited for it
     finished = utcnow()
@@ -207,6 +214,20 @@ def run(argv: list[str]) -> RunSummary:
     store.record_run(run_id, started, finished, summary.as_dict())
     store.close()
     return summary
+
+
+def replay_range(opts: NightwatchOptions):
+    from pipeline.decoders.common import parse_iso_utc
+    from pipeline.replay import ReplayRange
+
+    if not (opts.replay_start and opts.replay_end):
+        raise ValueError("a replay needs --start and --end")
+    span = ReplayRange(
+        parse_iso_utc(opts.replay_start, "--start"), parse_iso_utc(opts.replay_end, "--end"), opts.replay_source
+    )
+    if span.end <= span.start:
+        raise ValueError("--end must be after --start")
+    return span
 
 
 def write_summary_json(summary: RunSummary, path: str) -> None:
