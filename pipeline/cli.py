@@ -444,6 +444,28 @@ def utc_stamp() -> str:
     return f"{utcnow():%Y%m%dT%H%M%S}"
 
 
+def _backup(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from pipeline.backup import backup, restore
+    from pipeline.graph import Outputs
+    from pipeline.store import HotStore
+
+    url = Outputs.under(args.output, args.db_url).db_url
+    if args.command == "backup":
+        store = HotStore(url)
+        store.ensure_schema()
+        path = backup(store, Path(args.to or Path(args.output) / "backups"))
+        store.close()
+        print(f"backup written to {path} (manifest {path}.json)")
+        return 0
+    mismatches = restore(url, Path(args.path))
+    if mismatches:
+        for table, (expected, found) in mismatches.items():
+            print(f"MISMATCH {table}: {expected}, {found}")
+        return 1
+    print(f"restored {args.path} into {url}; every table matches the backup's counts and checksums")
+    return 0
+
+
 def _verify(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline.graph import Outputs
     from pipeline.store import HotStore
@@ -592,6 +614,19 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
     replay.add_argument("--run-id", help="name of this run (default: replay-<time>)")
     replay.set_defaults(handler=_replay)
+
+    backup = commands.add_parser(
+        "backup", help="a consistent copy of the hot store (SQLite backup API, or pg_dump), with a manifest"
+    )
+    backup.add_argument("--to", help="folder for the backup (default: OUTPUT/backups)")
+    restore = commands.add_parser(
+        "restore", help="restore a backup into the hot store and check every table against its manifest"
+    )
+    restore.add_argument("path", help="the backup file (its manifest is PATH.json)")
+    for command in (backup, restore):
+        command.add_argument("--output", default="out", help="output folder (default: out)")
+        command.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
+        command.set_defaults(handler=_backup)
 
     check = commands.add_parser(
         "verify",

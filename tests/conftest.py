@@ -51,3 +51,21 @@ def store(tmp_path):
     hot.ensure_schema()
     yield hot
     hot.close()
+
+
+@pytest.fixture
+def postgres_url():
+    """A database of its own on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    server = "postgresql+psycopg://postgres@127.0.0.1:5432"
+    name = f"nightwatch_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(f"{server}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield f"{server}/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
-import pytest
 import sqlalchemy as sa
 
 from pipeline.run import run
 from pipeline.store import HotStore, alerts, dead_letters, events, review_queue
 from tests.conftest import DATA
-
-SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-
-
-@pytest.fixture
-def postgres_url():
-    """A database of its own for the test, dropped afterwards."""
-    name = f"nightwatch_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(f"{SERVER}/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield f"{SERVER}/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_pipeline_on_postgres_matches_sqlite(postgres_url, tmp_path):
