@@ -466,7 +466,28 @@ def _backup(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from config.settings import load_config
+    from pipeline.decoders.common import parse_iso_utc
+    from pipeline.event import utcnow
+    from pipeline.graph import Outputs
+    from pipeline.retention import apply_retention
+    from pipeline.store import HotStore
+
+    config = load_config(args.config)
+    outputs = Outputs.under(args.output, args.db_url)
+    store = HotStore(outputs.db_url)
+    store.ensure_schema()
+    now = parse_iso_utc(args.now, "--now") if args.now else utcnow()
+    report = apply_retention(store, outputs.warm_root, outputs.archive_root, config.retention, now, args.dry_run)
+    store.close()
+    print(f"retention as of {now.isoformat()}{' (dry run: nothing changed)' if args.dry_run else ''}")
+    print(report.table())
+    return 0
+
+
 def _verify(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from config.settings import load_config
     from pipeline.graph import Outputs
     from pipeline.store import HotStore
     from pipeline.verify import report, verify
@@ -474,7 +495,10 @@ def _verify(args: argparse.Namespace, _beam_args: list[str]) -> int:
     outputs = Outputs.under(args.output, args.db_url)
     store = HotStore(outputs.db_url)
     store.ensure_schema()
-    checks = verify(store, outputs.warm_root, outputs.archive_root)
+    from pipeline.decoders.common import parse_iso_utc
+
+    now = parse_iso_utc(args.now, "--now") if args.now else None
+    checks = verify(store, outputs.warm_root, outputs.archive_root, load_config(args.config).retention, now)
     store.close()
     if args.json:
         print(
@@ -628,6 +652,19 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
         command.set_defaults(handler=_backup)
 
+    retention = commands.add_parser(
+        "retention",
+        help="apply the guide's retention table to the hot store, warm tier and archive",
+        description="Deletes what is past its time in each tier (config/retention.yaml), never the last copy of "
+        "anything the table keeps, and reports what it did. Running it again does nothing more.",
+    )
+    retention.add_argument("--dry-run", action="store_true", help="report what would be deleted; change nothing")
+    retention.add_argument("--now", help="apply as of this time (ISO 8601; default: now)")
+    retention.add_argument("--output", default="out", help="output folder (default: out)")
+    retention.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
+    retention.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+    retention.set_defaults(handler=_retention)
+
     check = commands.add_parser(
         "verify",
         help="check that the hot store, warm tier and archive hold the same events, per source and night",
@@ -637,6 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--output", default="out", help="output folder (default: out)")
     check.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
     check.add_argument("--json", action="store_true", help="print the checks as JSON")
+    check.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+    check.add_argument("--now", help="judge retention as of this time (ISO 8601; default: now)")
     check.set_defaults(handler=_verify)
 
     thresholds = commands.add_parser(

@@ -68,8 +68,10 @@ ARCHIVE_SCHEMA = fastavro.parse_schema(
         ],
     }
 )
-# Ids of the events in an archive file, in its header, so dedup needs no pass over the raw packets.
+# Ids of the events in an archive file, in its header, so dedup needs no pass over the raw packets; and for
+# retention and verification, each id's class and receipt time (unix seconds).
 ARCHIVE_IDS_KEY = "nightwatch.event_ids"
+ARCHIVE_INDEX_KEY = "nightwatch.index"
 
 
 def _json(value: Any) -> str:
@@ -177,23 +179,36 @@ def write_warm_partition(root: str, night: str, event_class: str, batch: Iterabl
     return path, len(fresh)
 
 
+def write_avro_records(path: str, records: list[dict[str, Any]]) -> None:
+    """Write archive records (with their header index) to `path`, atomically."""
+    buffer = io.BytesIO()
+    fastavro.writer(
+        buffer,
+        ARCHIVE_SCHEMA,
+        records,
+        codec="deflate",
+        metadata={
+            ARCHIVE_IDS_KEY: json.dumps([record["event_id"] for record in records]),
+            ARCHIVE_INDEX_KEY: json.dumps(
+                [[r["event_id"], r["event_class"], _epoch(r["received_time"])] for r in records]
+            ),
+        },
+    )
+    _write_atomically(path, buffer.getvalue())
+
+
+def _epoch(moment: Any) -> float:
+    return moment.timestamp() if hasattr(moment, "timestamp") else float(moment) / 1e6
+
+
 def write_archive_partition(root: str, night: str, source: str, batch: Iterable[Event]) -> tuple[str | None, int]:
     """Write the raw packets not yet in this night/source partition; return (file, records written)."""
     partition = archive_partition(root, night, source)
     fresh = _new_events(batch, archive_ids(partition))
     if not fresh:
         return None, 0
-    ids = [event.event_id for event in fresh]
-    buffer = io.BytesIO()
-    fastavro.writer(
-        buffer,
-        ARCHIVE_SCHEMA,
-        (archive_record(event) for event in fresh),
-        codec="deflate",
-        metadata={ARCHIVE_IDS_KEY: json.dumps(ids)},
-    )
-    path = join(partition, _file_name(ids, ".avro"))
-    _write_atomically(path, buffer.getvalue())
+    path = join(archive_partition(root, night, source), _file_name([event.event_id for event in fresh], ".avro"))
+    write_avro_records(path, [archive_record(event) for event in fresh])
     return path, len(fresh)
 
 

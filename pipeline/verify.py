@@ -1,21 +1,26 @@
 """Integrity check across the tiers: every stored event in the hot store, the warm tier and the archive.
 
 The stream-versus-database check (as ALeRCE runs it), per source and observing night: the event ids each
-tier holds, and which ids one tier has that another lacks. A mismatch makes `nightwatch verify` exit 1.
+tier holds, and which ids one tier has that another lacks, except where the retention table has taken an
+event out of a tier. A mismatch makes `nightwatch verify` exit 1.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
+import fastavro
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from apache_beam.io.filesystems import FileSystems
 
+from config.settings import RetentionConfig
+from pipeline.event import utcnow
+from pipeline.retention import kept_in
 from pipeline.store import HotStore, events
-from pipeline.tiers import ARCHIVE_IDS_KEY, join
+from pipeline.tiers import ARCHIVE_INDEX_KEY, join
 
 Key = tuple[str, str]  # (source, night)
 
@@ -27,13 +32,14 @@ class TierCheck:
     hot: set[str] = field(default_factory=set)
     warm: set[str] = field(default_factory=set)
     archive: set[str] = field(default_factory=set)
+    retired: dict[str, set[str]] = field(default_factory=dict)  # ids the retention table took out, per tier
 
     @property
     def missing(self) -> dict[str, list[str]]:
-        """Ids a tier lacks that another tier holds."""
+        """Ids a tier lacks that another tier holds and that the retention table still keeps there."""
         everything = self.hot | self.warm | self.archive
         gaps = {
-            tier: sorted(everything - ids)
+            tier: sorted(everything - ids - self.retired.get(tier, set()))
             for tier, ids in (("hot", self.hot), ("warm", self.warm), ("archive", self.archive))
         }
         return {tier: ids for tier, ids in gaps.items() if ids}
@@ -43,52 +49,50 @@ class TierCheck:
         return not self.missing
 
 
-def _hot_ids(store: HotStore) -> dict[Key, set[str]]:
-    found: dict[Key, set[str]] = defaultdict(set)
+def verify(
+    store: HotStore, warm_root: str, archive_root: str, table: RetentionConfig, now: datetime | None = None
+) -> list[TierCheck]:
+    """One check per source and night found in any tier, sorted."""
+    now_s = (now or utcnow()).timestamp()
+    known: dict[str, tuple[str, float]] = {}  # id -> (class, received unix time)
+    checks: dict[Key, TierCheck] = {}
+
+    def check(source: str, night: str) -> TierCheck:
+        return checks.setdefault((source, night), TierCheck(source, night))
+
     with store.engine.connect() as conn:
-        for event_id, source, night in conn.execute(sa.select(events.c.event_id, events.c.source, events.c.night)):
-            found[(source, night)].add(event_id)
-    return found
-
-
-def _warm_ids(root: str) -> dict[Key, set[str]]:
-    found: dict[Key, set[str]] = defaultdict(set)
-    for match in FileSystems.match([join(root, "night=*", "class=*", "*.parquet")])[0].metadata_list:
-        with FileSystems.open(match.path) as handle:
-            table = pq.read_table(handle, columns=["event_id", "source", "night"])
-        for event_id, source, night in zip(
-            *(table.column(name).to_pylist() for name in ("event_id", "source", "night")), strict=True
+        rows = conn.execute(
+            sa.select(events.c.event_id, events.c.source, events.c.night, events.c.event_class, events.c.received_time)
+        ).all()
+    for event_id, source, night, event_class, received in rows:
+        check(source, night).hot.add(event_id)
+        moment = received if received.tzinfo else received.replace(tzinfo=timezone.utc)
+        known[event_id] = (event_class, moment.timestamp())
+    for path in FileSystems.match([join(warm_root, "night=*", "class=*", "*.parquet")])[0].metadata_list:
+        with FileSystems.open(path.path) as handle:
+            part = pq.read_table(handle, columns=["event_id", "source", "night", "event_class", "received_time"])
+        for event_id, source, night, event_class, received in zip(
+            *(part.column(name).to_pylist() for name in part.column_names), strict=True
         ):
-            found[(source, night)].add(event_id)
-    return found
-
-
-def _archive_ids(root: str) -> dict[Key, set[str]]:
-    import fastavro
-
-    found: dict[Key, set[str]] = defaultdict(set)
-    for match in FileSystems.match([join(root, "night=*", "source=*", "*.avro")])[0].metadata_list:
+            check(source, night).warm.add(event_id)
+            known.setdefault(event_id, (event_class, received.timestamp()))
+    for match in FileSystems.match([join(archive_root, "night=*", "source=*", "*.avro")])[0].metadata_list:
         night = match.path.split("night=")[1].split("/")[0]
         source = match.path.split("source=")[1].split("/")[0]
         with FileSystems.open(match.path) as handle:
-            found[(source, night)].update(json.loads(fastavro.reader(handle).metadata.get(ARCHIVE_IDS_KEY, "[]")))
-    return found
+            index = json.loads(fastavro.reader(handle).metadata.get(ARCHIVE_INDEX_KEY, "[]"))
+        for event_id, event_class, received in index:
+            check(source, night).archive.add(event_id)
+            known.setdefault(event_id, (event_class, received))
 
-
-def verify(store: HotStore, warm_root: str, archive_root: str) -> list[TierCheck]:
-    """One check per source and night found in any tier, sorted."""
-    hot, warm, archive = _hot_ids(store), _warm_ids(warm_root), _archive_ids(archive_root)
-    keys = sorted(set(hot) | set(warm) | set(archive))
-    return [
-        TierCheck(
-            source,
-            night,
-            hot.get((source, night), set()),
-            warm.get((source, night), set()),
-            archive.get((source, night), set()),
-        )
-        for source, night in keys
-    ]
+    for item in checks.values():
+        for tier in ("hot", "warm", "archive"):
+            item.retired[tier] = {
+                event_id
+                for event_id in item.hot | item.warm | item.archive
+                if event_id in known and not kept_in(tier, known[event_id][0], now_s - known[event_id][1], table)
+            }
+    return [checks[key] for key in sorted(checks)]
 
 
 def report(checks: list[TierCheck], limit: int = 3) -> str:

@@ -1,0 +1,88 @@
+"""`nightwatch retention`: the guide's table, tier by tier, never the last copy, idempotent."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from pipeline.cli import main
+from pipeline.run import run
+from pipeline.store import HotStore, events
+from pipeline.tiers import read_archive, read_warm
+
+
+@pytest.fixture
+def night(tmp_path):
+    """A simulated night, received now; returns the output folder and the classes stored."""
+    out = tmp_path / "out"
+    summary = run(["--simulate=500", "--seed=0", f"--output={out}"])
+    return out, {name: count for name, count in summary.by_class.items() if count}
+
+
+def classes_in_hot(out) -> Counter:
+    with HotStore(f"sqlite:///{out}/nightwatch.db").engine.connect() as conn:
+        return Counter(conn.execute(sa.select(events.c.event_class)).scalars())
+
+
+def retention(out, when: str, *extra: str) -> None:
+    assert main(["retention", "--output", str(out), "--now", when, *extra]) == 0
+
+
+def test_the_guides_table_tier_by_tier(night, capsys):
+    out, stored = night
+    assert set(stored) >= {"critical", "significant", "interesting", "routine", "rejected"}
+    archived_before = len(read_archive(str(out / "archive")))
+
+    retention(out, "2099-01-01", "--dry-run")  # a dry run changes nothing
+    assert classes_in_hot(out) == Counter(stored)
+
+    # Two days on: rejected events have left the hot store (24 h), still in warm (30 days).
+    retention(out, _days(2))
+    assert "rejected" not in classes_in_hot(out)
+    assert Counter(read_warm(str(out / "warm")).column("event_class").to_pylist())["rejected"] == stored["rejected"]
+    # Ten days: routine gone from hot (7 days).
+    retention(out, _days(10))
+    assert set(classes_in_hot(out)) == {"critical", "significant", "interesting"}
+    # Forty days: rejected gone from warm and archive (30 days, then deleted).
+    retention(out, _days(40))
+    warm = Counter(read_warm(str(out / "warm")).column("event_class").to_pylist())
+    assert "rejected" not in warm
+    assert len(read_archive(str(out / "archive"))) == archived_before - stored["rejected"]
+    # Two years: significant out of hot (1 year) but permanent in warm; routine out of warm (1 year), archived.
+    retention(out, _days(730))
+    assert set(classes_in_hot(out)) == {"critical"}
+    warm = Counter(read_warm(str(out / "warm")).column("event_class").to_pylist())
+    assert warm["significant"] == stored["significant"] and "routine" not in warm
+    archive = Counter(record["event_class"] for record in read_archive(str(out / "archive")))
+    assert archive["routine"] == stored["routine"] and archive["interesting"] == stored["interesting"]
+    # Critical: in the hot store permanently.
+    assert classes_in_hot(out)["critical"] == stored["critical"]
+    # The tiers still agree with the table.
+    assert main(["verify", "--output", str(out), "--now", _days(730)]) == 0
+    capsys.readouterr()
+    # Again: nothing more to do.
+    retention(out, _days(730))
+    assert "deleted: nothing" in capsys.readouterr().out.split("hot")[1]
+
+
+def test_never_deletes_the_last_copy(night, capsys):
+    out, stored = night
+    for path in [*(out / "warm").rglob("*.parquet"), *(out / "archive").rglob("*.avro")]:  # both tiers lost
+        path.unlink()
+    retention(out, _days(10))
+    said = capsys.readouterr().out
+    assert "kept past their time, as the next tier lacks a copy: " in said
+    # Routine is kept in warm and archive after the hot store: with neither holding it, the hot copy stays.
+    assert classes_in_hot(out)["routine"] == stored["routine"]
+    # Rejected events are kept nowhere after their warm period: a copy in warm is still required before.
+    assert classes_in_hot(out)["rejected"] == stored["rejected"]
+
+
+def _days(n: int) -> str:
+    from datetime import timedelta
+
+    from pipeline.event import utcnow
+
+    return (utcnow() + timedelta(days=n)).isoformat()
