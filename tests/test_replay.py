@@ -38,6 +38,35 @@ def test_replay_from_the_archive_recovers_lost_events_once(tmp_path, capsys):
     assert main(["verify", "--output", str(out)]) == 0
 
 
+def test_an_outage_of_a_night_in_hot_and_warm_is_restored_exactly_from_the_archive(tmp_path, capsys):
+    out = tmp_path / "out"
+    run(["--simulate=300", "--seed=5", f"--output={out}"])
+    store = HotStore(f"sqlite:///{out}/nightwatch.db")
+    tables = {table.name: store.count(table) for table in (events, alerts)}
+    with store.engine.connect() as conn:
+        night = conn.execute(sa.select(events.c.night).limit(1)).scalar_one()
+    with store.engine.begin() as conn:  # the whole night gone from the hot store...
+        lost_alerts = (
+            conn.execute(
+                sa.select(alerts.c.event_id)
+                .join(events, events.c.event_id == alerts.c.event_id)
+                .where(events.c.night == night)
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(alerts.delete().where(alerts.c.event_id.in_(lost_alerts)))
+        conn.execute(events.delete().where(events.c.night == night))
+    for path in (out / "warm" / f"night={night}").rglob("*.parquet"):  # ...and from the warm tier
+        path.unlink()
+    assert main(["verify", "--output", str(out)]) == 1
+    capsys.readouterr()
+
+    assert main(["replay", "--from", "archive", *RANGE, "--output", str(out)]) == 0
+    assert {table.name: store.count(table) for table in (events, alerts)} == tables  # exactly, no duplicates
+    assert main(["verify", "--output", str(out)]) == 0
+
+
 def test_replay_from_files_and_by_source(tmp_path, capsys):
     out = tmp_path / "out"
     run([f"--input={DATA}/ztf/*.avro", f"--output={out}"])
