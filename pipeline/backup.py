@@ -84,6 +84,31 @@ def backup(store: HotStore, folder: Path) -> Path:
     return target
 
 
+def export_model_versions(store: HotStore, folder: Path) -> list[Path]:
+    """Every version of the classification rules and filter cuts (the models) as a file of its own, never
+    overwritten: `models/v<N>-<kind>.json`. Returns the files written this time."""
+    from pipeline.store import thresholds
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    with store.engine.connect() as conn:
+        for row in conn.execute(sa.select(thresholds).order_by(thresholds.c.version)):
+            path = folder / f"v{row.version}-{row.kind}.json"
+            if path.exists():
+                continue
+            record = {
+                "version": row.version,
+                "kind": row.kind,
+                "author": row.author,
+                "note": row.note,
+                "created_at": _canonical(row.created_at),
+                "document": json.loads(row.document),
+            }
+            path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            written.append(path)
+    return written
+
+
 def restore(url: str, path: Path) -> dict[str, list[str]]:
     """Restore the backup at `path` into the store at `url`; returns the tables that do not match the manifest
     (empty when the restore is verified)."""

@@ -445,7 +445,7 @@ def utc_stamp() -> str:
 
 
 def _backup(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from pipeline.backup import backup, restore
+    from pipeline.backup import backup, export_model_versions, restore
     from pipeline.graph import Outputs
     from pipeline.store import HotStore
 
@@ -453,9 +453,12 @@ def _backup(args: argparse.Namespace, _beam_args: list[str]) -> int:
     if args.command == "backup":
         store = HotStore(url)
         store.ensure_schema()
-        path = backup(store, Path(args.to or Path(args.output) / "backups"))
+        folder = Path(args.to or Path(args.output) / "backups")
+        path = backup(store, folder)
+        models = export_model_versions(store, folder / "models")
         store.close()
         print(f"backup written to {path} (manifest {path}.json)")
+        print(f"model versions: {len(models)} new in {folder / 'models'} (every version is kept)")
         return 0
     mismatches = restore(url, Path(args.path))
     if mismatches:

@@ -234,27 +234,53 @@ class HotStore:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self) -> list[str]:
+        """Create missing tables and migrate an older layout; returns what was migrated.
+
+        New tables are created; a new column that may be empty is added (ALTER TABLE ADD COLUMN) and logged in
+        `nightwatch_meta`. A store newer than this Nightwatch, or one needing a change that cannot be made in
+        place (a new key or required column), is refused with a message saying so.
+        """
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        metadata.create_all(self.engine)
-        inspector = sa.inspect(self.engine)
-        for table in metadata.sorted_tables:
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            missing = [column.name for column in table.columns if column.name not in present]
-            if missing:
-                raise RuntimeError(
-                    f"hot store {self.url} has an older layout of table {table.name} (missing "
-                    f"{', '.join(missing)}): point Nightwatch at a new store, or migrate this one"
-                )
         with self.engine.begin() as conn:
+            meta.create(conn, checkfirst=True)
             current = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+        if current is not None and int(current) > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"hot store {self.url} has schema version {current}, newer than this Nightwatch ({SCHEMA_VERSION})"
+            )
+        metadata.create_all(self.engine)
+        migrated = self._add_missing_columns()
+        with self.engine.begin() as conn:
             if current is None:
                 conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(current) > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"hot store {self.url} has schema version {current}, newer than this Nightwatch ({SCHEMA_VERSION})"
-                )
+            elif int(current) < SCHEMA_VERSION:
+                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+                migrated.append(f"schema version {current} -> {SCHEMA_VERSION}")
+            if migrated:
+                log_row = {"key": f"migrated {utcnow().isoformat()}", "value": json.dumps(migrated)}
+                conn.execute(meta.insert().values(**log_row))
+        return migrated
+
+    def _add_missing_columns(self) -> list[str]:
+        inspector = sa.inspect(self.engine)
+        migrated = []
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if column.primary_key or not column.nullable:
+                    raise RuntimeError(
+                        f"hot store {self.url} has an older layout of table {table.name} (missing "
+                        f"{column.name}, which cannot be added in place): point Nightwatch at a new store"
+                    )
+                kind = column.type.compile(dialect=self.engine.dialect)
+                with self.engine.begin() as conn:
+                    conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                migrated.append(f"added {table.name}.{column.name}")
+        return migrated
 
     def close(self) -> None:
         self.engine.dispose()

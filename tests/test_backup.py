@@ -33,6 +33,19 @@ def test_sqlite_backup_and_restore(tmp_path, capsys):
     round_trip(f"sqlite:///{tmp_path}/store.db", tmp_path, capsys)
 
 
+def test_every_model_version_is_kept(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/store.db"
+    for value in ("0.6", "0.7"):
+        assert main(["thresholds", "set-cut", "ztf", "real_bogus", value, "--db-url", url]) == 0
+    assert main(["backup", "--db-url", url, "--to", str(tmp_path / "b")]) == 0
+    assert main(["thresholds", "set-rule", "grb_localised", "pos_error_deg", "<=", "3", "--db-url", url]) == 0
+    assert main(["backup", "--db-url", url, "--to", str(tmp_path / "b")]) == 0
+    kept = sorted(path.name for path in (tmp_path / "b" / "models").iterdir())
+    assert kept == ["v1-filters.json", "v2-filters.json", "v3-classification.json"]
+    assert json.loads((tmp_path / "b" / "models" / "v2-filters.json").read_text())["document"]["ztf"][0]["value"] == 0.7
+    capsys.readouterr()
+
+
 def test_postgres_backup_and_restore(postgres_url, tmp_path, capsys):
     round_trip(postgres_url, tmp_path, capsys)
 
