@@ -525,6 +525,14 @@ def _verify(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
+def store_options(command: argparse.ArgumentParser, with_config: bool = True) -> None:
+    """Where the hot store and tiers are (and, optionally, the configuration): shared by most commands."""
+    command.add_argument("--output", default="out", help="output folder (default: out)")
+    command.add_argument("--db-url", help="hot store URL (default: $NIGHTWATCH_DB_URL or OUTPUT/nightwatch.db)")
+    if with_config:
+        command.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nightwatch",
@@ -582,9 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
             default="auto",
             help="start a local Pub/Sub emulator: auto = when PUBSUB_EMULATOR_HOST is not set (default)",
         )
-        command.add_argument("--output", default="out", help="output folder (default: out)")
-        command.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
-        command.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+        store_options(command)
 
     publish = commands.add_parser(
         "publish",
@@ -636,9 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--source", choices=["ztf", "rubin", "gcn"], help="only this source")
     replay.add_argument("--input", help="with --from files: glob of packet files")
     replay.add_argument("--dry-run", action="store_true", help="say what is missing; replay nothing")
-    replay.add_argument("--output", default="out", help="output folder (default: out)")
-    replay.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
-    replay.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+    store_options(replay)
     replay.add_argument("--run-id", help="name of this run (default: replay-<time>)")
     replay.set_defaults(handler=_replay)
 
@@ -651,8 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("path", help="the backup file (its manifest is PATH.json)")
     for command in (backup, restore):
-        command.add_argument("--output", default="out", help="output folder (default: out)")
-        command.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
+        store_options(command, with_config=False)
         command.set_defaults(handler=_backup)
 
     retention = commands.add_parser(
@@ -663,9 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retention.add_argument("--dry-run", action="store_true", help="report what would be deleted; change nothing")
     retention.add_argument("--now", help="apply as of this time (ISO 8601; default: now)")
-    retention.add_argument("--output", default="out", help="output folder (default: out)")
-    retention.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
-    retention.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+    store_options(retention)
     retention.set_defaults(handler=_retention)
 
     check = commands.add_parser(
@@ -674,10 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exit 0 when every tier holds the same event ids for every source and observing night; "
         "exit 1 and name the missing ids otherwise.",
     )
-    check.add_argument("--output", default="out", help="output folder (default: out)")
-    check.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
     check.add_argument("--json", action="store_true", help="print the checks as JSON")
-    check.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+    store_options(check)
     check.add_argument("--now", help="judge retention as of this time (ISO 8601; default: now)")
     check.set_defaults(handler=_verify)
 
@@ -701,9 +700,7 @@ def build_parser() -> argparse.ArgumentParser:
     set_rule.add_argument("op", choices=["<", "<=", ">", ">=", "==", "!=", "in", "not_in", "between", "not_between"])
     set_rule.add_argument("value", help="the value (YAML)")
     for action in (show, set_cut, set_rule):
-        action.add_argument("--output", default="out", help="output folder holding the hot store (default: out)")
-        action.add_argument("--db-url", help="hot store URL (default: sqlite file OUTPUT/nightwatch.db)")
-        action.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+        store_options(action)
     for action in (set_cut, set_rule):
         action.add_argument("--author", help="who makes the change (default: the login name)")
         action.add_argument("--note", help="why (recorded with the version)")
