@@ -12,13 +12,13 @@ import json
 import shutil
 import sqlite3
 import subprocess
-from datetime import timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.event import utcnow
+from pipeline.event import as_utc, utcnow
 from pipeline.store import SCHEMA_VERSION, HotStore, metadata
 
 
@@ -38,8 +38,8 @@ def fingerprints(store: HotStore) -> dict[str, dict[str, Any]]:
 def _canonical(value: Any) -> Any:
     """The same value from SQLite or PostgreSQL: times as UTC ISO text, bytes as bytes."""
     if hasattr(value, "isoformat"):
-        if getattr(value, "tzinfo", None) is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        if isinstance(value, datetime):
+            value = as_utc(value)
         return value.isoformat()
     if isinstance(value, memoryview):
         return bytes(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -57,7 +58,7 @@ def _submit_batch(args: argparse.Namespace, plan, beam_args: list[str]) -> int:
     def build(p) -> None:
         build_pipeline(read_packets(p, args.input, args.simulate, seed=args.seed), config, outputs, run_id)
 
-    print(submit(plan.__class__(plan.kind, plan.beam_args + beam_args, plan.dry_run), build))
+    print(submit(dataclasses.replace(plan, beam_args=plan.beam_args + beam_args), build))
     return 0
 
 
@@ -77,7 +78,7 @@ def _submit_stream(args: argparse.Namespace, plan, beam_args: list[str], config,
     def build(p) -> None:
         build_streaming_pipeline(p, config, outputs, run_id, project, kafka=kafka)
 
-    print(submit(plan.__class__(plan.kind, plan.beam_args + beam_args, plan.dry_run), build))
+    print(submit(dataclasses.replace(plan, beam_args=plan.beam_args + beam_args), build))
     return 0
 
 

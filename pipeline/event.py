@@ -42,6 +42,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC time; a naive one (as SQLite returns them) is taken as UTC."""
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 class Packet(BaseModel):
     """Raw bytes as received from a source, before decoding."""
 

@@ -17,10 +17,9 @@ Warm copies of critical events, written at ingest, are kept. Running twice does 
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import fastavro
 import pyarrow as pa
@@ -30,8 +29,9 @@ import sqlalchemy as sa
 from apache_beam.io.filesystems import FileSystems
 
 from config.settings import RetentionConfig, parse_duration_hours
+from pipeline.event import as_utc
 from pipeline.store import HotStore, events
-from pipeline.tiers import ARCHIVE_INDEX_KEY, _write_atomically, join, write_avro_records
+from pipeline.tiers import TierEntry, archive_entries, warm_entries, write_atomically, write_avro_records
 
 HOUR_S = 3600.0
 
@@ -79,39 +79,13 @@ class RetentionReport:
         return "\n".join(lines)
 
 
-def _files(root: str, pattern: tuple[str, ...]) -> list[str]:
-    return sorted(match.path for match in FileSystems.match([join(root, *pattern)])[0].metadata_list)
-
-
-def _archive_index(root: str) -> dict[str, tuple[str, float, str]]:
-    """Every archived id: (class, received unix time, file)."""
-    index = {}
-    for path in _files(root, ("night=*", "source=*", "*.avro")):
-        with FileSystems.open(path) as handle:
-            entries = json.loads(fastavro.reader(handle).metadata.get(ARCHIVE_INDEX_KEY, "[]"))
-        for event_id, event_class, received in entries:
-            index[event_id] = (event_class, received, path)
-    return index
-
-
-def _warm_index(root: str) -> dict[str, tuple[str, float, str]]:
-    index = {}
-    for path in _files(root, ("night=*", "class=*", "*.parquet")):
-        with FileSystems.open(path) as handle:
-            table = pq.read_table(handle, columns=["event_id", "event_class", "received_time"])
-        for event_id, event_class, received in zip(
-            *(table.column(name).to_pylist() for name in ("event_id", "event_class", "received_time")), strict=True
-        ):
-            index[event_id] = (event_class, received.timestamp(), path)
-    return index
-
-
 def apply_retention(
     store: HotStore, warm_root: str, archive_root: str, table: RetentionConfig, now: datetime, dry_run: bool
 ) -> RetentionReport:
     report = RetentionReport(dry_run)
     now_s = now.timestamp()
-    warm, archive = _warm_index(warm_root), _archive_index(archive_root)
+    warm = {entry.event_id: entry for entry in warm_entries(warm_root)}
+    archive = {entry.event_id: entry for entry in archive_entries(archive_root)}
 
     def held(tier: str, event_id: str) -> bool:
         return event_id in (warm if tier == "warm" else archive)
@@ -121,7 +95,7 @@ def apply_retention(
         rows = conn.execute(sa.select(events.c.event_id, events.c.event_class, events.c.received_time)).all()
     doomed = []
     for event_id, event_class, received in rows:
-        age = now_s - _aware(received).timestamp()
+        age = now_s - as_utc(received).timestamp()
         if kept_in("hot", event_class, age, table):
             continue
         needs = [tier for tier in ("warm", "archive") if kept_in(tier, event_class, age, table)]
@@ -136,36 +110,37 @@ def apply_retention(
                 conn.execute(events.delete().where(events.c.event_id.in_(doomed[start : start + 500])))
 
     # Warm: drop rows past their warm time (the archive must hold those the table archives).
-    by_file: dict[str, set[str]] = {}
-    for event_id, (event_class, received, path) in warm.items():
-        age = now_s - received
-        if kept_in("warm", event_class, age, table):
+    expired_warm = []
+    for entry in warm.values():
+        age = now_s - entry.received_s
+        if kept_in("warm", entry.event_class, age, table):
             continue
-        if kept_in("archive", event_class, age, table) and not held("archive", event_id):
-            report.warm_kept_no_copy[event_class] += 1
+        if kept_in("archive", entry.event_class, age, table) and not held("archive", entry.event_id):
+            report.warm_kept_no_copy[entry.event_class] += 1
             continue
-        by_file.setdefault(path, set()).add(event_id)
-        report.warm_deleted[event_class] += 1
-    for path, ids in by_file.items():
-        report.files_rewritten += 1
-        if not dry_run:
-            _rewrite_parquet(path, ids)
+        expired_warm.append(entry)
+    _drop(expired_warm, _rewrite_parquet, report.warm_deleted, report, dry_run)
 
     # Archive: only what the table keeps nowhere any more (rejected events after their warm period).
-    by_file = {}
-    for event_id, (event_class, received, path) in archive.items():
-        if not kept_in("archive", event_class, now_s - received, table):
-            by_file.setdefault(path, set()).add(event_id)
-            report.archive_deleted[event_class] += 1
-    for path, ids in by_file.items():
-        report.files_rewritten += 1
-        if not dry_run:
-            _rewrite_avro(path, ids)
+    expired_archive = [
+        entry
+        for entry in archive.values()
+        if not kept_in("archive", entry.event_class, now_s - entry.received_s, table)
+    ]
+    _drop(expired_archive, _rewrite_avro, report.archive_deleted, report, dry_run)
     return report
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+def _drop(entries: list[TierEntry], rewrite, deleted: Counter, report: RetentionReport, dry_run: bool) -> None:
+    """Take the entries out of their files, one rewrite per file; count them by class."""
+    by_file: dict[str, set[str]] = {}
+    for entry in entries:
+        by_file.setdefault(entry.path, set()).add(entry.event_id)
+        deleted[entry.event_class] += 1
+    report.files_rewritten += len(by_file)
+    if not dry_run:
+        for path, ids in by_file.items():
+            rewrite(path, ids)
 
 
 def _rewrite_parquet(path: str, drop: set[str]) -> None:
@@ -177,7 +152,7 @@ def _rewrite_parquet(path: str, drop: set[str]) -> None:
         return
     buffer = io.BytesIO()
     pq.write_table(kept, buffer, compression="zstd")
-    _write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
 
 
 def _rewrite_avro(path: str, drop: set[str]) -> None:

@@ -25,7 +25,7 @@ from transforms.common import DEAD_LETTER, counter, dead_letter_for
 BATCH = {"min_batch_size": 50, "max_batch_size": 500}
 
 
-class _HotStoreDoFn(beam.DoFn):
+class HotStoreDoFn(beam.DoFn):
     """A DoFn holding a hot-store connection from setup() to teardown()."""
 
     def __init__(self, url: str):
@@ -40,7 +40,7 @@ class _HotStoreDoFn(beam.DoFn):
             self._store.close()
 
 
-class _HotStoreWriter(_HotStoreDoFn):
+class _HotStoreWriter(HotStoreDoFn):
     """Writes batches of events to one hot-store table; `what` names the table for metrics."""
 
     def __init__(self, url: str, what: str):
@@ -95,7 +95,7 @@ class WriteHotTable(beam.PTransform):
         )
 
 
-class _DeadLetterWriter(_HotStoreDoFn):
+class _DeadLetterWriter(HotStoreDoFn):
     def __init__(self, url: str, fallback_dir: str):
         super().__init__(url)
         self._fallback_dir = fallback_dir

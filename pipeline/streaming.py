@@ -192,12 +192,6 @@ class _Stop:
         self.event.set()
 
 
-def _counters(_result: Any) -> dict[str, int]:
-    # The BundleBasedDirectRunner reports only the first bundles of a running job in its metrics; the job runs
-    # in this process, so its own tally is exact.
-    return local_counts()
-
-
 def _in_flight(counts: dict[str, int]) -> int:
     """Packets let in but not yet stored or dead-lettered, plus routed events not yet in both tiers."""
     from pipeline.run import LOSING_STAGES
@@ -250,13 +244,15 @@ def run_stream(
         started.set()
     deadline = time.monotonic() + duration_s if duration_s else None
     last_seen, last_change = -1, time.monotonic()
+    # The BundleBasedDirectRunner reports only the first bundles of a running job in its metrics; the job runs
+    # in this process, so progress, draining and the summary use the process's own exact tally.
     try:
         while not stopper.event.is_set() and not (stop is not None and stop.is_set()):
             if deadline is not None and time.monotonic() >= deadline:
                 stopper.reason = "duration reached"
                 break
             time.sleep(1.0)
-            counts = _counters(result)
+            counts = local_counts()
             if counts.get("ingested", 0) != last_seen:
                 last_seen, last_change = counts.get("ingested", 0), time.monotonic()
             elif idle_s and time.monotonic() - last_change >= idle_s:
@@ -271,7 +267,7 @@ def run_stream(
         pause_reading()
         closed_at = time.monotonic()
         time.sleep(PULL_TIMEOUT_S + 0.5)  # a pull in flight when the pause began delivers, and is finished too
-        drained = _wait_until_drained(result, drain_timeout_s)
+        drained = _wait_until_drained(drain_timeout_s)
         if drained and drain_windows:
             # Let the event-time windows holding the last packets close and write their metrics.
             window_s = config.streaming.windows.metrics_s
@@ -281,7 +277,7 @@ def run_stream(
         resume_reading()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    counts = _counters(result)
+    counts = local_counts()
     store.record_run(run_id, began, utcnow(), {"counters": counts, "drained": drained, "mode": "streaming"})
     store.close()
     return counts, {
@@ -293,12 +289,12 @@ def run_stream(
     }
 
 
-def _wait_until_drained(result: Any, timeout_s: float, settle_s: float = 3.0) -> bool:
+def _wait_until_drained(timeout_s: float, settle_s: float = 3.0) -> bool:
     """Wait until every packet let in is stored or dead-lettered, and no new one arrives for `settle_s`."""
     deadline = time.monotonic() + timeout_s
     last, stable_since = None, time.monotonic()
     while time.monotonic() < deadline:
-        counts = _counters(result)
+        counts = local_counts()
         snapshot = (counts.get("ingested", 0), counts.get("received", 0), _in_flight(counts))
         if snapshot != last:
             last, stable_since = snapshot, time.monotonic()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import fastavro
 import pyarrow as pa
@@ -68,10 +68,20 @@ ARCHIVE_SCHEMA = fastavro.parse_schema(
         ],
     }
 )
-# Ids of the events in an archive file, in its header, so dedup needs no pass over the raw packets; and for
-# retention and verification, each id's class and receipt time (unix seconds).
-ARCHIVE_IDS_KEY = "nightwatch.event_ids"
+# An archive file's header lists its events (id, class, receipt time in unix seconds), so dedup, retention
+# and verification need no pass over the raw packets.
 ARCHIVE_INDEX_KEY = "nightwatch.index"
+
+
+class TierEntry(NamedTuple):
+    """One event held by a tier file."""
+
+    event_id: str
+    source: str
+    night: str
+    event_class: str
+    received_s: float
+    path: str
 
 
 def _json(value: Any) -> str:
@@ -125,21 +135,44 @@ def _files(partition: str, suffix: str) -> list[str]:
     return sorted(match.path for match in matches)
 
 
+_WARM_INDEX_COLUMNS = ["event_id", "source", "night", "event_class", "received_time"]
+
+
+def _warm_file_entries(path: str) -> Iterator[TierEntry]:
+    with FileSystems.open(path) as handle:
+        table = pq.read_table(handle, columns=_WARM_INDEX_COLUMNS)
+    columns = (table.column(name).to_pylist() for name in _WARM_INDEX_COLUMNS)
+    for event_id, source, night, event_class, received in zip(*columns, strict=True):
+        yield TierEntry(event_id, source, night, event_class, received.timestamp(), path)
+
+
+def _archive_file_entries(path: str) -> Iterator[TierEntry]:
+    night = path.split("night=")[1].split("/")[0]
+    source = path.split("source=")[1].split("/")[0]
+    with FileSystems.open(path) as handle:
+        index = json.loads(fastavro.reader(handle).metadata.get(ARCHIVE_INDEX_KEY, "[]"))
+    for event_id, event_class, received_s in index:
+        yield TierEntry(event_id, source, night, event_class, received_s, path)
+
+
+def warm_entries(root: str) -> Iterator[TierEntry]:
+    """Every event in the warm tier under `root` (only the index columns are read)."""
+    for path in _files(join(root, "night=*", "class=*"), ".parquet"):
+        yield from _warm_file_entries(path)
+
+
+def archive_entries(root: str) -> Iterator[TierEntry]:
+    """Every event in the archive under `root` (only the file headers are read)."""
+    for path in _files(join(root, "night=*", "source=*"), ".avro"):
+        yield from _archive_file_entries(path)
+
+
 def warm_ids(partition: str) -> set[str]:
-    ids: set[str] = set()
-    for path in _files(partition, ".parquet"):
-        with FileSystems.open(path) as handle:
-            ids.update(pq.read_table(handle, columns=["event_id"]).column("event_id").to_pylist())
-    return ids
+    return {entry.event_id for path in _files(partition, ".parquet") for entry in _warm_file_entries(path)}
 
 
 def archive_ids(partition: str) -> set[str]:
-    ids: set[str] = set()
-    for path in _files(partition, ".avro"):
-        with FileSystems.open(path) as handle:
-            header = fastavro.reader(handle).metadata.get(ARCHIVE_IDS_KEY, "[]")
-        ids.update(json.loads(header))
-    return ids
+    return {entry.event_id for path in _files(partition, ".avro") for entry in _archive_file_entries(path)}
 
 
 def _file_name(event_ids: Sequence[str], suffix: str) -> str:
@@ -148,7 +181,7 @@ def _file_name(event_ids: Sequence[str], suffix: str) -> str:
     return f"part-{digest}{suffix}"
 
 
-def _write_atomically(path: str, data: bytes) -> None:
+def write_atomically(path: str, data: bytes) -> None:
     temporary = path + ".tmp"
     with FileSystems.create(temporary) as handle:
         handle.write(data)
@@ -175,7 +208,7 @@ def write_warm_partition(root: str, night: str, event_class: str, batch: Iterabl
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     path = join(partition, _file_name([event.event_id for event in fresh], ".parquet"))
-    _write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
     return path, len(fresh)
 
 
@@ -188,17 +221,12 @@ def write_avro_records(path: str, records: list[dict[str, Any]]) -> None:
         records,
         codec="deflate",
         metadata={
-            ARCHIVE_IDS_KEY: json.dumps([record["event_id"] for record in records]),
             ARCHIVE_INDEX_KEY: json.dumps(
-                [[r["event_id"], r["event_class"], _epoch(r["received_time"])] for r in records]
-            ),
+                [[r["event_id"], r["event_class"], r["received_time"].timestamp()] for r in records]
+            )
         },
     )
-    _write_atomically(path, buffer.getvalue())
-
-
-def _epoch(moment: Any) -> float:
-    return moment.timestamp() if hasattr(moment, "timestamp") else float(moment) / 1e6
+    write_atomically(path, buffer.getvalue())
 
 
 def write_archive_partition(root: str, night: str, source: str, batch: Iterable[Event]) -> tuple[str | None, int]:

@@ -7,20 +7,16 @@ event out of a tier. A mismatch makes `nightwatch verify` exit 1.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
-import fastavro
-import pyarrow.parquet as pq
 import sqlalchemy as sa
-from apache_beam.io.filesystems import FileSystems
 
 from config.settings import RetentionConfig
-from pipeline.event import utcnow
+from pipeline.event import as_utc, utcnow
 from pipeline.retention import kept_in
 from pipeline.store import HotStore, events
-from pipeline.tiers import ARCHIVE_INDEX_KEY, join
+from pipeline.tiers import archive_entries, warm_entries
 
 Key = tuple[str, str]  # (source, night)
 
@@ -66,24 +62,11 @@ def verify(
         ).all()
     for event_id, source, night, event_class, received in rows:
         check(source, night).hot.add(event_id)
-        moment = received if received.tzinfo else received.replace(tzinfo=timezone.utc)
-        known[event_id] = (event_class, moment.timestamp())
-    for path in FileSystems.match([join(warm_root, "night=*", "class=*", "*.parquet")])[0].metadata_list:
-        with FileSystems.open(path.path) as handle:
-            part = pq.read_table(handle, columns=["event_id", "source", "night", "event_class", "received_time"])
-        for event_id, source, night, event_class, received in zip(
-            *(part.column(name).to_pylist() for name in part.column_names), strict=True
-        ):
-            check(source, night).warm.add(event_id)
-            known.setdefault(event_id, (event_class, received.timestamp()))
-    for match in FileSystems.match([join(archive_root, "night=*", "source=*", "*.avro")])[0].metadata_list:
-        night = match.path.split("night=")[1].split("/")[0]
-        source = match.path.split("source=")[1].split("/")[0]
-        with FileSystems.open(match.path) as handle:
-            index = json.loads(fastavro.reader(handle).metadata.get(ARCHIVE_INDEX_KEY, "[]"))
-        for event_id, event_class, received in index:
-            check(source, night).archive.add(event_id)
-            known.setdefault(event_id, (event_class, received))
+        known[event_id] = (event_class, as_utc(received).timestamp())
+    for tier, entries in (("warm", warm_entries(warm_root)), ("archive", archive_entries(archive_root))):
+        for entry in entries:
+            getattr(check(entry.source, entry.night), tier).add(entry.event_id)
+            known.setdefault(entry.event_id, (entry.event_class, entry.received_s))
 
     for item in checks.values():
         for tier in ("hot", "warm", "archive"):

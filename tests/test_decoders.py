@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import struct
 from datetime import datetime, timedelta, timezone
 
@@ -86,7 +87,7 @@ def test_rubin_container_packet_time_is_tai_converted_to_utc(decoder):
     assert abs(event.event_time - expected) < timedelta(milliseconds=1)
     assert event.schema_version == "9.0"
     assert event.band == source["band"]
-    assert event.mag == pytest.approx(31.4 - 2.5 * __import__("math").log10(source["psfFlux"]))
+    assert event.mag == pytest.approx(31.4 - 2.5 * math.log10(source["psfFlux"]))
     assert event.quality["reliability"] == pytest.approx(source["reliability"])
 
 

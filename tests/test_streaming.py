@@ -91,6 +91,15 @@ def wait_for(condition, timeout_s: float = 90.0, what: str = "condition") -> Non
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def pull_all(subscriber, subscription: str) -> list:
+    """Every message waiting on a subscription, acknowledged."""
+    messages = []
+    while response := subscriber.pull(subscription=subscription, max_messages=100, timeout=5).received_messages:
+        messages += response
+        subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response])
+    return messages
+
+
 def jd(moment: datetime) -> float:
     return moment.timestamp() / 86400.0 + 2440587.5
 
@@ -215,14 +224,7 @@ def test_stream_end_to_end(emulator, tmp_path):
     assert trigger_id in counterpart_lineage["associated_with"]
 
     # Alerts went out on the alerts topic too, each once, keyed by its dedup key.
-    messages = []
-    while True:
-        response = subscriber.pull(subscription=alerts_subscription, max_messages=500, timeout=5)
-        if not response.received_messages:
-            break
-        messages += response.received_messages
-        subscriber.acknowledge(subscription=alerts_subscription, ack_ids=[m.ack_id for m in response.received_messages])
-    keys = [m.message.attributes[ATTR_DEDUP_KEY] for m in messages]
+    keys = [m.message.attributes[ATTR_DEDUP_KEY] for m in pull_all(subscriber, alerts_subscription)]
     assert set(keys) == alert_ids
     # The raised counterpart's alert was published when it was raised.
     assert f"alert:{counterpart_id}" in keys
@@ -352,10 +354,8 @@ def test_simulate_publishes_a_live_feed_and_counts_it(emulator, tmp_path, capsys
     from google.cloud import pubsub_v1
 
     subscriber = pubsub_v1.SubscriberClient()
-    waiting = 0
-    for source in ("ztf", "rubin", "gcn"):
-        name = subscriber.subscription_path(PROJECT, config.streaming.pubsub.subscription(source))
-        while response := subscriber.pull(subscription=name, max_messages=100, timeout=5).received_messages:
-            waiting += len(response)
-            subscriber.acknowledge(subscription=name, ack_ids=[m.ack_id for m in response])
+    waiting = sum(
+        len(pull_all(subscriber, subscriber.subscription_path(PROJECT, config.streaming.pubsub.subscription(source))))
+        for source in ("ztf", "rubin", "gcn")
+    )
     assert waiting == total

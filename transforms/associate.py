@@ -18,7 +18,7 @@ from apache_beam.transforms import trigger, window
 
 from config.settings import AssociationSpec, NightwatchConfig
 from pipeline.event import Event
-from pipeline.sinks import _HotStoreDoFn
+from pipeline.sinks import HotStoreDoFn
 from transforms.common import counter
 from transforms.metrics import GuardLateness
 
@@ -113,7 +113,7 @@ def match(candidates: Iterable[Candidate], window_s: float) -> Iterator[Link]:
                 yield Link(trig.event_id, other.event_id, separation, offset)
 
 
-class _WriteLinks(_HotStoreDoFn):
+class _WriteLinks(HotStoreDoFn):
     """Stores new links and raises both events' classes; yields the events that got a new or higher alert."""
 
     def process(self, link: Link) -> Iterator[Event]:

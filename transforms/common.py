@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -34,7 +35,10 @@ class _Counter:
             _LOCAL_COUNTS[self._name] += n
 
 
+@functools.cache
 def counter(name: str) -> _Counter:
+    # One object per name: Beam resolves a counter's cell when it is incremented, so reuse is safe, and the
+    # per-element path does not build a metric object each time.
     return _Counter(name)
 
 

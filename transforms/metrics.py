@@ -21,7 +21,7 @@ from apache_beam.utils.timestamp import Timestamp
 from config.settings import NightwatchConfig
 from pipeline.event import DeadLetter, Event, utcnow
 from pipeline.night import observing_night
-from pipeline.sinks import _HotStoreDoFn
+from pipeline.sinks import HotStoreDoFn
 from transforms.common import counter
 
 # How far behind the wall clock the local watermark may be before a window is treated as closed.
@@ -166,7 +166,7 @@ class _ToRow(beam.DoFn):
         yield metrics_row(source, stats, float(win.start), float(win.end), self._config, self._run_id)
 
 
-class _WriteMetrics(_HotStoreDoFn):
+class _WriteMetrics(HotStoreDoFn):
     def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
         try:
             self._store.upsert_metrics([row])
