@@ -538,12 +538,25 @@ _CONTAINER_HEADERS: dict[int, tuple[dict[str, Any], bytes]] = {}
 
 
 def _container_header(schema: dict[str, Any]) -> bytes:
-    """fastavro.writer's file header for ``schema`` without its trailing sync marker."""
+    """An Avro container file header for ``schema`` without its trailing sync marker.
+
+    fastavro writes the schema JSON with its keys in an order that changes from one Python process to
+    the next (hash randomisation), which would make the same seed give different bytes in another
+    process; the header is rebuilt here with the schema's keys sorted.
+    """
     cached = _CONTAINER_HEADERS.get(id(schema))
     if cached is None or cached[0] is not schema:
         buf = io.BytesIO()
         fastavro.writer(buf, schema, [], sync_marker=bytes(16))
-        cached = (schema, buf.getvalue()[:-16])
+        buf.seek(0)
+        meta = dict(fastavro.reader(buf).metadata)
+        meta["avro.schema"] = json.dumps(json.loads(meta["avro.schema"]), sort_keys=True)
+        parts = [b"Obj\x01", _zigzag(len(meta))]
+        for key, value in sorted(meta.items()):
+            for text in (key.encode(), value.encode()):
+                parts += [_zigzag(len(text)), text]
+        parts.append(_zigzag(0))
+        cached = (schema, b"".join(parts))
         _CONTAINER_HEADERS[id(schema)] = cached
     return cached[1]
 
@@ -644,7 +657,7 @@ def _ztf_design(rng: random.Random, cls: str) -> dict[str, Any]:
             reasons = {_draw(rng, _ZTF_REJECT_REASONS)}
             if rng.random() < 0.2:
                 reasons.add(_draw(rng, _ZTF_REJECT_REASONS))
-            for reason in reasons:
+            for reason in sorted(reasons):  # a set of strings iterates in a per-process order
                 if reason == "rb":
                     d.update(rb=u(0.03, 0.5), drb=u(0.0, 0.4))
                 elif reason == "nbad":

@@ -219,13 +219,18 @@ def test_same_fields_as_real_packets():
             assert set(rec["diaObject"]) == set(real_rubin["diaObject"])
 
 
-def test_container_bytes_match_fastavro_writer():
-    """The cached-header container is byte-identical to what fastavro.writer produces."""
+def test_container_matches_fastavro_writer():
+    """The cached-header container holds what fastavro.writer writes: the same schema (its JSON keys sorted,
+    where fastavro's order changes between processes), the same record, the same data block bytes."""
     for p in generate_packets(20, seed=10, mix={"ztf": 1, "rubin": 1}):
         record, writer_schema = read_container(p.payload)
         buf = io.BytesIO()
         fastavro.writer(buf, fastavro.parse_schema(writer_schema), [record], sync_marker=p.payload[-16:])
-        assert buf.getvalue() == p.payload
+        theirs = buf.getvalue()
+        again, their_schema = read_container(theirs)
+        assert again == record and their_schema == writer_schema
+        header_end = theirs.index(p.payload[-16:])  # the first sync marker ends the header
+        assert theirs[header_end:] == p.payload[p.payload.index(p.payload[-16:]) :]
 
 
 def test_rubin_confluent_wire():
@@ -613,3 +618,27 @@ def test_class_distribution_default_mix():
     assert counts["bad"] == 40
     assert counts["routine"] > counts["rejected"] > counts["interesting"] > 0
     assert counts["significant"] > 0
+
+
+def test_same_seed_same_bytes_in_another_process():
+    """Set iteration order and fastavro's schema JSON change with Python's hash seed; the packets must not."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib; from pipeline.simulator import generate_packets; "
+        "print(hashlib.sha256(b''.join(p.payload for p in generate_packets(400, seed=1, bad_fraction=0.05, "
+        "rubin_wire='both', mix={'ztf': 0.4, 'rubin': 0.4, 'gcn': 0.2}))).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(hash_seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for hash_seed in (1, 2)
+    }
+    assert len(digests) == 1
