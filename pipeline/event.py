@@ -98,6 +98,8 @@ class Event(BaseModel):
     matched_rules: list[str] = Field(default_factory=list)
     night: str | None = None
     lineage: dict[str, str] = Field(default_factory=dict)
+    # What the agents found, by agent: {"status": ok|skipped|timeout|error, "latency_ms", "data", ...}.
+    enrichments: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("event_time", "received_time", "published_time", "stored_time")
     @classmethod

@@ -1,4 +1,4 @@
-"""The pipeline graph: sources -> decode -> filter -> classify -> route -> sinks.
+"""The pipeline graph: sources -> decode -> filter -> classify -> route -> agents -> sinks.
 
 `build_pipeline` only assembles the graph, so tests build the real thing and assert on its outputs.
 """
@@ -15,11 +15,12 @@ from config.settings import NightwatchConfig
 from pipeline.sinks import WriteDeadLetters, WriteHotTable, WriteTier
 from pipeline.sources import ReadPacketFiles, SimulatedPackets
 from pipeline.tiers import join
+from transforms.agents import AGENT_CALLS, AgentMetrics, RunAgents
 from transforms.classify import Classify
 from transforms.common import DEAD_LETTER
 from transforms.decode import DecodePackets
 from transforms.filter import ApplyQualityCuts
-from transforms.route import DESTINATIONS, Route
+from transforms.route import DESTINATIONS, Dispatch, Route
 
 PIPELINE_VERSION = "0.1.0"
 
@@ -52,13 +53,14 @@ class Graph:
 
     decoded: beam.PCollection  # every decoded event, duplicates included
     decode_failures: beam.PCollection  # packets that could not be decoded
-    routed: beam.PCollection
+    routed: beam.PCollection  # every routed event, enriched by the agents
     destinations: dict[str, beam.PCollection]
     stored: beam.PCollection  # events newly stored in the hot store
     new_alerts: beam.PCollection  # alerts newly stored
     dead_letters: beam.PCollection
     warm_files: beam.PCollection
     archive_files: beam.PCollection
+    agent_metrics: beam.PCollection  # agent metric rows written
 
 
 def read_packets(p: beam.Pipeline, input_glob: str | None, simulate: int, **simulator: object) -> beam.PCollection:
@@ -96,17 +98,25 @@ def build_pipeline(
     filtered = decoded.events | "Filter" >> ApplyQualityCuts(config, db_url=outputs.db_url)
     classified = filtered.events | "Classify" >> Classify(config, db_url=outputs.db_url)
     routed = classified.events | "Route" >> Route(config, run_id, PIPELINE_VERSION)
+    enriched = routed.events | "Agents" >> RunAgents(config, outputs.db_url)
+    agent_metrics = enriched[AGENT_CALLS] | "AgentMetrics" >> AgentMetrics(
+        outputs.db_url, run_id, config.streaming.windows.metrics_s
+    )
+    dispatched = enriched.events | "Dispatch" >> Dispatch()
 
-    stored = routed.events | "StoreEvents" >> WriteHotTable(outputs.db_url, "events")
-    alerts = routed.alerts | "StoreAlerts" >> WriteHotTable(outputs.db_url, "alerts")
-    review = routed.review | "StoreReviewQueue" >> WriteHotTable(outputs.db_url, "review")
+    stored = dispatched.events | "StoreEvents" >> WriteHotTable(outputs.db_url, "events")
+    alerts = dispatched.alerts | "StoreAlerts" >> WriteHotTable(outputs.db_url, "alerts")
+    review = dispatched.review | "StoreReviewQueue" >> WriteHotTable(outputs.db_url, "review")
     batch_s = config.streaming.windows.tier_batch_s
-    warm = _tier_input(routed.events, streaming, batch_s, "Warm") | "WriteWarm" >> WriteTier(outputs.warm_root, "warm")
-    archive = _tier_input(routed.events, streaming, batch_s, "Archive") | "WriteArchive" >> WriteTier(
+    warm = _tier_input(dispatched.events, streaming, batch_s, "Warm") | "WriteWarm" >> WriteTier(
+        outputs.warm_root, "warm"
+    )
+    archive = _tier_input(dispatched.events, streaming, batch_s, "Archive") | "WriteArchive" >> WriteTier(
         outputs.archive_root, "archive"
     )
 
-    failures = [step[DEAD_LETTER] for step in (decoded, filtered, classified, routed, stored, alerts, review)]
+    steps = (decoded, filtered, classified, routed, dispatched, stored, alerts, review)
+    failures = [step[DEAD_LETTER] for step in steps]
     failures += [
         tier[DEAD_LETTER] | f"{name}FailuresUnwindowed" >> beam.WindowInto(beam.window.GlobalWindows())
         for name, tier in (("Warm", warm), ("Archive", archive))
@@ -119,11 +129,12 @@ def build_pipeline(
     return Graph(
         decoded=decoded.events,
         decode_failures=decoded[DEAD_LETTER],
-        routed=routed.events,
-        destinations={name: routed[name] for name in DESTINATIONS},
+        routed=dispatched.events,
+        destinations={name: dispatched[name] for name in DESTINATIONS},
         stored=stored.stored,
         new_alerts=alerts.stored,
         dead_letters=dead_letters,
         warm_files=warm.files,
         archive_files=archive.files,
+        agent_metrics=agent_metrics,
     )

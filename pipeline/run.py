@@ -14,6 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from agents.summary import STATUSES, brief, tallies
 from config.settings import CLASSES, load_config
 from pipeline.event import utcnow
 from pipeline.graph import Outputs, build_pipeline, read_packets
@@ -95,6 +96,7 @@ class RunSummary:
             "events_already_stored": self.count("events.already_stored"),
             "warm_rows_written": self.count("warm.rows"),
             "archive_records_written": self.count("archive.rows"),
+            "agents": tallies(self.counters),
             "accounting": {
                 "received": self.received,
                 "classified": sum(self.by_class.values()),
@@ -129,6 +131,9 @@ class RunSummary:
                 f"classified {sum(self.by_class.values())} + dead-lettered {self.lost_to_dead_letters}",
             ),
         ]
+        for agent, outcome in data["agents"].items():
+            called = sum(outcome.values())
+            rows.append((f"agent {agent}", f"{called} events: " + ", ".join(f"{outcome[s]} {s}" for s in STATUSES)))
         rows += [(f"output: {name}", where) for name, where in self.outputs.items()]
         rows += [("PROBLEM", problem) for problem in self.problems]
         width = max(len(name) for name, _ in rows)
@@ -210,7 +215,9 @@ def run(argv: list[str]) -> RunSummary:
         )
     if not summary.accounted:
         summary.problems.append("accounting mismatch: some events are neither classified nor dead-lettered")
-    summary.top_alerts = store.top_alerts(run_id)
+    summary.top_alerts = [
+        f"{line}\n      {brief(found)}" if found else line for line, found in store.top_alerts(run_id)
+    ]
     store.record_run(run_id, started, finished, summary.as_dict())
     store.close()
     return summary

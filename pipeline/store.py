@@ -133,6 +133,29 @@ metrics = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+agent_metrics = sa.Table(
+    "agent_metrics",
+    metadata,
+    # Per agent and window: the Agent Timeout runbook's "which agent is exceeding its budget".
+    sa.Column("agent", sa.String(64), primary_key=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("calls", sa.Integer, nullable=False),  # events handed to the agent
+    sa.Column("ok", sa.Integer, nullable=False),
+    sa.Column("timeouts", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("skips", sa.Integer, nullable=False),
+    sa.Column("over_budget", sa.Integer, nullable=False),  # waited longer than the budget
+    sa.Column("retried", sa.Integer, nullable=False),  # needed more than one attempt
+    sa.Column("latency_p50_ms", sa.Float),
+    sa.Column("latency_p95_ms", sa.Float),
+    sa.Column("latency_max_ms", sa.Float),
+    sa.Column("budget_ms", sa.Integer, nullable=False),
+    sa.Column("breaker_state", sa.String(16), nullable=False),  # closed | open | half_open, at the window's end
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 associations = sa.Table(
     "associations",
     metadata,
@@ -158,6 +181,121 @@ meta = sa.Table(
     metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+)
+
+# --- console: users, access, audit ---
+# The operations console's tables (pipeline/access.py, pipeline/sysconfig.py). The audit log is append-only:
+# pipeline/access.py offers no update or delete, and triggers refuse UPDATE and DELETE in the database itself.
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("email", sa.String(256), unique=True),  # the OIDC identity, when single sign-on is used
+    sa.Column("role", sa.String(16)),  # None: may log in only to request access
+    sa.Column("active", sa.Boolean, nullable=False, default=True),  # False: revoked, refused at once
+    sa.Column("password_hash", sa.Text),  # scrypt, salted; None for single-sign-on-only accounts
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_login_at", sa.DateTime(timezone=True)),
+)
+
+role_grants = sa.Table(
+    "role_grants",
+    metadata,
+    # Every change of a user's role (a revocation is a grant of None): the quarterly review's grant history.
+    sa.Column("grant_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_name", sa.String(128), nullable=False, index=True),
+    sa.Column("role", sa.String(16)),
+    sa.Column("previous_role", sa.String(16)),
+    sa.Column("granted_by", sa.String(160), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("request_id", sa.Integer),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+access_requests = sa.Table(
+    "access_requests",
+    metadata,
+    sa.Column("request_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_name", sa.String(128), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("justification", sa.Text, nullable=False),
+    # pending -> (manager approves) -> security_review (Admin and above) -> granted; or rejected at either step
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("manager", sa.String(128)),
+    sa.Column("manager_note", sa.Text),
+    sa.Column("manager_at", sa.DateTime(timezone=True)),
+    sa.Column("security_reviewer", sa.String(128)),
+    sa.Column("security_note", sa.Text),
+    sa.Column("security_at", sa.DateTime(timezone=True)),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("actor", sa.String(160), nullable=False, index=True),
+    sa.Column("action", sa.String(64), nullable=False, index=True),
+    sa.Column("target", sa.String(300), nullable=False),
+    sa.Column("before", sa.Text),  # JSON
+    sa.Column("after", sa.Text),  # JSON
+    sa.Column("note", sa.Text),
+)
+
+alert_actions = sa.Table(
+    "alert_actions",
+    metadata,
+    sa.Column("action_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.String(300), nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),  # acknowledge | escalate | resolve
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+review_decisions = sa.Table(
+    "review_decisions",
+    metadata,
+    sa.Column("decision_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(256), nullable=False, index=True),
+    sa.Column("decision", sa.String(16), nullable=False),  # promote | reject | comment
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+config_documents = sa.Table(
+    "config_documents",
+    metadata,
+    # Versioned system configuration (sources, notification channels, agent budgets), validated on the way in.
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False, index=True),
+    sa.Column("document", sa.Text, nullable=False),  # JSON
+    sa.Column("author", sa.String(128), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+for _verb in ("UPDATE", "DELETE"):
+    sa.event.listen(
+        audit_log,
+        "after_create",
+        sa.DDL(
+            f"CREATE TRIGGER audit_log_no_{_verb.lower()} BEFORE {_verb} ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        ).execute_if(dialect="sqlite"),
+    )
+sa.event.listen(
+    audit_log,
+    "after_create",
+    sa.DDL(
+        "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$; "
+        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()"
+    ).execute_if(dialect="postgresql"),
 )
 
 ALERT_TITLES = {"CRITICAL": "Critical", "HIGH": "High"}
@@ -325,11 +463,11 @@ class HotStore:
             conn.execute(runs.delete().where(runs.c.run_id == run_id))
             conn.execute(runs.insert().values(**row))
 
-    def top_alerts(self, run_id: str, limit: int = 5) -> list[str]:
-        """The highest-level, highest-score alerts this run created, as one line each."""
+    def top_alerts(self, run_id: str, limit: int = 5) -> list[tuple[str, dict[str, Any]]]:
+        """The highest-level, highest-score alerts this run created: a line each, and the event's enrichments."""
         level_rank = sa.case({"CRITICAL": 0, "HIGH": 1}, value=alerts.c.level, else_=2)
         query = (
-            sa.select(alerts.c.title, alerts.c.score, events.c.event_id, events.c.event_time)
+            sa.select(alerts.c.title, alerts.c.score, events.c.event_id, events.c.event_time, events.c.payload)
             .join(events, events.c.event_id == alerts.c.event_id)
             .where(events.c.run_id == run_id)
             .order_by(level_rank, alerts.c.score.desc(), events.c.event_time)
@@ -337,7 +475,10 @@ class HotStore:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [f"{row.title} (score {row.score:.2f}, {row.event_id})" for row in rows]
+        return [
+            (f"{row.title} (score {row.score:.2f}, {row.event_id})", json.loads(row.payload).get("enrichments", {}))
+            for row in rows
+        ]
 
     def add_published(self, source: str, count: int) -> None:
         """Count packets a publisher put on a source's topic (for queue depth against the emulator)."""
@@ -377,6 +518,28 @@ class HotStore:
                 )
             if rows:
                 conn.execute(metrics.insert(), list(rows))
+
+    def upsert_agent_metrics(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write agent windows; a later firing of the same window replaces the earlier row."""
+        with self.engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    agent_metrics.delete().where(
+                        (agent_metrics.c.agent == row["agent"])
+                        & (agent_metrics.c.window_start == row["window_start"])
+                        & (agent_metrics.c.run_id == row["run_id"])
+                    )
+                )
+            if rows:
+                conn.execute(agent_metrics.insert(), list(rows))
+
+    def agent_windows(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Agent metric rows, oldest first (since a time, if given)."""
+        query = sa.select(agent_metrics).order_by(agent_metrics.c.window_start, agent_metrics.c.agent)
+        if since is not None:
+            query = query.where(agent_metrics.c.window_end >= since)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
 
     def apply_association(self, link: Any) -> list[Event] | None:
         """Store a trigger-counterpart link and raise both events' classes by one level.

@@ -16,7 +16,7 @@ from transforms.classify import Classify, classify
 from transforms.common import DEAD_LETTER
 from transforms.decode import DecodePackets
 from transforms.filter import ApplyQualityCuts, apply_cuts
-from transforms.route import ROUTES, Route, route
+from transforms.route import ROUTES, Dispatch, Route, route
 
 NOW = datetime(2025, 9, 6, 5, 0, tzinfo=timezone.utc)
 
@@ -163,7 +163,7 @@ def test_filter_classify_route_transforms(beam_pipeline, config):
     with beam_pipeline as p:
         filtered = p | beam.Create(events) | ApplyQualityCuts(config)
         classified = filtered.events | Classify(config)
-        routed = classified.events | Route(config, "run-t", "0")
+        routed = (classified.events | Route(config, "run-t", "0")).events | "Dispatch" >> Dispatch()
         assert_that(
             routed.events | "Classes" >> beam.Map(lambda e: (e.event_id, e.event_class, e.alert_level)),
             equal_to(
@@ -187,6 +187,18 @@ def test_filter_classify_route_transforms(beam_pipeline, config):
             routed.rejected | "X" >> beam.Map(lambda e: e.event_id), equal_to(["gcn:fermi:1.0"]), label="rejected"
         )
         assert_that(routed.routine, equal_to([]), label="routine")
+
+
+def test_dispatch_without_a_route_dead_letters(beam_pipeline, config):
+    classified = optical().model_copy(update={"event_class": "routine"})  # classified but never routed
+    with beam_pipeline as p:
+        dispatched = p | beam.Create([classified]) | Dispatch()
+        assert_that(dispatched.events, equal_to([]), label="no events")
+        assert_that(
+            dispatched[DEAD_LETTER] | beam.Map(lambda letter: (letter.stage, "without a route" in letter.reason)),
+            equal_to([("dispatch", True)]),
+            label="dead letter",
+        )
 
 
 def test_a_failing_step_dead_letters_instead_of_raising(beam_pipeline, config):

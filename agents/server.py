@@ -1,0 +1,188 @@
+"""`nightwatch agent-server NAME`: one configured agent as an HTTP service, a member of the agent pool.
+
+Threaded (one thread per connection, keep-alive), JSON in and out (see `agents.remote` for the wire format).
+`/health` reports calls, errors, the calls in flight and the oldest of them, so a stuck agent shows. A restart
+(`nightwatch agents restart`, or POST /admin/restart) re-executes the process in place: stuck threads are
+gone, the catalogue is reloaded, the port stays the same. If $NIGHTWATCH_AGENT_TOKEN is set, the restart
+needs it as a bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from pydantic import ValidationError
+
+from agents.base import Agent, AgentContext, build_agent
+from agents.remote import API_PREFIX
+from config.settings import NightwatchConfig
+from pipeline.event import Event
+
+log = logging.getLogger("nightwatch.agent_server")
+RESTARTS_ENV = "NIGHTWATCH_AGENT_RESTARTS"
+TOKEN_ENV = "NIGHTWATCH_AGENT_TOKEN"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+class AgentService:
+    """The agent behind the server, with the counts /health reports."""
+
+    def __init__(self, agent: Agent):
+        self.agent = agent
+        self.started = time.time()
+        self.calls = 0
+        self.events = 0
+        self.errors = 0
+        self._in_flight: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def find(self, events: list[Event]) -> list[dict[str, Any]]:
+        with self._lock:
+            self._next += 1
+            ticket = self._next
+            self._in_flight[ticket] = time.monotonic()
+        try:
+            findings = self.agent.find(events)
+        except Exception:
+            with self._lock:
+                self.errors += 1
+            raise
+        finally:
+            with self._lock:
+                self._in_flight.pop(ticket, None)
+                self.calls += 1
+                self.events += len(events)
+        return [finding.as_dict() for finding in findings]
+
+    def health(self) -> dict[str, Any]:
+        with self._lock:
+            oldest = min(self._in_flight.values(), default=None)
+            in_flight = len(self._in_flight)
+            counts = {"calls": self.calls, "events": self.events, "errors": self.errors}
+        oldest_s = time.monotonic() - oldest if oldest is not None else 0.0
+        stuck = oldest_s > self.agent.spec.timeout_ms / 1000.0 * 4
+        report = {
+            "agent": self.agent.name,
+            "kind": self.agent.kind,
+            "pid": os.getpid(),
+            "started_at": self.started,
+            "uptime_s": round(time.time() - self.started, 3),
+            "restarts": int(os.environ.get(RESTARTS_ENV, "0")),
+            **counts,
+            "in_flight": in_flight,
+            "oldest_in_flight_s": round(oldest_s, 3),
+            "stuck": stuck,
+        }
+        try:
+            report.update(self.agent.health())
+        except Exception as exc:  # noqa: BLE001 - a failing self-check is reported, not raised
+            report.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+        report["ok"] = bool(report.get("ok", True)) and not stuck
+        return report
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: AgentHTTPServer
+    protocol_version = "HTTP/1.1"  # keep-alive: the pipeline reuses its connections
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _reply(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise ValueError(f"body of {length} bytes is over the {MAX_BODY_BYTES} limit")
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path.rstrip("/") == "/health":
+            self._reply(200, self.server.service.health())
+        else:
+            self._reply(404, {"error": f"no such path {self.path}: try /health or POST {API_PREFIX}/NAME/find"})
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        service = self.server.service
+        if self.path == "/admin/restart":
+            self._restart()
+            return
+        if self.path != f"{API_PREFIX}/{service.agent.name}/find":
+            self._reply(
+                404,
+                {
+                    "error": f"this server runs agent {service.agent.name!r}: POST {API_PREFIX}/"
+                    f"{service.agent.name}/find"
+                },
+            )
+            return
+        try:
+            body = self._body()
+            events = [Event.model_validate(item) for item in body["events"]]
+        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+            self._reply(400, {"error": f"bad request: {type(exc).__name__}: {exc}"[:2000]})
+            return
+        try:
+            findings = service.find(events)
+        except Exception as exc:  # noqa: BLE001 - the caller gets the failure as a 500, the server stays up
+            log.exception("agent %s failed on %d events", service.agent.name, len(events))
+            self._reply(500, {"error": f"agent failed: {type(exc).__name__}: {exc}"[:2000]})
+            return
+        self._reply(200, {"agent": service.agent.name, "findings": findings})
+
+    def _restart(self) -> None:
+        token = os.environ.get(TOKEN_ENV)
+        offered = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if token and not hmac.compare_digest(token, offered):
+            self._reply(401, {"error": f"restart needs the token in ${TOKEN_ENV} as a bearer token"})
+            return
+        self._reply(202, {"restarting": True, "agent": self.server.service.agent.name, "pid": os.getpid()})
+        self.wfile.flush()
+        threading.Thread(target=self.server.restart, daemon=True).start()
+
+
+class AgentHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], service: AgentService):
+        super().__init__(address, _Handler)
+        self.service = service
+
+    def restart(self) -> None:
+        """Re-execute this process with the same command line: stuck threads die, the port is reused."""
+        time.sleep(0.2)  # let the 202 reach the caller
+        log.warning("restarting agent server %s (pid %d)", self.service.agent.name, os.getpid())
+        self.socket.close()
+        os.environ[RESTARTS_ENV] = str(int(os.environ.get(RESTARTS_ENV, "0")) + 1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, sys.orig_argv)
+
+
+def make_server(
+    name: str, config: NightwatchConfig, host: str, port: int, db_url: str | None = None
+) -> AgentHTTPServer:
+    spec = config.agents.agents.get(name)
+    if spec is None:
+        raise ValueError(f"no agent {name!r} in config/agents.yaml: one of {', '.join(config.agents.agents)}")
+    if spec.kind == "remote":
+        raise ValueError(f"agent {name!r} is itself remote (it calls {spec.url}): serve an in-process agent")
+    agent = build_agent(name, spec, AgentContext(config, db_url))
+    agent.setup()
+    return AgentHTTPServer((host, port), AgentService(agent))

@@ -1,0 +1,389 @@
+"""Agents: the cross-match against brute force, visibility against astropy, the breaker, budgets and faults
+with real HTTP agent servers (answer, hang, fail, crash), the real agent server, and agents in the pipeline."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import yaml
+
+from agents.base import AgentContext, build_agent
+from agents.calls import AgentCaller, AgentPool, CircuitBreaker
+from agents.catalogue import Catalogues, SkyIndex, separation_deg
+from agents.followup import altitude_deg, julian_date, sun_position
+from agents.remote import health, restart
+from config.settings import AgentSpec, ConfigError, load_config
+from pipeline.event import Event
+from tests.agent_servers import ScriptedAgentServer
+
+REPO = Path(__file__).resolve().parent.parent
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def event(i: int, event_class: str = "significant", **overrides) -> Event:
+    fields = dict(
+        event_id=f"ztf:{i}",
+        source="ztf",
+        kind="optical_transient",
+        object_id=f"ZTF25obj{i}",
+        event_time=NOW - timedelta(minutes=5),
+        received_time=NOW,
+        ra=(37.0 * i) % 360.0,
+        dec=-30.0 + (i % 50),
+        mag=18.0,
+        band="r",
+        raw=b"raw",
+        raw_format="ztf-avro",
+        event_class=event_class,
+        features={"n_prior": 0, "days_since_first": 0.0, "rising_or_new": True},
+    )
+    fields.update(overrides)
+    return Event(**fields)
+
+
+def remote_spec(url: str, **overrides) -> AgentSpec:
+    fields = dict(
+        kind="remote",
+        url=url,
+        classes=["critical", "significant", "interesting", "routine"],
+        budget_ms=600,
+        timeout_ms=300,
+        retries=2,
+        backoff_ms=20,
+        concurrency=2,
+        batch_size=10,
+        breaker={"failure_threshold": 3, "reset_after_s": 0.5},
+    )
+    fields.update(overrides)
+    return AgentSpec(**fields)
+
+
+def remote_caller(config, url: str, **overrides) -> AgentCaller:
+    agent = build_agent("pool", remote_spec(url, **overrides), AgentContext(config))
+    agent.setup()
+    return AgentCaller(agent)
+
+
+# --- the catalogue cross-match ---------------------------------------------------------------------------
+
+
+def brute_force(index: SkyIndex, ra: float, dec: float, radius_deg: float) -> set[int]:
+    return set(np.flatnonzero(separation_deg(ra, dec, index.ra, index.dec) <= radius_deg).tolist())
+
+
+def test_cone_search_matches_brute_force_on_every_catalogue():
+    catalogues = Catalogues.shared()
+    rng = np.random.default_rng(7)
+    for catalogue in (catalogues.stars, catalogues.variables, catalogues.galaxies):
+        index = catalogue.index
+        # Random places, the poles, RA wrap-around, and positions right on catalogued sources.
+        on_sources = rng.choice(len(index), 5, replace=False)
+        places = [(float(rng.uniform(0, 360)), float(np.degrees(np.arcsin(rng.uniform(-1, 1))))) for _ in range(20)]
+        places += [(0.0, 90.0), (180.0, -89.99), (359.9999, 0.0)]
+        places += [(float(index.ra[i]) + 1e-4, float(index.dec[i])) for i in on_sources]
+        for ra, dec in places:
+            for radius in (2 / 3600, 0.05, 0.5, 3.0):
+                found, separations = index.cone(ra % 360.0, dec, radius)
+                assert set(found.tolist()) == brute_force(index, ra % 360.0, dec, radius), (catalogue.name, ra, dec)
+                assert list(separations) == sorted(separations)
+
+
+def test_catalogues_are_the_shipped_ones():
+    sizes = Catalogues.shared().describe()
+    assert sizes["Hipparcos 2"] == 117955
+    assert sizes["Gaia DR3"] > 400_000
+    assert 10_000 < sizes["OpenNGC"] < 11_500  # the galaxies of OpenNGC
+
+
+def test_crossmatch_flags_known_star_variable_and_host(config):
+    agent = build_agent("crossmatch", config.agents.agents["crossmatch"], AgentContext(config))
+    agent.setup()
+    catalogues = agent.catalogues
+    # A known Hipparcos variable (variability annex): the detection is that star, so routine is proposed.
+    variables = catalogues.variables
+    i = int(np.flatnonzero(variables.columns["variability_annex"] == 1)[0])
+    on_variable = event(1, ra=float(variables.index.ra[i]), dec=float(variables.index.dec[i]))
+    finding = agent.find([on_variable])[0]
+    assert finding.data["known_variable"]["hip"] == int(variables.columns["hip"][i])
+    assert finding.proposed_class == "routine" and "variable" in finding.reason
+    # Inside a large galaxy (NGC 224 is M31): a host candidate, found by brute force too.
+    galaxies = catalogues.galaxies
+    m31 = int(np.flatnonzero(galaxies.columns["name"] == "NGC0224")[0])
+    ra, dec = float(galaxies.index.ra[m31]) + 0.05, float(galaxies.index.dec[m31])
+    hosts = agent.find([event(2, ra=ra, dec=dec)])[0].data["host_candidates"]
+    assert hosts[0]["name"] == "NGC0224"
+    expected = {
+        galaxies.columns["name"][k]
+        for k in brute_force(galaxies.index, ra, dec, 5.0)
+        if separation_deg(ra, dec, galaxies.index.ra[k], galaxies.index.dec[k])
+        <= 2.0 * np.nan_to_num(galaxies.columns["major_axis_arcmin"][k], nan=10 / 60) / 120.0
+    }
+    assert {host["name"] for host in hosts} == set(sorted(expected)[:5]) or len(expected) > 5
+    # A GRB error region lists the galaxies inside it, brightest first; brute force gives the same count.
+    trigger = event(3, source="gcn", kind="grb", ra=ra, dec=dec, pos_error_deg=2.0, event_id="gcn:x:1")
+    region = agent.find([trigger])[0].data
+    assert region["galaxies_in_region"] == len(brute_force(galaxies.index, ra, dec, 2.0))
+    magnitudes = [galaxy["b_mag"] for galaxy in region["brightest_galaxies"] if galaxy["b_mag"] is not None]
+    assert magnitudes == sorted(magnitudes)
+
+
+# --- follow-up visibility ---------------------------------------------------------------------------------
+
+
+def test_altitudes_agree_with_astropy(config):
+    from astropy import units as u
+    from astropy.coordinates import AltAz, EarthLocation, SkyCoord, get_sun
+    from astropy.time import Time
+    from astropy.utils import iers
+
+    iers.conf.auto_download = False  # offline: astropy's bundled tables
+    site = config.sources.site
+    location = EarthLocation(lat=site.latitude_deg * u.deg, lon=site.longitude_deg * u.deg, height=site.height_m * u.m)
+    moments = np.array([datetime(2025, 9, 6, h, 17, tzinfo=timezone.utc).timestamp() for h in (0, 5, 11, 23)])
+    times = Time(moments, format="unix")
+    frame = AltAz(obstime=times, location=location)
+    ours = altitude_deg(150.0, -40.0, julian_date(moments), site.latitude_deg, site.longitude_deg)
+    theirs = SkyCoord(150.0 * u.deg, -40.0 * u.deg).transform_to(frame).alt.deg
+    assert np.max(np.abs(ours - theirs)) < 0.5  # precession since J2000 and refraction-free: well under a degree
+    sun_ra, sun_dec = sun_position(julian_date(moments))
+    ours_sun = altitude_deg(sun_ra, sun_dec, julian_date(moments), site.latitude_deg, site.longitude_deg)
+    theirs_sun = get_sun(times).transform_to(frame).alt.deg
+    assert np.max(np.abs(ours_sun - theirs_sun)) < 0.5
+
+
+def test_followup_advises_on_visibility(config):
+    agent = build_agent("followup", config.agents.agents["followup"], AgentContext(config))
+    agent.setup()
+    south, north = event(1, "critical", ra=120.0, dec=-60.0), event(2, "critical", ra=120.0, dec=85.0)
+    seen_south, seen_north = (finding.data for finding in agent.find([south, north]))
+    # From Cerro Pachon (-30 deg) a dec -60 source is circumpolar (up every dark hour); dec +85 never rises.
+    assert seen_south["max_altitude_deg"] > 30 or not seen_south["observable_tonight"]
+    assert not seen_north["observable_tonight"] and "hand over" in seen_north["advice"]
+    assert seen_north["priority"] == seen_south["priority"] + (0 if not seen_south["observable_tonight"] else 1)
+    assert seen_south["suggested_filters"] == ["g", "r"]
+
+
+# --- the breaker, budgets and faults ---------------------------------------------------------------------
+
+
+def test_breaker_opens_and_probes_back():
+    now = [0.0]
+    breaker = CircuitBreaker(failure_threshold=3, reset_after_s=10, clock=lambda: now[0])
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.failure()
+    assert breaker.state == "closed"
+    breaker.failure()
+    assert breaker.state == "open" and not breaker.allow()
+    now[0] = 10.5
+    assert breaker.state == "half_open"
+    assert breaker.allow() and not breaker.allow()  # one probe at a time
+    breaker.failure()  # the probe failed: open again, for another reset period
+    assert breaker.state == "open" and not breaker.allow()
+    now[0] = 21.0
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.state == "closed" and breaker.allow() and breaker.opened_count == 2
+
+
+def test_critical_events_never_wait_past_budget_on_a_hanging_agent(config):
+    with ScriptedAgentServer("hang") as server:
+        caller = remote_caller(config, server.url, budget_ms=400, timeout_ms=400)
+        batch = [event(i, "critical") for i in range(3)] + [event(10 + i, "routine") for i in range(3)]
+        started = time.monotonic()
+        enriched, calls = AgentPool([caller]).enrich(batch)
+        waited = time.monotonic() - started
+        caller.close()
+    assert [e.event_id for e in enriched] == [e.event_id for e in batch]  # every event out, in order
+    critical = [e.enrichments["pool"] for e in enriched if e.event_class == "critical"]
+    assert {found["status"] for found in critical} == {"skipped"}
+    assert all("critical" in found["reason"] and found["latency_ms"] < 400 + 150 for found in critical)
+    assert {e.enrichments["pool"]["status"] for e in enriched if e.event_class == "routine"} == {"timeout"}
+    # Nothing waited on the hang: the whole batch took about one budget, not the server's 60 s.
+    assert waited < 2.0
+    assert len(calls) == len(batch)
+
+
+def test_retries_within_budget_then_success(config):
+    with ScriptedAgentServer("fail") as server:
+        caller = remote_caller(config, server.url, retries=3, backoff_ms=100, budget_ms=2000, timeout_ms=500)
+        batch = [event(1, "significant")]
+        future = caller.submit(batch)
+        time.sleep(0.05)
+        server.set_mode("answer")  # the agent recovers while the caller backs off
+        (result,) = caller.collect(future[0])
+        caller.close()
+    _event, found, call = result
+    assert found["status"] == "ok" and found["attempts"] >= 2 and found["data"]["echo"] == "ztf:1"
+    assert call.attempts == found["attempts"] and server.requests == found["attempts"]
+
+
+def test_critical_events_are_not_retried(config):
+    with ScriptedAgentServer("fail") as server:
+        caller = remote_caller(config, server.url, retries=3, budget_ms=2000, timeout_ms=500)
+        enriched, _ = AgentPool([caller]).enrich([event(1, "critical")])
+        caller.close()
+    found = enriched[0].enrichments["pool"]
+    assert found["status"] == "skipped" and found["attempts"] == 1 and server.requests == 1
+    assert "500" in found["reason"]
+
+
+def test_breaker_opens_on_a_failing_agent_and_recovers(config):
+    with ScriptedAgentServer("fail") as server:
+        caller = remote_caller(config, server.url, retries=0, batch_size=1)
+        pool = AgentPool([caller])
+        enriched, _ = pool.enrich([event(i, "significant") for i in range(3)])
+        assert caller.breaker.state == "open" and server.requests == 3
+        assert {e.enrichments["pool"]["status"] for e in enriched} == {"error"}
+        # While open, the agent is not called at all: events are skipped at once.
+        enriched, calls = pool.enrich([event(i, "significant") for i in range(3, 8)])
+        assert server.requests == 3
+        assert {e.enrichments["pool"]["status"] for e in enriched} == {"skipped"}
+        assert {call.breaker_state for call in calls} == {"open"}
+        assert all("breaker" in e.enrichments["pool"]["reason"] for e in enriched)
+        # After reset_after_s one probe goes through; the agent answers again, so the breaker closes.
+        server.set_mode("answer")
+        time.sleep(0.6)
+        enriched, _ = pool.enrich([event(20, "significant")])
+        assert enriched[0].enrichments["pool"]["status"] == "ok" and caller.breaker.state == "closed"
+        assert server.requests == 4
+        pool.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 60.0, restarts: int = 0) -> dict:
+    """The server's health once it answers (and has restarted `restarts` times)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            report = health(url, timeout_s=1.0)
+            if report["restarts"] >= restarts:
+                return report
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"agent server {url} not up (with {restarts} restarts) after {seconds} s")
+        time.sleep(0.2)
+
+
+def test_an_agent_crashing_mid_call_loses_nothing(config):
+    port = free_port()
+    crashing = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "agent_servers.py"), "--port", str(port), "--mode", "crash"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert crashing.stdout.readline().strip() == "ready"
+        caller = remote_caller(config, f"http://127.0.0.1:{port}", retries=1, budget_ms=1500, timeout_ms=700)
+        batch = [event(1, "critical"), event(2, "significant"), event(3, "interesting")]
+        enriched, calls = AgentPool([caller]).enrich(batch)
+        caller.close()
+        assert crashing.wait(timeout=10) == 3  # the server really died mid-call
+    finally:
+        crashing.kill()
+    assert [e.event_id for e in enriched] == ["ztf:1", "ztf:2", "ztf:3"]
+    statuses = {e.event_id: e.enrichments["pool"]["status"] for e in enriched}
+    assert statuses["ztf:1"] == "skipped" and statuses["ztf:2"] in ("error", "timeout")
+    assert len(calls) == 3
+
+
+def test_a_wrong_answer_is_an_error_not_a_misaligned_enrichment(config):
+    with ScriptedAgentServer("short") as server:
+        caller = remote_caller(config, server.url, retries=0)
+        enriched, _ = AgentPool([caller]).enrich([event(1, "significant"), event(2, "significant")])
+        caller.close()
+    assert {e.enrichments["pool"]["status"] for e in enriched} == {"error"}
+    assert "1 findings for 2 events" in enriched[0].enrichments["pool"]["reason"]
+
+
+# --- the real agent server ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def agent_server(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "agent-server", "crossmatch", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(url)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_agent_server_answers_reports_health_and_restarts(config, agent_server):
+    url, process = agent_server
+    caller = remote_caller(config, url, options={"agent": "crossmatch"}, budget_ms=5000, timeout_ms=5000)
+    galaxies = Catalogues.shared().galaxies
+    m31 = int(np.flatnonzero(galaxies.columns["name"] == "NGC0224")[0])
+    near_m31 = event(1, ra=float(galaxies.index.ra[m31]), dec=float(galaxies.index.dec[m31]))
+    enriched, _ = AgentPool([caller]).enrich([near_m31, event(2)])
+    found = enriched[0].enrichments["pool"]
+    assert found["status"] == "ok" and found["data"]["host_candidates"][0]["name"] == "NGC0224"
+    before = health(url)
+    assert before["ok"] and before["calls"] == 1 and before["events"] == 2 and before["restarts"] == 0
+    assert before["catalogues"]["Hipparcos 2"] == 117955
+    # A bad request gets a clear 400, and the server stays up.
+    bad = requests.post(f"{url}/v1/agents/crossmatch/find", data=b"{not json", timeout=5)
+    assert bad.status_code == 400 and "bad request" in bad.json()["error"]
+    # Restart: the same process id (re-executed in place), counters reset, restarts counted, port kept.
+    assert restart(url)["restarting"] is True
+    after = wait_for(url, restarts=1)
+    assert after["restarts"] == 1 and after["calls"] == 0 and after["pid"] == before["pid"]
+    assert process.poll() is None
+    enriched, _ = AgentPool([caller]).enrich([near_m31])  # the pooled session reconnects by itself
+    assert enriched[0].enrichments["pool"]["status"] == "ok"
+    caller.close()
+
+
+def test_agents_cli_health_and_restart(agent_server, tmp_path):
+    url, _process = agent_server
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "agents", "health", "--url", url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "crossmatch" in out.stdout and "ok" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "agents", "restart", "--url", url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert wait_for(url, restarts=1)["restarts"] == 1
+
+
+def test_agent_config_is_validated(tmp_path):
+    with pytest.raises(ValueError, match="url"):
+        AgentSpec(kind="remote")
+    with pytest.raises(ValueError, match="longer than budget_ms"):
+        AgentSpec(kind="history", budget_ms=100, timeout_ms=200)
+    (tmp_path / "agents.yaml").write_text(yaml.safe_dump({"version": "1", "agents": {"Bad Name": {"kind": "x"}}}))
+    with pytest.raises(ConfigError, match="agents.yaml"):
+        load_config(tmp_path)

@@ -1,0 +1,215 @@
+"""The agents step of the pipeline (Route -> Agents -> outputs) and the agent metrics.
+
+Events are batched (`BatchElements`) and each batch is handed to every enabled agent concurrently on the
+agents' thread pools, within each agent's budget (see `agents.calls`). A per-element blocking call would
+serialise; `RequestResponseIO` with a timeout fails the whole pipeline; this does neither. Every event comes
+out, enriched or marked skipped, timeout or error per agent; a failure of the step itself lets the events
+through unenriched with the error recorded, so nothing is lost.
+
+Each event-agent outcome is also an `AgentCall`; `AgentMetrics` counts them in fixed processing-time windows
+per agent (calls, latency p50/p95, timeouts, errors, skips, breaker state) into the `agent_metrics` table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam import pvalue
+from apache_beam.transforms import window
+
+from agents.base import AgentContext, build_agent, enrichment
+from agents.calls import AgentCall, AgentCaller, AgentPool
+from config.settings import NightwatchConfig
+from pipeline.event import Event, utcnow
+from pipeline.sinks import HotStoreDoFn
+from transforms.common import counter
+
+log = logging.getLogger(__name__)
+AGENT_CALLS = "agent_calls"
+
+
+class AgentsDoFn(beam.DoFn):
+    """Enriches batches of events with every enabled agent; agents and thread pools live from setup()."""
+
+    def __init__(self, config: NightwatchConfig, db_url: str | None):
+        self._config = config
+        self._db_url = db_url
+        self._pool: AgentPool | None = None
+        self._unavailable: dict[str, str] = {}
+
+    def setup(self) -> None:
+        context = AgentContext(self._config, self._db_url)
+        callers = []
+        for name, spec in self._config.agents.enabled().items():
+            agent = build_agent(name, spec, context)
+            try:
+                agent.setup()
+            except Exception as exc:  # noqa: BLE001 - an agent that cannot start is skipped, the events go on
+                log.error("agent %s could not start: %s", name, exc)
+                self._unavailable[name] = f"agent could not start: {type(exc).__name__}: {exc}"
+                continue
+            callers.append(AgentCaller(agent))
+        self._pool = AgentPool(callers)
+
+    def teardown(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+    def process(self, batch: list[Event]) -> Iterator[Any]:
+        try:
+            enriched, calls = self._pool.enrich(batch)
+        except Exception as exc:  # noqa: BLE001 - the events go on without enrichment, with the reason
+            log.exception("agents step failed on a batch of %d", len(batch))
+            counter("agents.step_failed").inc(len(batch))
+            reason = f"agents step failed: {type(exc).__name__}: {exc}"
+            enriched = [self._marked(event, dict.fromkeys(self._config.agents.enabled(), reason)) for event in batch]
+            calls = []
+        if self._unavailable:
+            enriched = [self._marked(event, self._unavailable) for event in enriched]
+        for call in calls:
+            counter(f"agents.{call.agent}.{call.status}").inc()
+            yield pvalue.TaggedOutput(AGENT_CALLS, call)
+        yield from enriched
+
+    def _marked(self, event: Event, reasons: dict[str, str]) -> Event:
+        """Every named agent that would take this event recorded as skipped (critical) or error, with why."""
+        marked = dict(event.enrichments)
+        for name, reason in reasons.items():
+            spec = self._config.agents.agents[name]
+            if event.event_class in spec.classes and event.source in spec.sources and name not in marked:
+                status = "skipped" if event.event_class == "critical" else "error"
+                marked[name] = enrichment(status, 0.0, 0, reason=reason)
+                counter(f"agents.{name}.{status}").inc()
+        return event.model_copy(update={"enrichments": marked})
+
+
+class RunAgents(beam.PTransform):
+    """Events in; outputs `events` (every event, enriched) and `agent_calls` (one per event and agent)."""
+
+    def __init__(self, config: NightwatchConfig, db_url: str | None, max_batch_size: int = 500):
+        super().__init__()
+        self._config = config
+        self._db_url = db_url
+        self._max_batch_size = max_batch_size
+
+    def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return (
+            events
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._max_batch_size)
+            | "Enrich" >> beam.ParDo(AgentsDoFn(self._config, self._db_url)).with_outputs(AGENT_CALLS, main="events")
+        )
+
+
+class AgentStats(beam.CombineFn):
+    """Counts, latencies and the latest breaker state of one agent in one window."""
+
+    def create_accumulator(self) -> dict[str, Any]:
+        return {
+            "calls": 0,
+            "ok": 0,
+            "timeout": 0,
+            "error": 0,
+            "skipped": 0,
+            "over_budget": 0,
+            "retried": 0,
+            "latencies": [],
+            "budget_ms": 0,
+            "breaker": (0.0, "closed"),
+        }
+
+    def add_input(self, acc: dict[str, Any], call: AgentCall, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        acc["calls"] += 1
+        acc[call.status] += 1
+        acc["over_budget"] += call.latency_ms > call.budget_ms
+        acc["retried"] += call.attempts > 1
+        acc["latencies"].append(call.latency_ms)
+        acc["budget_ms"] = call.budget_ms
+        acc["breaker"] = max(acc["breaker"], (call.at, call.breaker_state))
+        return acc
+
+    def merge_accumulators(self, accumulators: Any, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        merged = self.create_accumulator()
+        for acc in accumulators:
+            for key in ("calls", "ok", "timeout", "error", "skipped", "over_budget", "retried"):
+                merged[key] += acc[key]
+            merged["latencies"].extend(acc["latencies"])
+            merged["budget_ms"] = max(merged["budget_ms"], acc["budget_ms"])
+            merged["breaker"] = max(merged["breaker"], acc["breaker"])
+        return merged
+
+    def extract_output(self, acc: dict[str, Any], *_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        return acc
+
+
+def agent_metrics_row(agent: str, stats: dict[str, Any], start: float, end: float, run_id: str) -> dict[str, Any]:
+    latencies = np.asarray(stats["latencies"], dtype=float)
+    p50, p95, top = (float(v) for v in np.percentile(latencies, [50, 95, 100])) if latencies.size else (None,) * 3
+    return {
+        "agent": agent,
+        "window_start": datetime.fromtimestamp(start, timezone.utc),
+        "run_id": run_id,
+        "window_end": datetime.fromtimestamp(end, timezone.utc),
+        "calls": stats["calls"],
+        "ok": stats["ok"],
+        "timeouts": stats["timeout"],
+        "errors": stats["error"],
+        "skips": stats["skipped"],
+        "over_budget": stats["over_budget"],
+        "retried": stats["retried"],
+        "latency_p50_ms": p50,
+        "latency_p95_ms": p95,
+        "latency_max_ms": top,
+        "budget_ms": stats["budget_ms"],
+        "breaker_state": stats["breaker"][1],
+        "updated_at": utcnow(),
+    }
+
+
+class _ToAgentRow(beam.DoFn):
+    def __init__(self, run_id: str):
+        self._run_id = run_id
+
+    def process(self, keyed: tuple[str, dict[str, Any]], win: window.BoundedWindow = beam.DoFn.WindowParam):
+        agent, stats = keyed
+        yield agent_metrics_row(agent, stats, float(win.start), float(win.end), self._run_id)
+
+
+class _WriteAgentMetrics(HotStoreDoFn):
+    def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        try:
+            self._store.upsert_agent_metrics([row])
+        except Exception:  # noqa: BLE001 - metrics are derived; a failed write is counted, the events are safe
+            counter("agent_metrics.write_failed").inc()
+            return
+        counter("agent_metrics.windows_written").inc()
+        yield row
+
+
+def _at_call_time(call: AgentCall) -> window.TimestampedValue:
+    return window.TimestampedValue(call, call.at)
+
+
+class AgentMetrics(beam.PTransform):
+    """AgentCalls in; one row per agent and processing-time window out, also upserted in the hot store."""
+
+    def __init__(self, db_url: str, run_id: str, window_s: int):
+        super().__init__()
+        self._db_url = db_url
+        self._run_id = run_id
+        self._window_s = window_s
+
+    def expand(self, calls: beam.PCollection) -> beam.PCollection:
+        return (
+            calls
+            | "AtCallTime" >> beam.Map(_at_call_time)
+            | "Windows" >> beam.WindowInto(window.FixedWindows(self._window_s))
+            | "ByAgent" >> beam.Map(lambda call: (call.agent, call))
+            | "Stats" >> beam.CombinePerKey(AgentStats())
+            | "ToRow" >> beam.ParDo(_ToAgentRow(self._run_id))
+            | "Write" >> beam.ParDo(_WriteAgentMetrics(self._db_url))
+        )
