@@ -6,11 +6,12 @@ and the circuit breaker are the caller's business (`agents.calls`), configured p
 config/agents.yaml; an agent only has to answer.
 
 Writing a new agent: subclass `Agent`, implement `find` (and `setup`/`close` for clients or catalogues),
-register it with `@register("kind")`, and add it to config/agents.yaml.
+and name it in config/agents.yaml as `kind: package.module:ClassName`.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -95,6 +96,13 @@ def register(kind: str) -> Callable[[type[Agent]], type[Agent]]:
 
 
 def agent_class(kind: str) -> type[Agent]:
+    """A built-in kind, or any Agent subclass named "package.module:ClassName"."""
+    if ":" in kind:
+        module_name, class_name = kind.split(":", 1)
+        found = getattr(importlib.import_module(module_name), class_name, None)
+        if not (isinstance(found, type) and issubclass(found, Agent)):
+            raise ValueError(f"agent kind {kind!r} is not an Agent subclass")
+        return found
     # The built-in kinds register themselves on import.
     import agents.catalogue  # noqa: F401
     import agents.followup  # noqa: F401

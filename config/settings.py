@@ -297,6 +297,9 @@ class StreamingConfig(_Strict):
     thresholds: ThresholdRefresh = ThresholdRefresh()
 
 
+BUILTIN_AGENT_KINDS = ("catalogue", "history", "followup", "remote")
+
+
 class BreakerSpec(_Strict):
     failure_threshold: int = Field(5, ge=1)  # consecutive failed calls that open the breaker
     reset_after_s: float = Field(30.0, gt=0)  # how long it stays open before one probe call is let through
@@ -305,7 +308,7 @@ class BreakerSpec(_Strict):
 class AgentSpec(_Strict):
     """One agent: what it takes, how long an event may wait for it, and how hard to try."""
 
-    kind: Literal["catalogue", "history", "followup", "remote"]
+    kind: str  # a built-in kind (catalogue, history, followup, remote) or "package.module:ClassName"
     enabled: bool = True
     classes: list[Literal["critical", "significant", "interesting", "routine", "rejected"]] = Field(
         default_factory=lambda: ["critical", "significant", "interesting"]
@@ -325,6 +328,13 @@ class AgentSpec(_Strict):
     @classmethod
     def _known_sources(cls, value: list[str]) -> list[str]:
         _only_known_sources(dict.fromkeys(value))
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in BUILTIN_AGENT_KINDS and not re.fullmatch(r"[\w.]+:\w+", value):
+            raise ValueError(f"kind {value!r}: one of {', '.join(BUILTIN_AGENT_KINDS)} or 'package.module:ClassName'")
         return value
 
     @model_validator(mode="after")

@@ -46,6 +46,7 @@ WARM_SCHEMA = pa.schema(
         ("quality_json", pa.string()),
         ("features_json", pa.string()),
         ("lineage_json", pa.string()),
+        ("enrichments_json", pa.string()),  # what the agents found (added after the first release)
     ]
 )
 
@@ -98,6 +99,7 @@ def warm_row(event: Event) -> dict[str, Any]:
         "quality_json": _json(event.quality),
         "features_json": _json(event.features),
         "lineage_json": _json(event.lineage),
+        "enrichments_json": _json(event.enrichments),
     }
 
 
@@ -246,7 +248,8 @@ def read_warm(root: str) -> pa.Table:
     for path in sorted(FileSystems.match([join(root, "night=*", "class=*", "*.parquet")])[0].metadata_list, key=str):
         with FileSystems.open(path.path) as handle:
             tables.append(pq.read_table(handle))
-    return pa.concat_tables(tables) if tables else WARM_SCHEMA.empty_table()
+    # Files written before a column was added lack it: it reads as null.
+    return pa.concat_tables(tables, promote_options="default") if tables else WARM_SCHEMA.empty_table()
 
 
 def read_archive(root: str) -> list[dict[str, Any]]:

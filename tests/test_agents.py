@@ -3,6 +3,7 @@ with real HTTP agent servers (answer, hang, fail, crash), the real agent server,
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -11,17 +12,20 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import requests
 import yaml
 
-from agents.base import AgentContext, build_agent
+from agents.base import Agent, AgentContext, Finding, build_agent
 from agents.calls import AgentCaller, AgentPool, CircuitBreaker
 from agents.catalogue import Catalogues, SkyIndex, separation_deg
 from agents.followup import altitude_deg, julian_date, sun_position
 from agents.remote import health, restart
 from config.settings import AgentSpec, ConfigError, load_config
 from pipeline.event import Event
+from pipeline.tiers import WARM_SCHEMA, read_warm
 from tests.agent_servers import ScriptedAgentServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -379,6 +383,29 @@ def test_agents_cli_health_and_restart(agent_server, tmp_path):
     assert wait_for(url, restarts=1)["restarts"] == 1
 
 
+class MagnitudeAgent(Agent):
+    """A new agent as a user writes one (README: Writing a new agent)."""
+
+    def find(self, events, timeout_s=None):
+        return [Finding({"brighter_than_18": (e.mag or 99) < 18}) for e in events]
+
+
+def test_a_new_agent_is_named_by_its_module_and_class(config):
+    spec = AgentSpec(kind="tests.test_agents:MagnitudeAgent", classes=["significant"])
+    caller = AgentCaller(build_agent("magnitude", spec, AgentContext(config)))
+    enriched, _ = AgentPool([caller]).enrich([event(1, mag=17.0), event(2, mag=19.0), event(3, "routine")])
+    caller.close()
+    assert [e.enrichments.get("magnitude", {}).get("data") for e in enriched] == [
+        {"brighter_than_18": True},
+        {"brighter_than_18": False},
+        None,  # routine: not a class this agent takes
+    ]
+    with pytest.raises(ValueError, match="not an Agent subclass"):
+        build_agent("x", AgentSpec(kind="tests.test_agents:event"), AgentContext(config))
+    with pytest.raises(ValueError, match="package.module:ClassName"):
+        AgentSpec(kind="no such kind")
+
+
 def test_agent_config_is_validated(tmp_path):
     with pytest.raises(ValueError, match="url"):
         AgentSpec(kind="remote")
@@ -387,3 +414,102 @@ def test_agent_config_is_validated(tmp_path):
     (tmp_path / "agents.yaml").write_text(yaml.safe_dump({"version": "1", "agents": {"Bad Name": {"kind": "x"}}}))
     with pytest.raises(ConfigError, match="agents.yaml"):
         load_config(tmp_path)
+
+
+# --- agents in the pipeline --------------------------------------------------------------------------------
+
+
+def stored_events(db_url: str) -> list[Event]:
+    import sqlalchemy as sa
+
+    from pipeline.store import HotStore, events
+
+    store = HotStore(db_url)
+    with store.engine.connect() as conn:
+        payloads = conn.execute(sa.select(events.c.payload)).scalars().all()
+    store.close()
+    return [Event.model_validate_json(payload) for payload in payloads]
+
+
+def agent_rows(db_url: str) -> list[dict]:
+    from pipeline.store import HotStore
+
+    store = HotStore(db_url)
+    rows = store.agent_windows()
+    store.close()
+    return rows
+
+
+def test_pipeline_enriches_events_with_the_builtin_agents(tmp_path, config):
+    from pipeline.run import run
+
+    summary = run(["--simulate=150", f"--output={tmp_path}", "--run_id=agents-run"])
+    assert summary.ok
+    db_url = f"sqlite:///{tmp_path / 'nightwatch.db'}"
+    stored = stored_events(db_url)
+    assert len(stored) == sum(summary.by_class.values())
+    for agent_name, spec in config.agents.enabled().items():
+        takers = [e for e in stored if e.event_class in spec.classes]
+        assert takers, agent_name
+        assert all(e.enrichments[agent_name]["status"] == "ok" for e in takers), agent_name
+        assert not any(agent_name in e.enrichments for e in stored if e.event_class not in spec.classes)
+        rows = [row for row in agent_rows(db_url) if row["agent"] == agent_name]
+        assert sum(row["calls"] for row in rows) == len(takers) == summary.as_dict()["agents"][agent_name]["ok"]
+        assert all(row["breaker_state"] == "closed" and row["budget_ms"] == spec.budget_ms for row in rows)
+    alerts = [e for e in stored if e.event_class in ("critical", "significant")]
+    assert all("priority" in e.enrichments["followup"]["data"] for e in alerts)
+    # The warm tier carries the enrichments too, for scientists querying Parquet.
+    warm = read_warm(str(tmp_path / "warm")).to_pylist()
+    by_id = {e.event_id: e for e in stored}
+    assert all(json.loads(row["enrichments_json"]) == by_id[row["event_id"]].enrichments for row in warm)
+
+
+def test_warm_files_from_before_enrichments_still_read(tmp_path):
+    old_schema = WARM_SCHEMA.remove(WARM_SCHEMA.get_field_index("enrichments_json"))
+    folder = tmp_path / "night=2025-09-05" / "class=routine"
+    folder.mkdir(parents=True)
+    row = {name: None for name in old_schema.names} | {"event_id": "ztf:old", "injected": False}
+    pq.write_table(pa.Table.from_pylist([row], schema=old_schema), folder / "old.parquet")
+    new = {name: None for name in WARM_SCHEMA.names} | {"event_id": "ztf:new", "enrichments_json": "{}"}
+    pq.write_table(pa.Table.from_pylist([new], schema=WARM_SCHEMA), folder / "new.parquet")
+    table = read_warm(str(tmp_path))
+    assert sorted(zip(table["event_id"].to_pylist(), table["enrichments_json"].to_pylist(), strict=True)) == [
+        ("ztf:new", "{}"),
+        ("ztf:old", None),
+    ]
+
+
+def test_pipeline_with_a_hanging_agent_delivers_every_event_and_skips_it_for_critical(tmp_path):
+    from pipeline.run import run
+
+    every_class = ["critical", "significant", "interesting", "routine"]
+    with ScriptedAgentServer("hang") as server:
+        folder = tmp_path / "config"
+        folder.mkdir()
+        pool = {
+            "kind": "remote",
+            "url": server.url,
+            "classes": every_class,
+            "budget_ms": 300,
+            "timeout_ms": 300,
+            "retries": 0,
+            "batch_size": 20,
+            "breaker": {"failure_threshold": 2, "reset_after_s": 600},
+        }
+        (folder / "agents.yaml").write_text(yaml.safe_dump({"version": "1", "agents": {"pool": pool}}))
+        argv = ["--simulate=300", "--mix=ztf=0.4,rubin=0.3,gcn=0.3", f"--output={tmp_path / 'out'}"]
+        summary = run([*argv, f"--config_dir={folder}"])
+    assert summary.ok, summary.problems  # every event accounted for: nothing lost to the hanging agent
+    stored = stored_events(f"sqlite:///{tmp_path / 'out' / 'nightwatch.db'}")
+    assert len(stored) == sum(summary.by_class.values())
+    takers = [e for e in stored if e.event_class in every_class]
+    outcomes = {e.event_id: e.enrichments["pool"] for e in takers}
+    assert {found["status"] for found in outcomes.values()} <= {"skipped", "timeout"}
+    critical = [e for e in takers if e.event_class == "critical"]
+    assert critical and all(e.enrichments["pool"]["status"] == "skipped" for e in critical)
+    # The breaker opened after two failed batches: most events never waited at all.
+    assert sum("breaker" in found["reason"] for found in outcomes.values()) > len(takers) / 2
+    rows = agent_rows(f"sqlite:///{tmp_path / 'out' / 'nightwatch.db'}")
+    assert sum(row["calls"] for row in rows) == len(takers)
+    assert sum(row["skips"] + row["timeouts"] for row in rows) == len(takers)
+    assert rows[-1]["breaker_state"] == "open"
