@@ -8,7 +8,9 @@ OUT    ?= out
 EMULATOR_PORT ?= 8085
 PROJECT ?= nightwatch-local
 
-.PHONY: setup run stream emulator test test-slow lint format clean help
+.PHONY: setup run stream emulator test test-slow lint format clean help dashboard browser-deps api bench
+
+DASHBOARD_PORT ?= 8501
 
 help:
 	@echo "make run   - set up, then run the pipeline on the built-in simulator and show what it did"
@@ -16,6 +18,9 @@ help:
 	@echo "make stream   - set up, then a live streaming run: Pub/Sub emulator, simulated feed with a Rubin visit burst, metrics"
 	@echo "make emulator - run the Pub/Sub emulator in the foreground on 127.0.0.1:$(EMULATOR_PORT) (Ctrl-C stops it)"
 	@echo "make lint  - ruff format check and lint"
+	@echo "make bench - benchmarks: batch throughput (Beam vs plain Python, 1 and 2 workers), streaming latency, memory"
+	@echo "make dashboard - the operations console on http://127.0.0.1:$(DASHBOARD_PORT) over $(OUT)/ (after make run); creates the first Super Admin"
+	@echo "make api   - the external API on http://127.0.0.1:8000/v1 over $(OUT)/ (after make run); then nightwatch api-keys create --user admin --role observer"
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +44,30 @@ emulator:
 test: setup
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: setup
+# The operations console. `users bootstrap` creates the first Super Admin if there is none: the password is
+# NIGHTWATCH_ADMIN_PASSWORD if set, else generated and printed once here.
+dashboard: setup
+	$(NW) users bootstrap --output $(OUT)
+	$(VENV)/bin/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) \
+		--server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer -- --output $(OUT)
+
+# The external API on http://127.0.0.1:$(API_PORT)/v1 over $(OUT)/. A key belongs to a user: `users bootstrap`
+# makes the first one (admin) if there is none; the server prints how to create the first key.
+API_PORT ?= 8000
+api: setup
+	$(NW) users bootstrap --output $(OUT)
+	$(NW) api --output $(OUT) --port $(API_PORT)
+
+# Headless Chromium and its driver (Debian packages) for the console's browser test.
+browser-deps:
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
+# Benchmarks (not tests): prints the table and writes bench/results/latest-full.json (about 5 minutes).
+bench: setup
+	$(NW) bench --size full
+
+test-slow: setup browser-deps
 	$(PY) -m pytest -q -m slow
 
 lint: setup

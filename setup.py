@@ -10,6 +10,7 @@ REQUIRES = [
     "google-cloud-pubsub>=2.20",
     "pyarrow>=14",
     "fastavro>=1.9",
+    "backports.zstd>=1.0; python_version < '3.14'",  # the archive's zstandard codec (stdlib from 3.14)
     "pydantic>=2.6",
     "pyyaml>=6",
     "astropy>=6",
@@ -27,6 +28,9 @@ REQUIRES = [
     "requests>=2.31",
     # The operations console (dashboard/): a client package, so part of every install.
     "streamlit>=1.40",
+    # The external API (api/): REST and a live alert feed, served by uvicorn.
+    "fastapi>=0.115",
+    "uvicorn>=0.30",
 ]
 
 setup(
@@ -35,12 +39,12 @@ setup(
     description="Streaming astronomical event processing: ingest, classify, route, alert, archive.",
     python_requires=">=3.10",
     # Namespace discovery also finds the data-only folders (pipeline/schemas/ztf) as packages.
-    packages=find_namespace_packages(include=["pipeline*", "transforms*", "agents*", "dashboard*", "config*"]),
+    packages=find_namespace_packages(include=["pipeline*", "transforms*", "agents*", "dashboard*", "config*", "api*"]),
     package_data={"config": ["*.yaml"], "pipeline.schemas.ztf": ["*.avsc"]},
     install_requires=REQUIRES,
     extras_require={
         # selenium drives Debian's chromium + chromium-driver in the console's browser test.
-        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.0", "selenium>=4.20"],
+        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.0", "selenium>=4.20", "aiosmtpd>=1.4", "schemathesis>=4.0"],
     },
     entry_points={"console_scripts": ["nightwatch = pipeline.cli:main"]},
 )

@@ -156,8 +156,11 @@ class Catalogues:
         self.stars = stars
         self.variables = variables
         self.galaxies = galaxies
-        # The largest galaxy bounds the first cone of a host search; the size cut follows per galaxy.
-        self.largest_semi_major_deg = float(np.nanmax(galaxies.columns["major_axis_arcmin"])) / 120.0
+        # Each galaxy's semi-major axis (10 arcsec across when unmeasured); the largest bounds the first cone of
+        # a host search, and the size cut follows per galaxy.
+        sizes = galaxies.columns["major_axis_arcmin"]
+        self.galaxy_semi_major_deg = np.where(np.isfinite(sizes) & (sizes > 0), sizes, 10.0 / 60.0) / 120.0
+        self.largest_semi_major_deg = float(self.galaxy_semi_major_deg.max())
 
     @classmethod
     def shared(cls) -> Catalogues:
@@ -168,12 +171,6 @@ class Catalogues:
 
     def describe(self) -> dict[str, int]:
         return {catalogue.name: len(catalogue.index) for catalogue in (self.stars, self.variables, self.galaxies)}
-
-
-def semi_major_deg(major_axis_arcmin: float) -> float:
-    # A galaxy with no measured size is taken as 10 arcsec across.
-    size = major_axis_arcmin if np.isfinite(major_axis_arcmin) and major_axis_arcmin > 0 else 10.0 / 60.0
-    return size / 120.0
 
 
 @register("catalogue")
@@ -243,13 +240,10 @@ class CatalogueAgent(Agent):
         galaxies = self.catalogues.galaxies
         reach = self.host_factor * self.catalogues.largest_semi_major_deg
         found, separations = galaxies.index.cone(ra, dec, reach)
-        hosts = []
-        for i, separation in zip(found, separations, strict=True):
-            semi_major = semi_major_deg(galaxies.columns["major_axis_arcmin"][i])
-            if separation <= self.host_factor * semi_major:
-                hosts.append(self._galaxy(i, separation, semi_major))
-        hosts.sort(key=lambda host: host["normalised_separation"])
-        return hosts[: self.max_hosts]
+        semi_major = self.catalogues.galaxy_semi_major_deg[found]
+        inside = separations <= self.host_factor * semi_major
+        order = np.argsort(separations[inside] / semi_major[inside], kind="stable")[: self.max_hosts]
+        return [self._galaxy(found[inside][k], separations[inside][k], semi_major[inside][k]) for k in order]
 
     def _galaxy(self, i: int, separation: float, semi_major: float | None = None) -> dict[str, Any]:
         row = self.catalogues.galaxies.row(i)

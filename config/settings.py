@@ -9,6 +9,7 @@ import hashlib
 import math
 import os
 import re
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -362,6 +363,224 @@ class AgentsConfig(_Strict):
         return {name: spec for name, spec in self.agents.items() if spec.enabled}
 
 
+# --- notifications, on-call, maintenance ---
+# config/notifications.yaml, config/oncall.yaml and config/maintenance.yaml (pipeline/notify.py, pipeline/oncall.py,
+# pipeline/maintenance.py). Secrets (routing keys, webhook URLs, SMTP passwords) are never written in the YAML:
+# only the names of the environment variables that hold them.
+
+LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def _clock(value: str | None) -> str | None:
+    if value is not None and not _CLOCK.fullmatch(value):
+        raise ValueError(f"time {value!r}: HH:MM, 24-hour")
+    return value
+
+
+class ChannelSpec(_Strict):
+    """One notification channel. Fields ending in `_env` name an environment variable; the channel has no
+    destination (and sends nothing) until its variables are set."""
+
+    kind: Literal["slack", "pagerduty", "webhook", "email"]
+    enabled: bool = True
+    url: str | None = None  # pagerduty only: the Events API v2 endpoint (not a secret)
+    url_env: str | None = None  # slack, webhook: the webhook URL (a secret); pagerduty: overrides url
+    routing_key_env: str | None = None  # pagerduty: the integration's routing key
+    host: str | None = None  # email: the SMTP server
+    host_env: str | None = None  # email: or the variable naming it
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username_env: str | None = None
+    password_env: str | None = None
+    sender: str = "nightwatch@events.facility.org"
+    to: list[str] = Field(default_factory=list)  # email recipients (a person's contact may name another)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChannelSpec:
+        for name in ("url_env", "routing_key_env", "host_env", "username_env", "password_env"):
+            value = getattr(self, name)
+            if value is not None and not _ENV_NAME.fullmatch(value):
+                raise ValueError(f"{name} {value!r} must name an environment variable (e.g. NIGHTWATCH_SLACK_URL)")
+        if self.kind in ("slack", "webhook"):
+            if self.url is not None:
+                raise ValueError(f"a {self.kind} URL is a secret: name its environment variable with url_env")
+            if not self.url_env:
+                raise ValueError(f"a {self.kind} channel needs url_env")
+        if self.kind == "pagerduty" and not self.routing_key_env:
+            raise ValueError("a pagerduty channel needs routing_key_env (the integration's routing key)")
+        if self.kind == "email" and not (self.host or self.host_env):
+            raise ValueError("an email channel needs host or host_env")
+        return self
+
+    def env(self, name: str | None) -> str | None:
+        return (os.environ.get(name) or None) if name else None
+
+    def destination(self) -> str | None:
+        """Where this channel sends now (URL or SMTP host), or None if disabled or its variables are unset."""
+        if not self.enabled:
+            return None
+        if self.kind == "pagerduty":
+            if not self.env(self.routing_key_env):
+                return None
+            return self.env(self.url_env) or self.url or PAGERDUTY_EVENTS_URL
+        if self.kind == "email":
+            return self.env(self.host_env) or self.host
+        return self.env(self.url_env)
+
+    def missing(self) -> str:
+        """Why the channel has no destination, for `notify status`."""
+        if not self.enabled:
+            return "disabled"
+        wanted = [self.routing_key_env] if self.kind == "pagerduty" else [self.url_env or self.host_env]
+        return "set " + ", ".join(f"${name}" for name in wanted if name)
+
+
+class LevelPolicy(_Strict):
+    channels: list[str] = Field(default_factory=list)  # sent at once
+    throttle: bool = True  # beyond the nightly budget, into the digest instead (never for CRITICAL)
+
+
+class DigestSpec(_Strict):
+    channels: list[str] = Field(default_factory=list)
+    every_min: int = Field(60, ge=1)  # the pending digest (over-budget alerts, new MEDIUM items) at most this often
+    business_day_at: str = "09:00"  # LOW: the next business day's digest, at this site-local time
+
+    @field_validator("business_day_at")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        return _clock(value)  # type: ignore[return-value]
+
+
+class RetrySpec(_Strict):
+    max_attempts: int = Field(8, ge=1)
+    backoff_s: float = Field(30.0, gt=0)  # doubles after each failed attempt
+    max_backoff_s: float = Field(1800.0, gt=0)
+
+
+class NotificationsConfig(_Strict):
+    version: str
+    channels: dict[str, ChannelSpec]
+    levels: dict[Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"], LevelPolicy]
+    budget_per_night: int = Field(50, ge=0)  # the guide's alert volume: < 50 a night
+    digest: DigestSpec = DigestSpec()
+    retry: RetrySpec = RetrySpec()
+    pipeline_timeout_s: float = Field(2.0, gt=0)  # a send from inside the pipeline: short, then left to retries
+    timeout_s: float = Field(10.0, gt=0)  # a send from `nightwatch notify run` or by hand
+    poll_s: float = Field(10.0, gt=0)  # how often `notify run` looks for due retries, digests and escalations
+    portal_url: str | None = None  # the alert portal, linked from messages
+
+    @model_validator(mode="after")
+    def _references(self) -> NotificationsConfig:
+        named = [c for policy in self.levels.values() for c in policy.channels] + self.digest.channels
+        unknown = sorted(set(named) - set(self.channels))
+        if unknown:
+            raise ValueError(f"unknown channels {unknown}; configured: {sorted(self.channels)}")
+        if "CRITICAL" in self.levels and self.levels["CRITICAL"].throttle:
+            raise ValueError("levels.CRITICAL.throttle must be false: CRITICAL is never throttled")
+        paged = [name for name in self.digest.channels if self.channels[name].kind == "pagerduty"]
+        if paged:
+            raise ValueError(f"digest channels {paged}: a digest is not a page; use slack, webhook or email")
+        return self
+
+    def policy(self, level: str) -> LevelPolicy:
+        return self.levels.get(level, LevelPolicy())  # type: ignore[call-overload]
+
+
+class Person(_Strict):
+    name: str
+    channel: str  # a channel of notifications.yaml
+    to: str | None = None  # the e-mail address or Slack handle on that channel, if it is not the channel's own
+
+
+class RotaRole(_Strict):
+    title: str
+    coverage: Literal["24/7", "business_hours"]
+    people: list[str] = Field(min_length=1)  # in rotation order, one a week from rotation_start
+    response_min: int | None = None
+
+
+class BusinessHours(_Strict):
+    days: list[Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]] = Field(
+        default_factory=lambda: list(WEEKDAYS[:5])
+    )
+    start: str = "09:00"
+    end: str = "17:00"
+    timezone: str = "UTC"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _times(cls, value: str) -> str:
+        return _clock(value)  # type: ignore[return-value]
+
+
+class EscalationStep(_Strict):
+    after_min: int = Field(ge=0)
+    role: str
+    note: str = ""
+
+
+class EscalationSpec(_Strict):
+    levels: list[Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]] = Field(default_factory=lambda: ["CRITICAL"])
+    steps: list[EscalationStep]
+    give_up_after_h: float = Field(12.0, gt=0)  # older unacknowledged alerts are left to the handoff
+
+    @field_validator("steps")
+    @classmethod
+    def _in_order(cls, value: list[EscalationStep]) -> list[EscalationStep]:
+        times = [step.after_min for step in value]
+        if times != sorted(set(times)):
+            raise ValueError(f"steps must climb: after_min {times} must increase")
+        return value
+
+
+class OnCallConfig(_Strict):
+    version: str
+    rotation_start: datetime  # weeks are counted from here; each role moves to its next person every 7 days
+    business_hours: BusinessHours = BusinessHours()
+    roles: dict[str, RotaRole]
+    people: dict[str, Person]
+    escalation: EscalationSpec
+
+    @model_validator(mode="after")
+    def _references(self) -> OnCallConfig:
+        if self.rotation_start.tzinfo is None:
+            raise ValueError("rotation_start needs a time zone, e.g. 2026-01-05T09:00:00Z")
+        missing = sorted({p for role in self.roles.values() for p in role.people} - set(self.people))
+        if missing:
+            raise ValueError(f"people {missing} are in the rotation but not under people")
+        unknown = sorted({step.role for step in self.escalation.steps} - set(self.roles))
+        if unknown:
+            raise ValueError(f"escalation roles {unknown} are not rotation roles ({sorted(self.roles)})")
+        return self
+
+
+class WindowType(_Strict):
+    title: str
+    weekdays: list[Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]] | None = (
+        None  # None: any day
+    )
+    start: str | None = None  # UTC HH:MM; None: any time
+    end: str | None = None
+    notice_h: float = Field(0.0, ge=0)  # how far ahead it must be announced
+    silence: bool = True  # non-critical pages are suppressed while it is active
+    default_duration_min: int = Field(60, gt=0)  # when announced without --end and without a fixed end
+
+    @field_validator("start", "end")
+    @classmethod
+    def _times(cls, value: str | None) -> str | None:
+        return _clock(value)
+
+
+class MaintenanceConfig(_Strict):
+    version: str
+    announce_channels: list[str] = Field(default_factory=list)  # channels of notifications.yaml
+    types: dict[str, WindowType]
+
+
 class NightwatchConfig(_Strict):
     """Everything the pipeline reads from config/, plus a fingerprint of the files it came from."""
 
@@ -371,6 +590,9 @@ class NightwatchConfig(_Strict):
     retention: RetentionConfig
     streaming: StreamingConfig
     agents: AgentsConfig
+    notifications: NotificationsConfig
+    oncall: OnCallConfig
+    maintenance: MaintenanceConfig
     fingerprint: str
 
 
@@ -381,6 +603,9 @@ _FILES = {
     "retention": ("retention.yaml", RetentionConfig),
     "streaming": ("streaming.yaml", StreamingConfig),
     "agents": ("agents.yaml", AgentsConfig),
+    "notifications": ("notifications.yaml", NotificationsConfig),
+    "oncall": ("oncall.yaml", OnCallConfig),
+    "maintenance": ("maintenance.yaml", MaintenanceConfig),
 }
 
 

@@ -791,6 +791,16 @@ def build_parser() -> argparse.ArgumentParser:
     from agents.cli import add_commands as add_agent_commands
 
     add_agent_commands(commands, store_options)
+    from pipeline.notify_cli import add_commands as add_notify_commands
+
+    add_notify_commands(commands, store_options)
+    from api.cli import add_commands as add_api_commands
+
+    add_api_commands(commands, store_options)
+
+    from pipeline.ops_cli import add_commands as add_ops_commands
+
+    add_ops_commands(commands, store_options)
     return parser
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from config.settings import NightwatchConfig
+from pipeline.notify import NotifyAlerts
 from pipeline.sinks import WriteDeadLetters, WriteHotTable, WriteTier
 from pipeline.sources import ReadPacketFiles, SimulatedPackets
 from pipeline.tiers import join
@@ -61,11 +62,14 @@ class Graph:
     warm_files: beam.PCollection
     archive_files: beam.PCollection
     agent_metrics: beam.PCollection  # agent metric rows written
+    notified: beam.PCollection | None = None  # first deliveries of the new alerts (pipeline/notify.py)
 
 
-def read_packets(p: beam.Pipeline, input_glob: str | None, simulate: int, **simulator: object) -> beam.PCollection:
+def read_packets(
+    p: beam.Pipeline, input_glob: str | None, simulate: int, injected: bool = False, **simulator: object
+) -> beam.PCollection:
     if input_glob:
-        return p | "ReadPackets" >> ReadPacketFiles(input_glob)
+        return p | "ReadPackets" >> ReadPacketFiles(input_glob, injected)
     if simulate > 0:
         return p | "ReadPackets" >> SimulatedPackets(simulate, **simulator)
     raise ValueError("give --input GLOB or --simulate N")
@@ -107,11 +111,14 @@ def build_pipeline(
     stored = dispatched.events | "StoreEvents" >> WriteHotTable(outputs.db_url, "events")
     alerts = dispatched.alerts | "StoreAlerts" >> WriteHotTable(outputs.db_url, "alerts")
     review = dispatched.review | "StoreReviewQueue" >> WriteHotTable(outputs.db_url, "review")
+    # Once stored, each new alert goes out on its level's channels (short timeouts; failures become retries).
+    notified = alerts.stored | "Notify" >> NotifyAlerts(config, outputs.db_url)
     batch_s = config.streaming.windows.tier_batch_s
-    warm = _tier_input(dispatched.events, streaming, batch_s, "Warm") | "WriteWarm" >> WriteTier(
-        outputs.warm_root, "warm"
-    )
-    archive = _tier_input(dispatched.events, streaming, batch_s, "Archive") | "WriteArchive" >> WriteTier(
+    # Injected events (the injection test, the canary) never enter the science tiers; the hot store keeps them,
+    # flagged, for the test's report.
+    science = dispatched.events | "ScienceOnly" >> beam.Filter(lambda event: not event.injected)
+    warm = _tier_input(science, streaming, batch_s, "Warm") | "WriteWarm" >> WriteTier(outputs.warm_root, "warm")
+    archive = _tier_input(science, streaming, batch_s, "Archive") | "WriteArchive" >> WriteTier(
         outputs.archive_root, "archive"
     )
 
@@ -137,4 +144,5 @@ def build_pipeline(
         warm_files=warm.files,
         archive_files=archive.files,
         agent_metrics=agent_metrics,
+        notified=notified,
     )

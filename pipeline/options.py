@@ -19,6 +19,9 @@ class NightwatchOptions(PipelineOptions):
         parser.add_argument("--db_url", default=None, help="hot store URL (default: sqlite file in --output)")
         parser.add_argument("--config_dir", default=None, help="folder of YAML configuration (default: shipped)")
         parser.add_argument("--run_id", default=None, help="identifier of this run (default: generated)")
+        parser.add_argument(
+            "--injected", action="store_true", help="flag the input packets as injected (the injection test)"
+        )
         parser.add_argument("--replay_archive", default=None, help="replay the archive under this root instead")
         parser.add_argument("--replay_start", default=None, help="replay events from this time (ISO, UTC)")
         parser.add_argument("--replay_end", default=None, help="replay events before this time (ISO, UTC)")

@@ -25,6 +25,7 @@ log = logging.getLogger("nightwatch.pubsub")
 
 EMULATOR_ENV = "PUBSUB_EMULATOR_HOST"
 ATTR_SOURCE = "source"
+ATTR_INJECTED = "injected"  # "true" on packets of the injection test and the canary
 ATTR_DEDUP_KEY = "dedup_key"
 
 
@@ -131,6 +132,7 @@ class OutgoingPacket:
     source: str
     payload: bytes
     event_time: datetime
+    injected: bool = False
 
 
 class PacketPublisher:
@@ -161,6 +163,8 @@ class PacketPublisher:
                 ATTR_SOURCE: packet.source,
                 self._spec.event_time_attribute: event_time_attribute(packet.event_time),
             }
+            if packet.injected:
+                attributes[ATTR_INJECTED] = "true"
             futures.append(self._client.publish(topic, packet.payload, **attributes))
             counts[packet.source] = counts.get(packet.source, 0) + 1
         for future in futures:

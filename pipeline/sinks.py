@@ -19,7 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.event import DeadLetter, Event, utcnow
 from pipeline.store import HotStore, alert_id_for
-from pipeline.tiers import join, write_archive_partition, write_warm_partition
+from pipeline.tiers import PartitionIndex, join, write_archive_partition, write_warm_partition
 from transforms.common import DEAD_LETTER, counter, dead_letter_for
 
 BATCH = {"min_batch_size": 50, "max_batch_size": 500}
@@ -139,7 +139,7 @@ class WriteDeadLetters(beam.PTransform):
         )
 
 
-PartitionWriter = Callable[[str, str, str, Iterable[Event]], tuple[str | None, int]]
+PartitionWriter = Callable[..., tuple[str | None, int]]
 
 
 class _PartitionWriterDoFn(beam.DoFn):
@@ -147,13 +147,18 @@ class _PartitionWriterDoFn(beam.DoFn):
         self._root = root
         self._tier = tier
         self._write = write
+        self._index: PartitionIndex | None = None
+
+    def setup(self) -> None:
+        # Which ids each partition holds, kept between bundles (a streaming job writes every few seconds).
+        self._index = PartitionIndex(self._tier)
 
     def process(self, keyed: tuple[tuple[str, str], Iterable[Event]]) -> Iterator[Any]:
         (night, part), events = keyed
         events = list(events)
         counter(f"{self._tier}.handled").inc(len(events))
         try:
-            path, written = self._write(self._root, night, part, events)
+            path, written = self._write(self._root, night, part, events, self._index)
         except Exception as exc:  # noqa: BLE001
             counter(f"sink_failed.{self._tier}").inc(len(events))
             for event in events:

@@ -14,23 +14,24 @@ from pipeline.event import Packet, utcnow
 SIMULATOR_SHARD = 250
 
 
-def packet_from_file(readable: fileio.ReadableFile) -> Packet:
-    return Packet(payload=readable.read(), origin=readable.metadata.path, received_time=utcnow())
+def packet_from_file(readable: fileio.ReadableFile, injected: bool = False) -> Packet:
+    return Packet(payload=readable.read(), origin=readable.metadata.path, received_time=utcnow(), injected=injected)
 
 
 class ReadPacketFiles(beam.PTransform):
-    """Every file matching the glob, one packet per file."""
+    """Every file matching the glob, one packet per file (flagged injected for the injection test)."""
 
-    def __init__(self, pattern: str):
+    def __init__(self, pattern: str, injected: bool = False):
         super().__init__()
         self._pattern = pattern
+        self._injected = injected
 
     def expand(self, pipeline: beam.pvalue.PBegin) -> beam.PCollection:
         return (
             pipeline
             | "Match" >> fileio.MatchFiles(self._pattern)
             | "Open" >> fileio.ReadMatches()
-            | "ToPacket" >> beam.Map(packet_from_file)
+            | "ToPacket" >> beam.Map(packet_from_file, injected=self._injected)
         )
 
 

@@ -156,6 +156,21 @@ agent_metrics = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+injection_reports = sa.Table(
+    "injection_reports",
+    metadata,
+    # The injection test's results (`nightwatch inject`); the console and `nightwatch health` read the latest
+    # critical recall from here (below 99% is SEV-2).
+    sa.Column("report_id", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("through", sa.String(16), nullable=False),  # batch | pubsub
+    sa.Column("injected", sa.Integer, nullable=False),
+    sa.Column("critical_recall", sa.Float),  # None when no critical event was injected
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("severity", sa.String(8)),
+    sa.Column("report", sa.Text, nullable=False),  # the whole report as JSON
+)
+
 associations = sa.Table(
     "associations",
     metadata,
@@ -276,6 +291,99 @@ config_documents = sa.Table(
     sa.Column("author", sa.String(128), nullable=False),
     sa.Column("note", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# --- external API: keys and rate limits ---
+# The external API's tables (pipeline/apikeys.py, api/). A key is stored only as the sha256 of its token: the
+# token is shown once at creation. Rate-limit buckets live here, not in a server's memory, so every API server
+# behind the gateway draws from the same bucket per key.
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),  # public: shown in lists, used to revoke
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_name", sa.String(128), nullable=False, index=True),  # the owner, a console user
+    sa.Column("role", sa.String(16), nullable=False),  # never above the owner's role
+    sa.Column("note", sa.Text),
+    sa.Column("rate_per_min", sa.Float),  # None: the server's default
+    sa.Column("burst", sa.Integer),  # None: the server's default
+    sa.Column("created_by", sa.String(160), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_by", sa.String(160)),
+)
+
+api_rate_buckets = sa.Table(
+    "api_rate_buckets",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("refilled_at", sa.Float, nullable=False),  # unix seconds: compared exactly in the update's WHERE
+)
+
+# The cone search's bounding-box prefilter reads dec and ra; created on new stores here and on older ones by
+# the API at start-up (api/queries.ensure_indexes).
+events_position_index = sa.Index("ix_events_dec_ra", events.c.dec, events.c.ra)
+
+# --- notifications, on-call, maintenance ---
+# pipeline/notify.py, pipeline/oncall.py, pipeline/maintenance.py. One `deliveries` row per alert, channel, action
+# and level: its key is the claim that makes a redelivered alert send once, and the row carries every attempt.
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_key", sa.String(512), nullable=False, unique=True),  # alert|channel|action|level
+    sa.Column("alert_id", sa.String(300), nullable=False, index=True),  # or digest:..., maintenance:...
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),  # trigger | acknowledge | resolve | escalate-N | digest | ...
+    sa.Column("level", sa.String(16)),
+    sa.Column("night", sa.String(10), index=True),  # the alert's observing night: the nightly budget
+    sa.Column("recipient", sa.String(256)),  # a person's address, for escalations
+    # delivered | failed | retrying | suppressed | throttled
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),  # attempts made so far
+    sa.Column("response_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), index=True),
+    sa.Column("notice", sa.Text, nullable=False),  # what is sent (JSON, no secrets): rendered per channel
+    sa.Column("history", sa.Text, nullable=False),  # JSON list: one entry per attempt (at, status, code, error)
+    sa.Column("digest_id", sa.String(64)),  # throttled rows: the digest that carried them
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+escalations = sa.Table(
+    "escalations",
+    metadata,
+    sa.Column("alert_id", sa.String(300), primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),  # index in oncall.yaml's ladder
+    sa.Column("after_min", sa.Integer, nullable=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("person", sa.String(128)),
+    sa.Column("channel", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),  # paged | skipped (nobody covers the role now)
+    sa.Column("note", sa.Text),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+maintenance_windows = sa.Table(
+    "maintenance_windows",
+    metadata,
+    sa.Column("window_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),  # rolling | brief | extended (config/maintenance.yaml)
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("silence", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # scheduled | cancelled
+    sa.Column("announced_by", sa.String(160), nullable=False),
+    sa.Column("announced_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cancelled_by", sa.String(160)),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+    sa.Column("cancel_reason", sa.Text),
 )
 
 for _verb in ("UPDATE", "DELETE"):

@@ -27,7 +27,8 @@ from config.settings import NightwatchConfig, PubSubSpec
 from pipeline.event import Event, Packet, utcnow
 from pipeline.graph import PIPELINE_VERSION, Graph, Outputs, build_pipeline
 from pipeline.local_reader import PULL_TIMEOUT_S, pause_reading, resume_reading, tune_local_reader
-from pipeline.pubsub import ATTR_DEDUP_KEY, ATTR_SOURCE
+from pipeline.notify import NotifyAlerts
+from pipeline.pubsub import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
 from pipeline.store import HotStore, alert_id_for
 from transforms.associate import AssociateSources
 from transforms.common import counter, local_counts, reset_local_counts
@@ -50,6 +51,7 @@ def message_to_packet(message: PubsubMessage, source: str) -> Packet:
         source_hint=message.attributes.get(ATTR_SOURCE, source),
         received_time=utcnow(),
         published_time=message.publish_time,
+        injected=message.attributes.get(ATTR_INJECTED) == "true",
     )
 
 
@@ -149,6 +151,8 @@ def build_streaming_pipeline(
         | "Associate" >> AssociateSources(config, outputs.db_url)
         | "RaisedUnwindowed" >> beam.WindowInto(beam.window.GlobalWindows())
     )
+    # An alert created or raised by an association is notified too (its new level is a new delivery).
+    raised | "NotifyRaised" >> NotifyAlerts(config, outputs.db_url)
     samples = [
         core.decoded | "ReceivedEvents" >> beam.Map(received_sample),
         core.decode_failures | "ReceivedUndecodable" >> beam.Map(received_sample),

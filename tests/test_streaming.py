@@ -359,3 +359,26 @@ def test_simulate_publishes_a_live_feed_and_counts_it(emulator, tmp_path, capsys
         for source in ("ztf", "rubin", "gcn")
     )
     assert waiting == total
+
+
+@pytest.mark.slow
+def test_injection_test_through_pubsub_on_the_running_stream(emulator, tmp_path, capsys):
+    """The post-deployment injection test against a running streaming job: recall measured end to end."""
+    from pipeline.cli import main
+
+    config = streaming_config(tmp_path)
+    outputs = Outputs.under(str(tmp_path / "out"), None)
+    ensure_topics(config.streaming.pubsub, PROJECT)
+    argv = ["inject", "--through", "pubsub", "--count", "30", "--seed", "21", "--timeout", "120", "--json"]
+    argv += ["--project", PROJECT, "--config", str(tmp_path / "config"), "--output", str(tmp_path / "out")]
+    with RunningStream(config, outputs):
+        code = main(argv)
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["through"] == "pubsub"
+    assert (
+        report["missing"] == [] and report["critical_recall"] == 1.0 and report["classes"]["critical"]["designed"] == 3
+    )
+    assert 0 < report["latency_s"]["p50"] < 60  # publish to store, through the running job
+    store = HotStore(outputs.db_url)
+    assert store.count(events, injected=True) == 30
+    store.close()

@@ -15,6 +15,7 @@ import fastavro
 
 from config.settings import SourcesConfig
 from pipeline.decoders.common import DecodeError
+from pipeline.decoders.container import read_container
 from pipeline.decoders.gcn import decode_gcn_json, decode_voevent
 from pipeline.decoders.rubin import decode_rubin, is_rubin_schema, registry
 from pipeline.decoders.ztf import decode_ztf, is_ztf_schema
@@ -66,6 +67,15 @@ def guess_source(packet: Packet) -> str:
     return WIRE_SOURCE[wire]
 
 
+def _source_of(schema: dict[str, Any]) -> tuple[str, str]:
+    """The source and raw format of an Avro container by its writer schema."""
+    if is_ztf_schema(schema):
+        return "ztf", "ztf-avro"
+    if is_rubin_schema(schema):
+        return "rubin", "rubin-avro"
+    raise DecodeError(f"unknown Avro schema {schema.get('name')!r}: neither ZTF (candidate) nor Rubin (diaSource)")
+
+
 def _single_record_container(schema: dict[str, Any], record: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     fastavro.writer(buffer, fastavro.parse_schema(schema), [record], codec="null")
@@ -97,19 +107,25 @@ class PacketDecoder:
             return [DecodeFailure(guess_source(packet), reason, packet.payload)]
 
     def _decode_container(self, packet: Packet) -> list[Event | DecodeFailure]:
+        fast = read_container(packet.payload)
+        if fast is not None:
+            schema, records = fast
+        else:
+            schema, records = self._read_container_fully(packet)
+        source, raw_format = _source_of(schema)
+        if not records:
+            raise DecodeError(f"{source} Avro container holds no alerts")
+        return self._decode_records(packet, schema, records, source, raw_format)
+
+    @staticmethod
+    def _read_container_fully(packet: Packet) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """fastavro's reader, for what the fast path does not take: every check, every error message."""
         try:
             reader = fastavro.reader(io.BytesIO(packet.payload))
             schema = reader.writer_schema
         except Exception as exc:  # noqa: BLE001
             raise DecodeError(f"corrupt Avro container header: {type(exc).__name__}: {exc}") from exc
-        if is_ztf_schema(schema):
-            source, raw_format = "ztf", "ztf-avro"
-        elif is_rubin_schema(schema):
-            source, raw_format = "rubin", "rubin-avro"
-        else:
-            raise DecodeError(
-                f"unknown Avro schema {schema.get('name')!r}: neither ZTF (candidate) nor Rubin (diaSource)"
-            )
+        source, raw_format = _source_of(schema)
         try:
             records = list(reader)
         except Exception as exc:  # noqa: BLE001 - truncated or flipped bytes inside a block
@@ -118,7 +134,12 @@ class PacketDecoder:
             raise DecodeError(f"{source} Avro container holds no alerts")
         if not packet.payload.endswith(reader._header["sync"]):  # every complete block ends with the sync marker
             raise DecodeError(f"corrupt {source} Avro data: truncated after the last complete block")
+        return schema, records
 
+    @staticmethod
+    def _decode_records(
+        packet: Packet, schema: dict[str, Any], records: list[dict[str, Any]], source: str, raw_format: str
+    ) -> list[Event | DecodeFailure]:
         results: list[Event | DecodeFailure] = []
         for record in records:
             raw = packet.payload if len(records) == 1 else _single_record_container(schema, record)

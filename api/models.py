@@ -1,0 +1,234 @@
+"""The API's response and request bodies: what the OpenAPI file describes and every response is checked against."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+Source = Literal["ztf", "rubin", "gcn"]
+EventClass = Literal["critical", "significant", "interesting", "routine", "rejected"]
+AlertLevel = Literal["CRITICAL", "HIGH"]
+AlertStatus = Literal["open", "acknowledged", "escalated", "resolved"]
+ReviewStatus = Literal["pending", "promoted", "rejected"]
+Tier = Literal["hot", "warm", "all"]
+Format = Literal["json", "parquet", "avro"]
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next: str | None = Field(None, description="The next page's URL; null on the last page")
+    next_cursor: str | None = Field(None, description="The opaque cursor in `next`")
+
+
+class Event(BaseModel):
+    event_id: str
+    source: str
+    kind: str
+    object_id: str | None = None
+    event_class: str | None = None
+    score: float | None = None
+    alert_level: str | None = None
+    event_time: datetime
+    received_time: datetime
+    night: str | None = None
+    ra: float | None = Field(None, description="ICRS degrees")
+    dec: float | None = Field(None, description="ICRS degrees")
+    pos_error_deg: float | None = None
+    mag: float | None = None
+    mag_err: float | None = None
+    band: str | None = None
+    injected: bool = False
+    reasons: list[str] = []
+    matched_rules: list[str] = []
+    raw_format: str | None = None
+    schema_version: str | None = None
+    quality: dict[str, Any] = {}
+    features: dict[str, Any] = {}
+    lineage: dict[str, Any] = Field({}, description="Filter, rules and pipeline versions, route, run, association")
+    enrichments: dict[str, Any] = Field({}, description="What each agent found: status, latency_ms, data")
+    tier: Literal["hot", "warm"] = Field(description="Where the event was read: the hot store or the warm tier")
+
+
+class ConeHit(Event):
+    separation_deg: float = Field(description="Angular distance from the cone's centre")
+
+
+class EventPage(Page[Event]):
+    pass
+
+
+class ConePage(Page[ConeHit]):
+    pass
+
+
+class Alert(BaseModel):
+    alert_id: str
+    event_id: str
+    level: str
+    status: str
+    score: float | None = None
+    title: str | None = None
+    dedup_key: str = Field(description="The same key as the alerts Pub/Sub topic's `dedup_key` attribute")
+    injected: bool
+    created_at: datetime
+    respond_by: datetime = Field(description="The guide's response time: CRITICAL 15 min, HIGH 1 hour")
+    source: str | None = None
+    kind: str | None = None
+    object_id: str | None = None
+    event_time: datetime | None = None
+    ra: float | None = None
+    dec: float | None = None
+    pos_error_deg: float | None = None
+    mag: float | None = None
+
+
+class AlertPage(Page[Alert]):
+    pass
+
+
+class AlertAction(BaseModel):
+    action: str
+    actor: str
+    note: str
+    at: datetime
+
+
+class AlertDetail(Alert):
+    history: list[AlertAction] = Field(description="Acknowledgements, escalations and resolutions, oldest first")
+
+
+class Acknowledge(BaseModel):
+    # "\S": at least one non-blank character (the note goes into the audit log).
+    note: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="What was done, who was told")
+
+
+class ReviewItem(BaseModel):
+    event_id: str
+    status: str
+    score: float | None = None
+    injected: bool
+    created_at: datetime
+    source: str | None = None
+    kind: str | None = None
+    object_id: str | None = None
+    event_time: datetime | None = None
+    ra: float | None = None
+    dec: float | None = None
+    pos_error_deg: float | None = None
+    mag: float | None = None
+
+
+class ReviewPage(Page[ReviewItem]):
+    pass
+
+
+class MetricsWindow(BaseModel):
+    source: str
+    window_start: datetime
+    window_end: datetime
+    run_id: str
+    night: str | None = None
+    received: int
+    stored: int
+    dead_letters: int
+    alerts: int
+    late: int
+    rate_per_min: float
+    expected_rate_per_min: float | None = None
+    rate_deviation: float | None = None
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+    latency_p99_s: float | None = None
+    error_rate: float | None = None
+    queue_depth: int | None = None
+    updated_at: datetime
+
+
+class MetricsPage(Page[MetricsWindow]):
+    pass
+
+
+class AgentWindow(BaseModel):
+    agent: str
+    window_start: datetime
+    window_end: datetime
+    run_id: str
+    calls: int
+    ok: int
+    timeouts: int
+    errors: int
+    skips: int
+    over_budget: int
+    retried: int
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_max_ms: float | None = None
+    budget_ms: int
+    breaker_state: str
+    updated_at: datetime
+
+
+class AgentWindowPage(Page[AgentWindow]):
+    pass
+
+
+class Association(BaseModel):
+    trigger_id: str = Field(description="The satellite event")
+    counterpart_id: str = Field(description="The optical event")
+    separation_deg: float
+    time_offset_s: float = Field(description="Counterpart time minus trigger time")
+    created_at: datetime
+
+
+class ReviewDecision(BaseModel):
+    decision: str
+    actor: str
+    note: str
+    at: datetime
+
+
+class AlertState(BaseModel):
+    alert_id: str
+    level: str
+    status: str
+    history: list[AlertAction]
+
+
+class ReviewState(BaseModel):
+    status: str
+    decisions: list[ReviewDecision]
+
+
+class Lineage(BaseModel):
+    """Why an event was decided as it was: versions, rules, reasons, what the agents found, associations."""
+
+    event_id: str
+    event_class: str | None
+    alert_level: str | None
+    score: float | None
+    tier: Literal["hot", "warm"]
+    decided_by: str | None = Field(description="The rule (or default) that gave the class")
+    rules_version: str | None
+    filter_version: str | None
+    pipeline_version: str | None
+    run_id: str | None
+    route: str | None
+    raised_from: str | None = Field(description="The class before a multi-messenger association raised it")
+    matched_rules: list[str]
+    reasons: list[str]
+    lineage: dict[str, Any] = Field(description="Everything the pipeline recorded, as stored")
+    enrichments: dict[str, Any]
+    associations: list[Association]
+    alert: AlertState | None
+    review: ReviewState | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    store: str = Field(description="The hot store's database kind")
+    warm_tier: bool = Field(description="Whether a warm tier is configured")

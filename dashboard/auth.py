@@ -1,0 +1,110 @@
+"""Logging in: single sign-on (OIDC through `st.login`) when `.streamlit/secrets.toml` has an `[auth]` section,
+and local accounts (scrypt-hashed passwords in the hot store) always. There is no other way in.
+
+The session keeps only the user's name; the user is re-loaded from the store on every run, so a revoked user
+or a changed role takes effect on the very next click.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard import context
+from pipeline import access
+from pipeline.access import User
+
+SESSION_USER = "nightwatch_user"
+SESSION_METHOD = "nightwatch_login_method"
+
+
+def _auth_secrets() -> Any | None:
+    try:
+        return st.secrets["auth"] if "auth" in st.secrets else None
+    except Exception:  # noqa: BLE001 - no secrets.toml at all: single sign-on is simply not configured
+        return None
+
+
+def oidc_configured() -> bool:
+    return _auth_secrets() is not None
+
+
+def _oidc_provider() -> str | None:
+    """None for a single provider set directly under [auth]; else the first [auth.NAME] section."""
+    section = _auth_secrets()
+    if section is None or "client_id" in section:
+        return None
+    names = [key for key in section if isinstance(section[key], dict) or hasattr(section[key], "keys")]
+    return names[0] if names else None
+
+
+def _oidc_user() -> User | None:
+    """The account an OIDC identity maps to (by e-mail); a new identity gets a role-less account."""
+    if not oidc_configured() or not st.user.is_logged_in:
+        return None
+    email = st.user.get("email")
+    if not email:
+        st.error("Your identity provider sent no e-mail address: the console cannot map you to an account.")
+        return None
+    store = context.store()
+    user = access.user_for_email(store, email) or access.register_identity(store, email)
+    if st.session_state.get(SESSION_USER) != user.name:
+        access.record_login(store, user.name, "oidc")
+        st.session_state[SESSION_USER] = user.name
+        st.session_state[SESSION_METHOD] = "oidc"
+    return user
+
+
+def current_user() -> User | None:
+    """The logged-in user, freshly loaded; None (and the session cleared) if revoked or unknown."""
+    oidc = _oidc_user()
+    if oidc is not None:
+        name = oidc.name
+    else:
+        name = st.session_state.get(SESSION_USER)
+    if not name:
+        return None
+    user = access.get_user(context.store(), name)
+    if user is None or not user.active:
+        logout(silent=True)
+        st.session_state["nightwatch_notice"] = "Your access has been revoked: you have been logged out."
+        return None
+    return user
+
+
+def logout(silent: bool = False) -> None:
+    method = st.session_state.pop(SESSION_METHOD, None)
+    st.session_state.pop(SESSION_USER, None)
+    if method == "oidc" and not silent:
+        st.logout()
+
+
+def login_page() -> None:
+    st.title("Nightwatch operations console")
+    notice = st.session_state.pop("nightwatch_notice", None)
+    if notice:
+        st.warning(notice)
+    if oidc_configured():
+        st.subheader("Single sign-on")
+        if st.button("Log in with single sign-on", type="primary"):
+            provider = _oidc_provider()
+            st.login(provider) if provider else st.login()
+        st.divider()
+    st.subheader("Local account")
+    with st.form("login"):
+        name = st.text_input("User name", key="login_name")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Log in", type="primary")
+    if submitted:
+        user = access.authenticate(context.store(), name, password)
+        if user is None:
+            st.error("Wrong user name or password, or the account has been revoked.")
+        else:
+            st.session_state[SESSION_USER] = user.name
+            st.session_state[SESSION_METHOD] = "local"
+            st.rerun()
+    st.caption(
+        "No account yet? A Super Admin creates one (`nightwatch users add NAME --role observer`), or sign in "
+        "with single sign-on and request a role on the Access page."
+    )

@@ -1,0 +1,103 @@
+"""The event behind an alert or a review item: what it is, why it was decided so, its lineage, what the agents
+added (enrichments) and its cutout images from the archive tier."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+from dashboard import context
+from dashboard.cutouts import archived_record, cutouts_of
+from pipeline.store import events
+
+ENRICHMENT_BADGES = {"ok": "green", "skipped": "gray", "timeout": "orange", "error": "red"}
+
+
+def load_event(event_id: str) -> dict[str, Any] | None:
+    with context.store().engine.connect() as conn:
+        row = conn.execute(sa.select(events).where(events.c.event_id == event_id)).first()
+    if row is None:
+        return None
+    return {**dict(row._mapping), "data": json.loads(row.payload)}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _cutouts(archive_root: str, event_id: str, night: str, source: str) -> tuple[str, list[tuple[str, bytes]]]:
+    record = archived_record(archive_root, event_id, night, source)
+    if record is None:
+        return "not in the archive tier (not archived yet, or removed by retention)", []
+    found = cutouts_of(record)
+    if not found:
+        return f"the {record['raw_format']} packet carries no cutout images", []
+    return "", [(cutout.label, cutout.png) for cutout in found]
+
+
+def enrichments_table(enrichments: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "agent": name,
+                "status": result.get("status"),
+                "latency ms": result.get("latency_ms"),
+                "reason": result.get("reason") or "",
+            }
+            for name, result in sorted(enrichments.items())
+        ]
+    )
+
+
+def show_event(event_id: str) -> None:
+    row = load_event(event_id)
+    if row is None:
+        st.warning(f"Event {event_id} is not in the hot store (removed by retention?).")
+        return
+    data = row["data"]
+    cols = st.columns(4)
+    cols[0].metric(
+        "Class", data.get("event_class") or "–", help="critical, significant, interesting, routine, rejected"
+    )
+    cols[1].metric("Score", f"{data['score']:.2f}" if data.get("score") is not None else "–")
+    cols[2].metric("Magnitude", f"{data['mag']:.2f} {data.get('band') or ''}" if data.get("mag") is not None else "–")
+    where = f"{data['ra']:.4f}, {data['dec']:+.4f}" if data.get("ra") is not None else "–"
+    cols[3].metric("RA, Dec (deg)", where)
+    st.caption(
+        f"{data['source']} {data['kind']} · object {data.get('object_id') or '–'} · event time {data['event_time']} · "
+        f"received {data['received_time']} · night {data.get('night')} · position error "
+        f"{data.get('pos_error_deg') if data.get('pos_error_deg') is not None else '–'} deg"
+        + (" · INJECTED TEST EVENT" if data.get("injected") else "")
+    )
+    st.markdown("**Why:** " + "; ".join(data.get("reasons") or ["–"]))
+
+    st.markdown("**Lineage**")
+    st.dataframe(
+        pd.DataFrame([{"step": key, "value": value} for key, value in sorted((data.get("lineage") or {}).items())]),
+        hide_index=True,
+        width="stretch",
+    )
+
+    st.markdown("**Enrichments**")
+    enrichments = data.get("enrichments") or {}
+    if enrichments:
+        st.dataframe(enrichments_table(enrichments), hide_index=True, width="stretch")
+        for name, result in sorted(enrichments.items()):
+            if result.get("data"):
+                with st.expander(f"{name}: {result.get('status')}"):
+                    st.json(result["data"])
+    else:
+        st.caption("No enrichments: no agent has added anything to this event.")
+
+    st.markdown("**Cutouts**")
+    message, images = _cutouts(context.settings().archive_root, event_id, data.get("night") or "", data["source"])
+    if images:
+        columns = st.columns(len(images))
+        for column, (label, png) in zip(columns, images, strict=True):
+            column.image(png, caption=label, width=160)
+    else:
+        st.caption(f"No cutouts: {message}.")
+
+    with st.expander("Quality and features"):
+        st.json({"quality": data.get("quality"), "features": data.get("features"), "origin": data.get("origin")})

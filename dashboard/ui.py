@@ -1,0 +1,74 @@
+"""Small drawing helpers shared by the pages: status badges, flash messages, running a guarded action."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import streamlit as st
+
+from pipeline.access import AccessError
+from pipeline.roles import PermissionDenied
+
+BADGES = {
+    "ok": ":green-badge[NORMAL]",
+    "warn": ":orange-badge[NEAR LIMIT]",
+    "bad": ":red-badge[ABNORMAL]",
+    "unknown": ":gray-badge[NO DATA]",
+    "n/a": ":gray-badge[N/A]",
+}
+SEVERITY_STYLE = {"SEV-1": st.error, "SEV-2": st.error, "SEV-3": st.warning, "SEV-4": st.info}
+_FLASH = "nightwatch_flash"
+
+
+def badge(status: str) -> str:
+    return BADGES.get(status, status)
+
+
+def flash(kind: str, message: str) -> None:
+    """A message shown once, on the next run (actions rerun the page so lists show the change)."""
+    st.session_state[_FLASH] = (kind, message)
+
+
+def show_flash() -> None:
+    kind, message = st.session_state.pop(_FLASH, (None, None))
+    if kind == "success":
+        st.success(message)
+    elif kind == "error":
+        st.error(message)
+
+
+def run_action(action: Callable[[], Any], success: str | Callable[[Any], str]) -> Any:
+    """Carry out an action through pipeline.access; a refusal or a bad request is shown, never raised.
+
+    Success reruns the page with a flash message; failure shows the reason in place.
+    """
+    try:
+        result = action()
+    except PermissionDenied as exc:
+        st.error(f"Refused: {exc}")
+        return None
+    except (AccessError, ValueError) as exc:
+        st.error(str(exc))
+        return None
+    flash("success", success(result) if callable(success) else success)
+    st.rerun()
+    return result
+
+
+def ago(delta: timedelta) -> str:
+    seconds = int(abs(delta.total_seconds()))
+    if seconds < 60:
+        text = f"{seconds} s"
+    elif seconds < 3600:
+        text = f"{seconds // 60} min"
+    elif seconds < 86400:
+        text = f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    else:
+        text = f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+    return text
+
+
+def when(moment: datetime | None) -> str:
+    return "–" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"

@@ -1,0 +1,162 @@
+"""The alert portal: alerts by level and status, newest first, with the guide's response times as timers;
+acknowledge, escalate or resolve with a note; the event behind each alert."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+from dashboard import context, ui
+from dashboard.event_view import show_event
+from pipeline import access
+from pipeline.access import RESPONDERS, User, response_deadline
+from pipeline.event import as_utc, utcnow
+from pipeline.store import alerts, events
+
+LEVELS = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
+STATUSES = ["open", "acknowledged", "escalated", "resolved"]
+TIMER_REFRESH_S = 30
+
+
+def load_alerts() -> list[dict[str, Any]]:
+    query = (
+        sa.select(
+            alerts.c.alert_id,
+            alerts.c.event_id,
+            alerts.c.level,
+            alerts.c.status,
+            alerts.c.score,
+            alerts.c.title,
+            alerts.c.injected,
+            alerts.c.created_at,
+            events.c.source,
+            events.c.night,
+        )
+        .select_from(alerts.outerjoin(events, events.c.event_id == alerts.c.event_id))
+        # Newest first; among alerts of the same moment (one batch), the most urgent level first.
+        .order_by(alerts.c.created_at.desc(), sa.case(LEVEL_RANK, value=alerts.c.level, else_=9), alerts.c.alert_id)
+    )
+    with context.store().engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def timer(level: str, created: datetime, responded: datetime | None, now: datetime, zone: str) -> tuple[str, bool]:
+    """The response timer's text, and whether the alert is overdue (not acted on within its target)."""
+    deadline = response_deadline(level, created, zone)
+    if responded is not None:
+        late = responded > deadline
+        return f"responded in {ui.ago(responded - created)}{' (late)' if late else ''}", False
+    if now > deadline:
+        return f"OVERDUE by {ui.ago(now - deadline)}", True
+    return f"{ui.ago(deadline - now)} left", False
+
+
+def _table(rows: list[dict[str, Any]], responses: dict[str, datetime], zone: str) -> pd.DataFrame:
+    now = utcnow()
+    shown = []
+    for row in rows:
+        created = as_utc(row["created_at"])
+        responded = responses.get(row["alert_id"]) if row["status"] != "open" else None
+        text, overdue = timer(row["level"], created, responded, now, zone)
+        shown.append(
+            {
+                "level": row["level"],
+                "status": row["status"],
+                "response timer": text,
+                "overdue": overdue,
+                "title": row["title"],
+                "created (UTC)": created.strftime("%Y-%m-%d %H:%M:%S"),
+                "responder": RESPONDERS.get(row["level"], ""),
+                "score": row["score"],
+                "injected": bool(row["injected"]),
+                "alert": row["alert_id"],
+            }
+        )
+    return pd.DataFrame(shown)
+
+
+@st.fragment(run_every=TIMER_REFRESH_S)
+def _live_table(rows: list[dict[str, Any]], zone: str) -> None:
+    frame = _table(rows, access.first_responses(context.store()), zone)
+    if frame.empty:
+        st.info("No alert matches the filters.")
+        return
+    overdue = int(frame["overdue"].sum())
+    if overdue:
+        st.error(f"{overdue} alert(s) overdue: past the guide's response time without being acknowledged.")
+
+    def highlight(row: pd.Series) -> list[str]:
+        colour = "background-color: rgba(255, 60, 60, 0.25)" if row["overdue"] else ""
+        return [colour] * len(row)
+
+    st.dataframe(frame.style.apply(highlight, axis=1), hide_index=True, width="stretch")
+    st.caption(
+        "Response times (guide): CRITICAL < 15 min, HIGH < 1 hour, MEDIUM < 4 hours, LOW next business day "
+        f"(17:00 site time). Timers refresh every {TIMER_REFRESH_S} s."
+    )
+
+
+def _actions(user: User, alert: dict[str, Any]) -> None:
+    allowed = user.can("acknowledge_alerts")
+    st.markdown(f"**{alert['title']}** · status **{alert['status']}**")
+    note = st.text_area("Note (required: what was done, who was told)", key=f"note:{alert['alert_id']}")
+    buttons = st.columns(3)
+    for column, (action, label) in zip(
+        buttons, (("acknowledge", "Acknowledge"), ("escalate", "Escalate"), ("resolve", "Resolve")), strict=True
+    ):
+        if column.button(label, key=f"{action}:{alert['alert_id']}", disabled=not allowed):
+            ui.run_action(
+                lambda action=action: access.alert_action(context.store(), user.name, alert["alert_id"], action, note),
+                lambda status, action=action: f"Alert {action}d: now {status}.",
+            )
+    if not allowed:
+        st.caption("Acknowledging, escalating and resolving alerts needs the Operator role.")
+    history = access.alert_history(context.store(), alert["alert_id"])
+    if history:
+        st.dataframe(
+            pd.DataFrame(history)[["at", "action", "actor", "note"]],
+            hide_index=True,
+            width="stretch",
+        )
+
+
+def render(user: User) -> None:
+    st.title("Alert portal")
+    zone = context.config().sources.site.timezone
+    rows = load_alerts()
+    counts = st.columns(len(LEVELS))
+    for column, level in zip(counts, LEVELS, strict=True):
+        of_level = [row for row in rows if row["level"] == level]
+        unresolved = sum(row["status"] != "resolved" for row in of_level)
+        column.metric(level, unresolved, help=f"unresolved {level} alerts of {len(of_level)}")
+    filters = st.columns([2, 2, 2, 1])
+    levels = filters[0].multiselect("Level", LEVELS, default=LEVELS, key="alert_levels")
+    statuses = filters[1].multiselect("Status", STATUSES, default=STATUSES[:3], key="alert_statuses")
+    sources = sorted({row["source"] for row in rows if row["source"]})
+    chosen_sources = filters[2].multiselect("Source", sources, default=sources, key="alert_sources")
+    injected = filters[3].checkbox("Injected", value=False, key="alert_injected", help="show injected test alerts")
+    text = st.text_input("Search titles and event ids", key="alert_search").strip().lower()
+    shown = [
+        row
+        for row in rows
+        if row["level"] in levels
+        and row["status"] in statuses
+        and (row["source"] in chosen_sources or not row["source"])
+        and (injected or not row["injected"])
+        and (not text or text in (row["title"] or "").lower() or text in row["event_id"].lower())
+    ]
+    _live_table(shown, zone)
+    if not shown:
+        return
+    st.subheader("Respond")
+    labels = {row["alert_id"]: f"{row['level']} · {row['status']} · {row['title']}" for row in shown}
+    chosen = st.selectbox("Alert", list(labels), format_func=labels.__getitem__, key="alert_chosen")
+    alert = next(row for row in shown if row["alert_id"] == chosen)
+    _actions(user, alert)
+    st.subheader("The event behind the alert")
+    show_event(alert["event_id"])

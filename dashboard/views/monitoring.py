@@ -1,0 +1,119 @@
+"""Monitoring: the guide's five panels, agent health and the current severity, refreshed in place."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import context, ui
+from pipeline.access import User
+from pipeline.event import utcnow
+from pipeline.health import AgentHealth, HealthReport, Panel, Runbook, evaluate
+
+REFRESH_S = 15
+
+
+def _runbook(runbook: Runbook) -> None:
+    st.markdown(f"**{runbook.title}** — symptoms: {runbook.symptoms}")
+    st.markdown("\n".join(f"{number}. {step}" for number, step in enumerate(runbook.steps, 1)))
+
+
+def _severity(report: HealthReport) -> None:
+    if report.severity is None:
+        st.success(f"**No incident.** {report.reason}.")
+    else:
+        ui.SEVERITY_STYLE[report.severity](f"**{report.severity}** — {report.reason}")
+    if report.runbook is not None:
+        with st.expander(f"What to do: {report.runbook.title}", expanded=report.severity == "SEV-1"):
+            _runbook(report.runbook)
+    window = f"{report.window_start:%H:%M:%S}–{report.window_end:%H:%M:%S} UTC"
+    stale = " (the last active window: nothing has been processed since)" if report.stale else ""
+    st.caption(f"Figures over {window}{stale}, from {report.basis}; refreshed every {REFRESH_S} s.")
+
+
+def _chart(panel: Panel) -> None:
+    if not panel.series:
+        st.caption("No history to chart yet.")
+        return
+    frame = pd.DataFrame(panel.series)
+    if panel.name == "Alert volume":
+        st.bar_chart(frame, x="time", y="value", x_label="observing night", y_label="alerts", height=180)
+        return
+    wide = frame.pivot_table(index="time", columns="source", values="value", aggfunc="sum")
+    if len(wide) < 3:  # a batch run fills a minute or two: a line through one point draws nothing
+        wide.index = [f"{moment:%H:%M}" for moment in wide.index]
+        st.bar_chart(wide, height=180, x_label="minute (UTC)", stack=False)
+    else:
+        st.line_chart(wide, height=180, x_label="time (UTC)")
+
+
+def _panel(panel: Panel) -> None:
+    with st.container(border=True):
+        head, status = st.columns([3, 1])
+        head.markdown(f"#### {panel.name}")
+        status.markdown(ui.badge(panel.status))
+        st.metric(panel.name, panel.display, label_visibility="collapsed")
+        st.caption(f"Normal range: {panel.normal}. {panel.detail}.")
+        if panel.by_source:
+            rows = [
+                {
+                    "source": source,
+                    "value": None if value is None else round(value, 4),
+                    "status": panel.source_status.get(source, ""),
+                }
+                for source, value in panel.by_source.items()
+            ]
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        _chart(panel)
+        label = f"Action if abnormal: {panel.action}"
+        with st.expander(label, expanded=panel.abnormal):
+            _runbook(panel.runbook)
+
+
+def _agents(agents: AgentHealth) -> None:
+    st.subheader("Agent health")
+    if agents.message:
+        st.info(agents.message)
+        return
+    rows = [
+        {
+            "agent": row["agent"],
+            "status": agents.status.get(row["agent"], ""),
+            "calls": row.get("calls"),
+            "ok": row.get("ok"),
+            "timeouts": row.get("timeouts"),
+            "errors": row.get("errors"),
+            "skips": row.get("skips"),
+            "p50 ms": row.get("latency_p50_ms"),
+            "p95 ms": row.get("latency_p95_ms"),
+            "budget ms": row.get("budget_ms"),
+            "breaker": row.get("breaker_state"),
+            "window end": row.get("window_end"),
+        }
+        for row in agents.rows
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if agents.series:
+        frame = pd.DataFrame(agents.series).pivot_table(index="time", columns="agent", values="p95_ms")
+        st.line_chart(frame, height=180, y_label="latency p95 (ms)")
+    troubled = [name for name, status in agents.status.items() if status != "ok"]
+    with st.expander(f"{agents.runbook.title}", expanded=bool(troubled)):
+        if troubled:
+            st.markdown(f"Agents to look at: **{', '.join(troubled)}**")
+        _runbook(agents.runbook)
+
+
+@st.fragment(run_every=REFRESH_S)
+def _live() -> None:
+    report = evaluate(context.store(), context.config(), utcnow())
+    _severity(report)
+    columns = st.columns(2)
+    for index, panel in enumerate(report.panels):
+        with columns[index % 2]:
+            _panel(panel)
+    _agents(report.agents)
+
+
+def render(user: User) -> None:
+    st.title("Monitoring")
+    _live()

@@ -1,0 +1,133 @@
+"""Users and audit (Super Admin): accounts and roles, immediate revocation, the audit log and the quarterly
+access review, both exportable as CSV."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import context, ui
+from pipeline import access, roles
+from pipeline.access import User
+
+ROLE_CHOICES = [None, *roles.ROLES]
+
+
+def _role_label(role: str | None) -> str:
+    return roles.ROLE_TITLES.get(role or "", "no role")
+
+
+def _users(user: User) -> None:
+    store = context.store()
+    people = access.list_users(store)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "user": person.name,
+                    "email": person.email or "",
+                    "role": person.title,
+                    "active": person.active,
+                    "last login": ui.when(person.last_login_at),
+                }
+                for person in people
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    st.subheader("Add a user")
+    with st.form("add_user", clear_on_submit=True):
+        name = st.text_input("User name", key="new_name")
+        email = st.text_input("E-mail (for single sign-on; optional)", key="new_email")
+        role = st.selectbox("Role", roles.ROLES, format_func=_role_label, key="new_role")
+        password = st.text_input("Initial password (12+ characters; empty for SSO only)", type="password", key="new_pw")
+        reason = st.text_input("Reason (e.g. the approved ticket)", key="new_reason")
+        if st.form_submit_button("Add user"):
+            ui.run_action(
+                lambda: access.create_user(
+                    store, user.name, name, role, password or None, email or None, reason or "added in the console"
+                ),
+                lambda created: f"Added {created.name} as {created.title}.",
+            )
+    st.subheader("Change a user")
+    others = [person.name for person in people]
+    target = st.selectbox("User", others, key="edit_user")
+    reason = st.text_input("Reason (required)", key="edit_reason")
+    columns = st.columns(3)
+    new_role = columns[0].selectbox("New role", ROLE_CHOICES, format_func=_role_label, key="edit_role")
+    if columns[0].button("Set role", key="set_role"):
+        ui.run_action(
+            lambda: access.set_role(store, user.name, target, new_role, reason),
+            lambda changed: f"{changed.name} is now {changed.title}.",
+        )
+    if columns[1].button("Revoke now", type="primary", key="revoke"):
+        ui.run_action(
+            lambda: access.revoke(store, user.name, target, reason),
+            lambda changed: f"Revoked {changed.name}: refused from their next click.",
+        )
+    if columns[2].button("Reinstate (no role)", key="reinstate"):
+        ui.run_action(
+            lambda: access.reinstate(store, user.name, target, reason),
+            lambda changed: f"Reinstated {changed.name} with no role.",
+        )
+
+
+def _audit(user: User) -> None:
+    store = context.store()
+    filters = st.columns(3)
+    actor = filters[0].text_input("Actor", key="audit_actor").strip() or None
+    action = filters[1].text_input("Action starts with", key="audit_action").strip() or None
+    target = filters[2].text_input("Target", key="audit_target").strip() or None
+    try:
+        entries = access.audit_for(store, user.name, actor=actor, action=action, target=target, limit=1000)
+    except roles.PermissionDenied as exc:
+        st.error(f"Refused: {exc}")
+        return
+    frame = pd.DataFrame(
+        [
+            {
+                "#": entry.audit_id,
+                "at": ui.when(entry.at),
+                "actor": entry.actor,
+                "action": entry.action,
+                "target": entry.target,
+                "before": "" if entry.before is None else str(entry.before),
+                "after": "" if entry.after is None else str(entry.after),
+                "note": entry.note or "",
+            }
+            for entry in entries
+        ]
+    )
+    st.caption("Append-only: there is no way to change or delete an entry, here or in the database (triggers).")
+    st.dataframe(frame, hide_index=True, width="stretch")
+    st.download_button("Export CSV", frame.to_csv(index=False), "nightwatch-audit.csv", "text/csv", key="audit_csv")
+
+
+def _review(user: User) -> None:
+    if st.button("Run the quarterly access review", key="run_review"):
+        try:
+            rows = access.access_review_for(context.store(), user.name)
+        except roles.PermissionDenied as exc:
+            st.error(f"Refused: {exc}")
+            return
+        st.session_state["access_review"] = rows
+    rows = st.session_state.get("access_review")
+    if rows is None:
+        st.caption("Every user, role, grant history and last login; also `nightwatch users review --csv`.")
+        return
+    st.dataframe(pd.DataFrame(rows, columns=access.REVIEW_COLUMNS), hide_index=True, width="stretch")
+    st.download_button(
+        "Export CSV", access.review_csv(rows), "nightwatch-access-review.csv", "text/csv", key="review_csv"
+    )
+
+
+def render(user: User) -> None:
+    st.title("Users and audit")
+    users_tab, audit_tab, review_tab = st.tabs(["Users", "Audit log", "Access review"])
+    with users_tab:
+        _users(user)
+    with audit_tab:
+        _audit(user)
+    with review_tab:
+        _review(user)
