@@ -11,6 +11,7 @@ radius r is the ball of chord 2 sin(r/2). Loading all three takes under a second
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -55,13 +56,26 @@ class SkyIndex:
 
     def cone(self, ra_deg: float, dec_deg: float, radius_deg: float) -> tuple[np.ndarray, np.ndarray]:
         """Indices within `radius_deg` of a position and their separations in degrees, nearest first."""
+        return self.cones(np.array([ra_deg]), np.array([dec_deg]), radius_deg)[0]
+
+    def cones(self, ra_deg: np.ndarray, dec_deg: np.ndarray, radius_deg: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`cone` for many positions at once: one tree query and one separation pass for the whole batch."""
         radius = min(float(radius_deg), 180.0)
         chord = 2.0 * np.sin(np.radians(radius) / 2.0)
-        found = np.asarray(self._tree.query_ball_point(unit_vectors(ra_deg, dec_deg), chord + 1e-12), dtype=int)
-        separations = separation_deg(ra_deg, dec_deg, self.ra[found], self.dec[found])
-        keep = separations <= radius
-        order = np.argsort(separations[keep], kind="stable")
-        return found[keep][order], separations[keep][order]
+        lists = self._tree.query_ball_point(unit_vectors(ra_deg, dec_deg), chord + 1e-12)
+        counts = np.fromiter((len(found) for found in lists), dtype=int, count=len(lists))
+        flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=int, count=int(counts.sum()))
+        owner = np.repeat(np.arange(len(lists)), counts)
+        separations = separation_deg(
+            np.asarray(ra_deg)[owner], np.asarray(dec_deg)[owner], self.ra[flat], self.dec[flat]
+        )
+        cones = []
+        for start, stop in zip(np.cumsum(counts) - counts, np.cumsum(counts), strict=True):
+            found, apart = flat[start:stop], separations[start:stop]
+            keep = apart <= radius
+            order = np.argsort(apart[keep], kind="stable")
+            cones.append((found[keep][order], apart[keep][order]))
+        return cones
 
 
 @dataclass
@@ -194,18 +208,41 @@ class CatalogueAgent(Agent):
         return {"ok": True, "catalogues": self.catalogues.describe()}
 
     def find(self, events: Sequence[Event], timeout_s: float | None = None) -> list[Finding]:
-        return [self.match(event) for event in events]
+        # Optical detections are searched together: one tree query per catalogue for the whole batch.
+        optical = [i for i, e in enumerate(events) if e.ra is not None and e.dec is not None and e.source != "gcn"]
+        ra = np.array([events[i].ra for i in optical], dtype=float)
+        dec = np.array([events[i].dec for i in optical], dtype=float)
+        searched: dict[int, tuple[Any, Any, Any]] = {}
+        if optical:
+            catalogues = self.catalogues
+            stars = catalogues.stars.index.cones(ra, dec, self.glare_radius)
+            variables = catalogues.variables.index.cones(ra, dec, self.star_radius)
+            galaxies = catalogues.galaxies.index.cones(ra, dec, self.host_factor * catalogues.largest_semi_major_deg)
+            searched = dict(zip(optical, zip(stars, variables, galaxies, strict=True), strict=True))
+        return [self.match(event, searched.get(i)) for i, event in enumerate(events)]
 
-    def match(self, event: Event) -> Finding:
+    def match(self, event: Event, cones: tuple[Any, Any, Any] | None = None) -> Finding:
         if event.ra is None or event.dec is None:
             return Finding({"searched": False, "why": "the event has no position"})
         if event.source == "gcn":
             return self._region(event)
+        if cones is None:
+            catalogues = self.catalogues
+            cones = (
+                catalogues.stars.index.cone(event.ra, event.dec, self.glare_radius),
+                catalogues.variables.index.cone(event.ra, event.dec, self.star_radius),
+                catalogues.galaxies.index.cone(
+                    event.ra, event.dec, self.host_factor * catalogues.largest_semi_major_deg
+                ),
+            )
+        near_stars, near_variables, near_galaxies = cones
         data: dict[str, Any] = {"searched": True, "catalogues": sorted(self.catalogues.describe())}
-        data["star"] = self._nearest(self.catalogues.stars, event, self.star_radius)
-        data["bright_star_glare"] = self._glare(event)
-        data["known_variable"] = self._nearest(self.catalogues.variables, event, self.star_radius, variable=True)
-        data["host_candidates"] = self.hosts(event.ra, event.dec)
+        data["star"] = self._nearest(self.catalogues.stars, near_stars, self.star_radius)
+        data["bright_star_glare"] = self._glare(near_stars)
+        data["known_variable"] = self._nearest(
+            self.catalogues.variables, near_variables, self.star_radius, variable=True
+        )
+        data["host_candidates"] = self._hosts(*near_galaxies)
         finding = Finding(data)
         if event.event_class in ("critical", "significant", "interesting"):
             if data["known_variable"]:
@@ -217,29 +254,26 @@ class CatalogueAgent(Agent):
         return finding
 
     def _nearest(
-        self, catalogue: Catalogue, event: Event, radius: float, variable: bool = False
+        self, catalogue: Catalogue, cone: tuple[np.ndarray, np.ndarray], radius: float, variable: bool = False
     ) -> dict[str, Any] | None:
-        found, separations = catalogue.index.cone(event.ra, event.dec, radius)
-        for i, separation in zip(found, separations, strict=True):
+        for i, separation in zip(*cone, strict=True):
+            if separation > radius:
+                break
             row = catalogue.row(i)
             if variable and not row["variability_annex"]:
                 continue
             return {"catalogue": catalogue.name, **row, "separation_arcsec": round(float(separation) * 3600, 3)}
         return None
 
-    def _glare(self, event: Event) -> dict[str, Any] | None:
+    def _glare(self, cone: tuple[np.ndarray, np.ndarray]) -> dict[str, Any] | None:
         stars = self.catalogues.stars
-        found, separations = stars.index.cone(event.ra, event.dec, self.glare_radius)
-        for i, separation in zip(found, separations, strict=True):
+        for i, separation in zip(*cone, strict=True):
             if stars.columns["g_mag"][i] <= self.bright_mag:
                 return {**stars.row(i), "separation_arcsec": round(float(separation) * 3600, 3)}
         return None
 
-    def hosts(self, ra: float, dec: float) -> list[dict[str, Any]]:
+    def _hosts(self, found: np.ndarray, separations: np.ndarray) -> list[dict[str, Any]]:
         """Galaxies whose extent (host_radius_factor semi-major axes) covers the position, closest first."""
-        galaxies = self.catalogues.galaxies
-        reach = self.host_factor * self.catalogues.largest_semi_major_deg
-        found, separations = galaxies.index.cone(ra, dec, reach)
         semi_major = self.catalogues.galaxy_semi_major_deg[found]
         inside = separations <= self.host_factor * semi_major
         order = np.argsort(separations[inside] / semi_major[inside], kind="stable")[: self.max_hosts]

@@ -97,6 +97,11 @@ class RunSummary:
             "warm_rows_written": self.count("warm.rows"),
             "archive_records_written": self.count("archive.rows"),
             "agents": tallies(self.counters),
+            "notifications": {
+                name.removeprefix("notify."): value
+                for name, value in sorted(self.counters.items())
+                if name.startswith("notify.")
+            },
             "accounting": {
                 "received": self.received,
                 "classified": sum(self.by_class.values()),
@@ -134,6 +139,8 @@ class RunSummary:
         for agent, outcome in data["agents"].items():
             called = sum(outcome.values())
             rows.append((f"agent {agent}", f"{called} events: " + ", ".join(f"{outcome[s]} {s}" for s in STATUSES)))
+        idle = "none: no channel configured (config/notifications.yaml)" if data["alerts"]["new"] else "no new alerts"
+        rows.append(("notifications", _pairs(data["notifications"]) or idle))
         rows += [(f"output: {name}", where) for name, where in self.outputs.items()]
         rows += [("PROBLEM", problem) for problem in self.problems]
         width = max(len(name) for name, _ in rows)

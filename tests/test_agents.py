@@ -139,6 +139,23 @@ def test_crossmatch_flags_known_star_variable_and_host(config):
     assert magnitudes == sorted(magnitudes)
 
 
+def test_batched_crossmatch_equals_one_event_at_a_time(config):
+    agent = build_agent("crossmatch", config.agents.agents["crossmatch"], AgentContext(config))
+    agent.setup()
+    stars = agent.catalogues.stars.index
+    galaxies = agent.catalogues.galaxies.index
+    batch = [event(i) for i in range(60)]  # spread over the sky
+    batch += [event(100 + i, ra=float(stars.ra[i * 997]), dec=float(stars.dec[i * 997])) for i in range(20)]
+    batch += [event(200 + i, ra=float(galaxies.ra[i * 301]), dec=float(galaxies.dec[i * 301])) for i in range(20)]
+    batch.append(event(300, source="gcn", kind="grb", ra=10.0, dec=10.0, pos_error_deg=3.0, event_id="gcn:y:1"))
+    batched = agent.find(batch)
+    assert [f.data for f in batched] == [agent.match(e).data for e in batch]
+    assert (
+        sum(bool(f.data.get("star")) for f in batched) >= 20
+        and sum(bool(f.data.get("host_candidates")) for f in batched) >= 20
+    )
+
+
 # --- follow-up visibility ---------------------------------------------------------------------------------
 
 

@@ -310,7 +310,7 @@ def test_every_real_sample_packet_streams_through(emulator, tmp_path):
         OutgoingPacket(source_of[path.relative_to(DATA).parts[0]], path.read_bytes(), utcnow()) for path in files
     )
     publisher.close()
-    counts, info = run_stream([], config, outputs, PROJECT, None, idle_s=4, drain_windows=False)
+    counts, info = run_stream([], config, outputs, PROJECT, None, idle_s=12, drain_windows=False)
     store = HotStore(outputs.db_url)
     assert info["drained"] and counts["received"] == len(files)
     assert store.count(events) + store.count(dead_letters) == len(files)
