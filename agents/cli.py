@@ -87,12 +87,6 @@ def _server_health(url: str) -> dict[str, Any]:
         return {"unreachable": f"{type(exc).__name__}: {exc}"[:200], "url": url}
 
 
-def _store_url(args: argparse.Namespace) -> str:
-    from pipeline.graph import Outputs
-
-    return Outputs.under(args.output, args.db_url).db_url
-
-
 def _health(args: argparse.Namespace, _beam_args: list[str]) -> int:
     if args.url:
         reports = {url: _server_health(url) for url in args.url}
@@ -100,12 +94,11 @@ def _health(args: argparse.Namespace, _beam_args: list[str]) -> int:
         return 0 if all(report.get("ok") for report in reports.values()) else 1
 
     from config.settings import load_config
+    from pipeline.cli import open_store
     from pipeline.event import utcnow
-    from pipeline.store import HotStore
 
     config = load_config(args.config)
-    store = HotStore(_store_url(args))
-    store.ensure_schema()
+    store = open_store(args)
     windows = store.agent_windows(since=utcnow() - timedelta(minutes=args.minutes))
     store.close()
     checks = []
@@ -185,9 +178,10 @@ def _interrupt(*_args: Any) -> None:
 def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from agents.server import make_server
     from config.settings import load_config
+    from pipeline.cli import store_url
 
     config = load_config(args.config)
-    server = make_server(args.name, config, args.host, args.port, _store_url(args))
+    server = make_server(args.name, config, args.host, args.port, store_url(args))
     signal.signal(signal.SIGTERM, _interrupt)  # kubectl and docker stop end the server cleanly, like Ctrl-C
     agent = server.service.agent
     print(

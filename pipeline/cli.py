@@ -8,9 +8,13 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from config.settings import ConfigError
 from pipeline.runners import add_runner_options, plan_runner
+
+if TYPE_CHECKING:
+    from pipeline.store import HotStore
 
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -99,10 +103,20 @@ def _simulate(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
-def _store_url(args: argparse.Namespace) -> str:
+def store_url(args: argparse.Namespace) -> str:
+    """The hot store a command works on: --db-url, else $NIGHTWATCH_DB_URL, else OUTPUT/nightwatch.db."""
     from pipeline.graph import Outputs
 
     return Outputs.under(args.output, args.db_url).db_url
+
+
+def open_store(args: argparse.Namespace) -> HotStore:
+    """The command's hot store, its schema created or migrated (imported late: --help stays fast)."""
+    from pipeline.store import HotStore
+
+    store = HotStore(store_url(args))
+    store.ensure_schema()
+    return store
 
 
 def _parse_value(text: str) -> object:
@@ -120,7 +134,7 @@ def _thresholds(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline.thresholds import ThresholdStore, with_cut_value, with_rule_condition
 
     config = load_config(args.config)
-    store = HotStore(_store_url(args))
+    store = HotStore(store_url(args))
     store.ensure_schema()
     versions = ThresholdStore(store)
     filters = versions.latest("filters") or config.filters
@@ -209,7 +223,7 @@ def _publish(args: argparse.Namespace, _beam_args: list[str]) -> int:
     project = args.project or spec.project
     with _with_emulator(args, project):
         ensure_topics(spec, project)
-        publisher = PacketPublisher(spec, project, _store_url(args))
+        publisher = PacketPublisher(spec, project, store_url(args))
         try:
             if args.input:
                 from apache_beam.io.filesystems import FileSystems
@@ -534,7 +548,7 @@ def _users(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline import access
     from pipeline.store import HotStore
 
-    store = HotStore(_store_url(args))
+    store = HotStore(store_url(args))
     store.ensure_schema()
     try:
         if args.action == "bootstrap":

@@ -27,13 +27,9 @@ RUNBOOK = """Runbook: Critical Alert Not Sent
 
 def _open(args: argparse.Namespace) -> tuple[Any, Any]:
     from config.settings import load_config
-    from pipeline.graph import Outputs
-    from pipeline.store import HotStore
+    from pipeline.cli import open_store
 
-    config = load_config(getattr(args, "config", None))
-    store = HotStore(Outputs.under(args.output, args.db_url).db_url)
-    store.ensure_schema()
-    return config, store
+    return load_config(getattr(args, "config", None)), open_store(args)
 
 
 def _system() -> str:

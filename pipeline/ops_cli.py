@@ -17,13 +17,10 @@ from pathlib import Path
 from typing import Any
 
 
-def _store(args: argparse.Namespace):
-    from pipeline.graph import Outputs
-    from pipeline.store import HotStore
+def _store(args: argparse.Namespace) -> Any:
+    from pipeline.cli import open_store
 
-    store = HotStore(Outputs.under(args.output, args.db_url).db_url)
-    store.ensure_schema()
-    return store
+    return open_store(args)
 
 
 def _inject_once(args: argparse.Namespace, config: Any, store: Any, seed: int) -> Any:

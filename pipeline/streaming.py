@@ -9,6 +9,7 @@ sink is idempotent on ids.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -26,6 +27,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from config.settings import NightwatchConfig, PubSubSpec
 from pipeline.event import Event, Packet, utcnow
 from pipeline.graph import PIPELINE_VERSION, Graph, Outputs, build_pipeline
+from pipeline.local_dofns import reuse_local_dofns
 from pipeline.local_reader import PULL_TIMEOUT_S, pause_reading, resume_reading, tune_local_reader
 from pipeline.notify import NotifyAlerts
 from pipeline.pubsub import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
@@ -238,11 +240,15 @@ def run_stream(
         previous = {sig: signal.signal(sig, stopper) for sig in (signal.SIGINT, signal.SIGTERM)}
     began = utcnow()
     options = streaming_options(argv, project)
-    if options.view_as(StandardOptions).runner == "BundleBasedDirectRunner":
+    local = options.view_as(StandardOptions).runner == "BundleBasedDirectRunner"
+    if local:
         tune_local_reader()
     resume_reading()
     p = beam.Pipeline(options=options)
     build_streaming_pipeline(p, config, outputs, run_id, project)
+    local_runner = contextlib.ExitStack()
+    if local:
+        local_runner.enter_context(reuse_local_dofns())
     result = p.run()
     if started is not None:
         started.set()
@@ -278,6 +284,7 @@ def run_stream(
             time.sleep(max(0.0, closed_at + window_s + 2 * WATERMARK_MARGIN_S - time.monotonic()))
     finally:
         result.cancel()
+        local_runner.close()
         resume_reading()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
