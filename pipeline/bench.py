@@ -33,6 +33,8 @@ from typing import Any
 SIZES: dict[str, dict[str, Any]] = {
     # The test's size: every scenario end to end in well under a minute.
     "small": {"packets": 300, "rate": 40, "steady_s": 4, "burst": 200, "cap_s": 40},
+    # For profiling the streaming job at a realistic load in a minute or two.
+    "medium": {"packets": 2000, "rate": 100, "steady_s": 20, "burst": 2000, "cap_s": 40},
     # The targets: Rubin's average alert rate, and a 10,000-alert visit.
     "full": {"packets": 5000, "rate": 250, "steady_s": 30, "burst": 10_000, "cap_s": 90},
 }

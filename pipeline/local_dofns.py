@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,10 +36,28 @@ def _dofn_for(evaluator: Any) -> tuple[Any, bool, bool]:
     if cached is not None and cached[0] is transform:
         return cached[1], cached[2], False
     dofn = pickler.roundtrip(transform.dofn) if evaluator._perform_dofn_pickle_test else transform.dofn
+    _memoise_signatures(dofn)
     stateful = is_stateful_dofn(dofn)
     with _LOCK:
         _CACHE[key] = (transform, dofn, stateful)
     return dofn, stateful, True
+
+
+def _memoise_signatures(dofn: Any) -> None:
+    """Inspect each method of the DoFn once. Every bundle builds a DoFnRunner, which inspects every method's
+    signature again; Beam asks an object for `_inspect_<method>` first, so the answers are kept there."""
+    from apache_beam.transforms import core
+
+    for name in dir(dofn):
+        if name.startswith("_inspect_") or hasattr(dofn, f"_inspect_{name}"):
+            continue
+        if not isinstance(getattr(dofn, name, None), types.MethodType):
+            continue
+        try:
+            found = core.get_function_arguments(dofn, name)
+            setattr(dofn, f"_inspect_{name}", lambda found=found: found)
+        except Exception:  # noqa: BLE001 - a method Beam cannot inspect is left to Beam
+            continue
 
 
 def _start_bundle(self: Any) -> None:
@@ -104,14 +123,40 @@ def _finish_bundle(self: Any) -> Any:
 def reuse_local_dofns() -> Iterator[None]:
     """While a local streaming job runs: its DoFns set up once per step and thread; torn down at the end."""
     from apache_beam.runners.direct import transform_evaluator
+    from apache_beam.transforms import userstate
 
     evaluator = transform_evaluator._ParDoEvaluator
-    original = evaluator.start_bundle, evaluator.finish_bundle
+    registry = transform_evaluator.TransformEvaluatorRegistry
+    original = evaluator.start_bundle, evaluator.finish_bundle, registry.should_execute_serially
+    serial: dict[int, tuple[Any, bool]] = {}
+
+    def should_execute_serially(self: Any, applied_ptransform: Any) -> bool:
+        # Asked for every bundle of every step; the answer inspects the DoFn's signatures and never changes.
+        known = serial.get(id(applied_ptransform))
+        if known is None or known[0] is not applied_ptransform:
+            known = (applied_ptransform, original[2](self, applied_ptransform))
+            serial[id(applied_ptransform)] = known
+        return known[1]
+
+    specs: dict[int, tuple[Any, Any]] = {}
+    original_specs = userstate.get_dofn_specs
+
+    def get_dofn_specs(dofn: Any) -> Any:
+        # Every DoFnRunner (one a bundle) walks the DoFn's methods for state and timers; they never change.
+        known = specs.get(id(dofn))
+        if known is None or known[0] is not dofn:
+            known = (dofn, original_specs(dofn))
+            specs[id(dofn)] = known
+        return known[1]
+
     evaluator.start_bundle, evaluator.finish_bundle = _start_bundle, _finish_bundle
+    registry.should_execute_serially = should_execute_serially
+    userstate.get_dofn_specs = get_dofn_specs
     try:
         yield
     finally:
-        evaluator.start_bundle, evaluator.finish_bundle = original
+        evaluator.start_bundle, evaluator.finish_bundle, registry.should_execute_serially = original
+        userstate.get_dofn_specs = original_specs
         teardown_cached_dofns()
 
 

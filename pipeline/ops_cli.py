@@ -333,7 +333,7 @@ def add_commands(commands: Any, store_options: Any) -> None:
         description="Runs each scenario in a process of its own on simulated real-format packets; prints a table "
         "and writes JSON to bench/results/. The full size takes about 5 minutes.",
     )
-    bench.add_argument("--size", choices=["small", "full"], default="full", help="full (default) or small")
+    bench.add_argument("--size", choices=["small", "medium", "full"], default="full", help="default full")
     bench.add_argument(
         "--scenario",
         action="append",

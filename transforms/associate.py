@@ -114,14 +114,26 @@ def match(candidates: Iterable[Candidate], window_s: float) -> Iterator[Link]:
 
 
 class _WriteLinks(HotStoreDoFn):
-    """Stores new links and raises both events' classes; yields the events that got a new or higher alert."""
+    """Stores new links and raises both events' classes; yields the events that got a new or higher alert.
+
+    Every firing of a cell's window (each new event in it) finds its links again: the ones this worker has
+    stored already are skipped without asking the store.
+    """
+
+    def setup(self) -> None:
+        super().setup()
+        self._stored: set[tuple[str, str]] = set()
 
     def process(self, link: Link) -> Iterator[Event]:
+        pair = (link.trigger_id, link.counterpart_id)
+        if pair in self._stored:
+            return
         try:
             raised = self._store.apply_association(link)
         except Exception:  # noqa: BLE001 - the link is re-found on the next firing; count the failure
             counter("associations.write_failed").inc()
             return
+        self._stored.add(pair)
         if raised is not None:
             counter("associations.new").inc()
             yield from raised
