@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import apache_beam as beam
 
 from config.settings import NightwatchConfig
+from pipeline.event import Event
 from pipeline.notify import NotifyAlerts
 from pipeline.sinks import WriteDeadLetters, WriteHotTable, WriteTier
 from pipeline.sources import ReadPacketFiles, SimulatedPackets
 from pipeline.tiers import join
 from transforms.agents import AGENT_CALLS, AgentMetrics, RunAgents
 from transforms.classify import Classify
-from transforms.common import DEAD_LETTER
+from transforms.common import DEAD_LETTER, counter
 from transforms.decode import DecodePackets
 from transforms.filter import ApplyQualityCuts
 from transforms.route import DESTINATIONS, Dispatch, Route
@@ -83,6 +85,13 @@ class _AtProcessingTime(beam.DoFn):
         yield beam.window.TimestampedValue(element, time.time())
 
 
+def _science_only(event: Event) -> Iterator[Event]:
+    if event.injected:
+        counter("tiers.injected_skipped").inc()  # counted, so a drain knows they will not reach the tiers
+        return
+    yield event
+
+
 def _tier_input(routed: beam.PCollection, streaming: bool, batch_s: int, label: str) -> beam.PCollection:
     if not streaming:
         return routed
@@ -117,7 +126,7 @@ def build_pipeline(
     batch_s = config.streaming.windows.tier_batch_s
     # Injected events (the injection test, the canary) never enter the science tiers; the hot store keeps them,
     # flagged, for the test's report.
-    science = dispatched.events | "ScienceOnly" >> beam.Filter(lambda event: not event.injected)
+    science = dispatched.events | "ScienceOnly" >> beam.FlatMap(_science_only)
     # The warm tier keeps no raw packet: dropping it before the tier's grouping halves what is held and moved.
     # (A failed warm write dead-letters the event without its bytes; the archive write carries them.)
     without_raw = science | "WarmWithoutRaw" >> beam.Map(lambda event: event.model_copy(update={"raw": b""}))

@@ -28,7 +28,14 @@ from config.settings import NightwatchConfig, PubSubSpec
 from pipeline.event import Event, Packet, utcnow
 from pipeline.graph import PIPELINE_VERSION, Graph, Outputs, build_pipeline
 from pipeline.local_dofns import reuse_local_dofns
-from pipeline.local_reader import PULL_TIMEOUT_S, pause_reading, resume_reading, tune_local_reader
+from pipeline.local_reader import (
+    MAX_IN_FLIGHT,
+    PULL_TIMEOUT_S,
+    limit_in_flight,
+    pause_reading,
+    resume_reading,
+    tune_local_reader,
+)
 from pipeline.notify import NotifyAlerts
 from pipeline.pubsub import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
 from pipeline.store import HotStore, alert_id_for
@@ -198,6 +205,25 @@ class _Stop:
         self.event.set()
 
 
+class _InFlightLimit:
+    """True while more than `limit` packets are in flight and the job is making progress on them.
+
+    If nothing moves for `stall_s` the reader is let go again: a gap in the tally must never stop a job.
+    """
+
+    def __init__(self, limit: int, stall_s: float = 10.0):
+        self.limit = limit
+        self.stall_s = stall_s
+        self._last: int | None = None
+        self._moved = time.monotonic()
+
+    def __call__(self) -> bool:
+        now = _in_flight(local_counts())
+        if now != self._last:
+            self._last, self._moved = now, time.monotonic()
+        return now > self.limit and time.monotonic() - self._moved < self.stall_s
+
+
 def _in_flight(counts: dict[str, int]) -> int:
     """Packets let in but not yet stored or dead-lettered, plus routed events not yet in both tiers."""
     from pipeline.run import LOSING_STAGES
@@ -206,7 +232,8 @@ def _in_flight(counts: dict[str, int]) -> int:
     finished += sum(counts.get(f"dead_letters.{stage}", 0) for stage in LOSING_STAGES)
     undecoded = counts.get("ingested", 0) - counts.get("packets", 0)
     routed = sum(v for k, v in counts.items() if k.startswith("routed."))
-    tiers = sum(routed - counts.get(f"{tier}.handled", 0) for tier in ("warm", "archive"))
+    science = routed - counts.get("tiers.injected_skipped", 0)  # injected events never go to the tiers
+    tiers = sum(science - counts.get(f"{tier}.handled", 0) for tier in ("warm", "archive"))
     return counts.get("received", 0) - finished + undecoded + tiers
 
 
@@ -243,6 +270,7 @@ def run_stream(
     local = options.view_as(StandardOptions).runner == "BundleBasedDirectRunner"
     if local:
         tune_local_reader()
+        limit_in_flight(_InFlightLimit(MAX_IN_FLIGHT))
     resume_reading()
     p = beam.Pipeline(options=options)
     build_streaming_pipeline(p, config, outputs, run_id, project)
@@ -285,6 +313,7 @@ def run_stream(
     finally:
         result.cancel()
         local_runner.close()
+        limit_in_flight(None)
         resume_reading()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
