@@ -69,3 +69,62 @@ def postgres_url():
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def simulated_night(folder: Path, count: int = 150) -> Path:
+    """A real batch run over simulated packets: events, alerts, review queue, dead letters, archive."""
+    from pipeline.run import run
+
+    summary = run([f"--simulate={count}", f"--output={folder}", "--run_id=console-test"])
+    assert summary.ok, summary.table()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def night_template(tmp_path_factory) -> Path:
+    """One simulated night for the whole session; tests work on copies of it (`copy_night`)."""
+    return simulated_night(tmp_path_factory.mktemp("night"))
+
+
+def copy_night(template: Path, target: Path) -> Path:
+    """A private copy of the run's output, so each test changes its own store and archive."""
+    import shutil
+
+    shutil.copytree(template, target, dirs_exist_ok=True)
+    return target
+
+
+def window_rows(now, minutes=10, **overrides):
+    """Stream metrics windows at the expected rates, normal unless overridden per source."""
+    from datetime import timedelta
+
+    expected_rates = {name: spec.expected_rate_per_min for name, spec in load_config().sources.sources.items()}
+    rows = []
+    for index in range(minutes):
+        start = now - timedelta(minutes=minutes - index)
+        for source, expected in expected_rates.items():
+            received = round(expected)
+            row = {
+                "source": source,
+                "window_start": start,
+                "run_id": "stream-test",
+                "window_end": start + timedelta(minutes=1),
+                "night": "2026-11-26",
+                "received": received,
+                "stored": received,
+                "dead_letters": 0,
+                "alerts": 0,
+                "late": 0,
+                "rate_per_min": float(received),
+                "expected_rate_per_min": expected,
+                "rate_deviation": 0.0,
+                "latency_p50_s": 2.0,
+                "latency_p95_s": 5.0,
+                "latency_p99_s": 8.0,
+                "error_rate": 0.0,
+                "queue_depth": 0,
+                "updated_at": start + timedelta(minutes=1, seconds=5),
+            }
+            row.update(overrides.get(source, {}))
+            rows.append(row)
+    return rows

@@ -4,8 +4,6 @@ on a hot store filled by a real pipeline run. Every action is also tried with a 
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,30 +12,12 @@ from config.settings import load_config
 from pipeline import access, sysconfig
 from pipeline.access import AccessError
 from pipeline.roles import PermissionDenied
-from pipeline.run import run
 from pipeline.store import HotStore, alerts, audit_log, events, review_queue, role_grants, users
 from pipeline.thresholds import ThresholdStore, with_cut_value
+from tests.conftest import copy_night
 
 PASSWORD = "a-long-test-password"
 PEOPLE = {"obs": "observer", "ops": "operator", "adm": "admin", "root": "super_admin"}
-
-
-def simulated_night(folder: Path, count: int = 150) -> Path:
-    """A real batch run over simulated packets: events, alerts, review queue, dead letters, archive."""
-    summary = run([f"--simulate={count}", f"--output={folder}", "--run_id=console-test"])
-    assert summary.ok, summary.table()
-    return folder
-
-
-@pytest.fixture(scope="session")
-def night_template(tmp_path_factory) -> Path:
-    return simulated_night(tmp_path_factory.mktemp("night"))
-
-
-def copy_night(template: Path, target: Path) -> Path:
-    """A private copy of the run's output, so each test changes its own store and archive."""
-    shutil.copytree(template, target, dirs_exist_ok=True)
-    return target
 
 
 def with_people(store: HotStore) -> HotStore:

@@ -22,7 +22,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline import access
 from pipeline.store import HotStore
-from tests.test_access import PASSWORD, simulated_night
+from tests.conftest import simulated_night
+from tests.test_access import PASSWORD
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "artifacts"

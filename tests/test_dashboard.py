@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 from pipeline import access, sysconfig
 from pipeline.store import HotStore, alerts, events, review_queue
 from pipeline.thresholds import ThresholdStore
-from tests.test_access import PASSWORD, copy_night, night_template, with_people  # noqa: F401
+from tests.conftest import copy_night
+from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {

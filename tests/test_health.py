@@ -13,7 +13,7 @@ from config.settings import load_config
 from pipeline import health
 from pipeline.event import as_utc, utcnow
 from pipeline.store import HotStore, dead_letters, events, injection_reports
-from tests.test_access import copy_night, night_template  # noqa: F401 - the shared simulated-night fixture
+from tests.conftest import copy_night, window_rows
 
 CONFIG = load_config()
 EXPECTED = {name: spec.expected_rate_per_min for name, spec in CONFIG.sources.sources.items()}
@@ -83,39 +83,6 @@ def test_an_empty_store_is_sev1(store):
     report = health.evaluate(store, CONFIG, utcnow())
     assert report.severity == "SEV-1" and "store is empty" in report.reason and report.basis == "no data"
     assert report.agents.message == "no agent metrics yet"
-
-
-def window_rows(now, minutes=10, **overrides):
-    """Stream metrics windows at the expected rates, normal unless overridden."""
-    rows = []
-    for index in range(minutes):
-        start = now - timedelta(minutes=minutes - index)
-        for source, expected in EXPECTED.items():
-            received = round(expected)
-            row = {
-                "source": source,
-                "window_start": start,
-                "run_id": "stream-test",
-                "window_end": start + timedelta(minutes=1),
-                "night": "2026-11-26",
-                "received": received,
-                "stored": received,
-                "dead_letters": 0,
-                "alerts": 0,
-                "late": 0,
-                "rate_per_min": float(received),
-                "expected_rate_per_min": expected,
-                "rate_deviation": 0.0,
-                "latency_p50_s": 2.0,
-                "latency_p95_s": 5.0,
-                "latency_p99_s": 8.0,
-                "error_rate": 0.0,
-                "queue_depth": 0,
-                "updated_at": start + timedelta(minutes=1, seconds=5),
-            }
-            row.update(overrides.get(source, {}))
-            rows.append(row)
-    return rows
 
 
 def test_normal_stream_windows_mean_no_incident(store):

@@ -15,7 +15,7 @@ from pipeline.cli import main
 from pipeline.event import utcnow
 from pipeline.store import HotStore, events
 from pipeline.tiers import archive_entries, warm_entries
-from tests.test_health import window_rows
+from tests.conftest import window_rows
 
 REPO = Path(__file__).resolve().parent.parent
 
