@@ -210,32 +210,27 @@ class CatalogueAgent(Agent):
     def find(self, events: Sequence[Event], timeout_s: float | None = None) -> list[Finding]:
         # Optical detections are searched together: one tree query per catalogue for the whole batch.
         optical = [i for i, e in enumerate(events) if e.ra is not None and e.dec is not None and e.source != "gcn"]
-        ra = np.array([events[i].ra for i in optical], dtype=float)
-        dec = np.array([events[i].dec for i in optical], dtype=float)
-        searched: dict[int, tuple[Any, Any, Any]] = {}
-        if optical:
-            catalogues = self.catalogues
-            stars = catalogues.stars.index.cones(ra, dec, self.glare_radius)
-            variables = catalogues.variables.index.cones(ra, dec, self.star_radius)
-            galaxies = catalogues.galaxies.index.cones(ra, dec, self.host_factor * catalogues.largest_semi_major_deg)
-            searched = dict(zip(optical, zip(stars, variables, galaxies, strict=True), strict=True))
+        searched = dict(zip(optical, self._cones([events[i] for i in optical]), strict=True))
         return [self.match(event, searched.get(i)) for i, event in enumerate(events)]
+
+    def _cones(self, events: Sequence[Event]) -> list[tuple[Any, Any, Any]]:
+        """(stars, known variables, galaxies) near each event: what `match` needs, for a batch at once."""
+        if not events:
+            return []
+        ra = np.array([event.ra for event in events], dtype=float)
+        dec = np.array([event.dec for event in events], dtype=float)
+        catalogues = self.catalogues
+        stars = catalogues.stars.index.cones(ra, dec, self.glare_radius)
+        variables = catalogues.variables.index.cones(ra, dec, self.star_radius)
+        galaxies = catalogues.galaxies.index.cones(ra, dec, self.host_factor * catalogues.largest_semi_major_deg)
+        return list(zip(stars, variables, galaxies, strict=True))
 
     def match(self, event: Event, cones: tuple[Any, Any, Any] | None = None) -> Finding:
         if event.ra is None or event.dec is None:
             return Finding({"searched": False, "why": "the event has no position"})
         if event.source == "gcn":
             return self._region(event)
-        if cones is None:
-            catalogues = self.catalogues
-            cones = (
-                catalogues.stars.index.cone(event.ra, event.dec, self.glare_radius),
-                catalogues.variables.index.cone(event.ra, event.dec, self.star_radius),
-                catalogues.galaxies.index.cone(
-                    event.ra, event.dec, self.host_factor * catalogues.largest_semi_major_deg
-                ),
-            )
-        near_stars, near_variables, near_galaxies = cones
+        near_stars, near_variables, near_galaxies = cones or self._cones([event])[0]
         data: dict[str, Any] = {"searched": True, "catalogues": sorted(self.catalogues.describe())}
         data["star"] = self._nearest(self.catalogues.stars, near_stars, self.star_radius)
         data["bright_star_glare"] = self._glare(near_stars)

@@ -44,6 +44,12 @@ class AgentHealth:
     def needs_attention(self) -> bool:
         return bool(self.problems)
 
+    def flag(self, status: str, problem: str) -> None:
+        """Record a problem; the first one found names the status."""
+        if not self.problems:
+            self.status = status
+        self.problems.append(problem)
+
 
 def assess(name: str, spec: Any, windows: list[dict[str, Any]], server: dict[str, Any] | None) -> AgentHealth:
     """Judge one agent from its recent metric windows and (remote agents) its server's health report."""
@@ -58,20 +64,20 @@ def assess(name: str, spec: Any, windows: list[dict[str, Any]], server: dict[str
         health.latency_p95_ms = max(p95s) if p95s else None
         health.breaker_state = mine[-1]["breaker_state"]
         if health.breaker_state != "closed":
-            health.problems.append(f"breaker {health.breaker_state}: the agent kept failing")
+            health.flag(f"breaker {health.breaker_state}", f"breaker {health.breaker_state}: the agent kept failing")
         if health.latency_p95_ms is not None and health.latency_p95_ms > spec.budget_ms:
-            health.problems.append(f"latency p95 {health.latency_p95_ms:.0f} ms over the {spec.budget_ms} ms budget")
+            health.flag(
+                "over budget", f"latency p95 {health.latency_p95_ms:.0f} ms over the {spec.budget_ms} ms budget"
+            )
         failed = health.timeouts + health.errors
         if health.calls and failed / health.calls > 0.01:
-            health.problems.append(f"{failed} of {health.calls} calls timed out or failed")
+            health.flag("failing", f"{failed} of {health.calls} calls timed out or failed")
     if spec.kind == "remote" and spec.enabled:
         if server is None or "unreachable" in server:
-            health.problems.append(f"agent server {spec.url} unreachable: {(server or {}).get('unreachable', '')}")
+            health.flag("down", f"agent server {spec.url} unreachable: {(server or {}).get('unreachable', '')}")
         elif server.get("stuck"):
-            health.problems.append(f"agent server stuck: a call in flight for {server['oldest_in_flight_s']} s")
-    if health.problems:
-        health.status = health.problems[0].split(":")[0]
-    elif mine or server:
+            health.flag("stuck", f"agent server stuck: a call in flight for {server['oldest_in_flight_s']} s")
+    if not health.problems and (mine or server):
         health.status = "ok"
     return health
 

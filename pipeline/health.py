@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from config.settings import NightwatchConfig
 from pipeline.event import as_utc
 from pipeline.night import observing_night
-from pipeline.store import HotStore, alerts, dead_letters, events, metrics
+from pipeline.store import HotStore, alerts, dead_letters, events, injection_reports, metrics
 
 # The guide's normal ranges.
 RATE_TOLERANCE = 0.20  # event rate within ±20% of expected
@@ -504,16 +504,8 @@ def _queue_series(rows: list[Any]) -> list[dict[str, Any]]:
 
 
 def agent_health(store: HotStore, since: datetime | None = None) -> AgentHealth:
-    """Latest window per agent from `agent_metrics` (written by the agents step), if the table exists."""
-    inspector = sa.inspect(store.engine)
-    if not inspector.has_table("agent_metrics"):
-        return AgentHealth([], [], {}, "no agent metrics yet")
-    table = sa.Table("agent_metrics", sa.MetaData(), autoload_with=store.engine)
-    query = sa.select(table).order_by(table.c.window_end)
-    if since is not None:
-        query = query.where(table.c.window_end >= since)
-    with store.engine.connect() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(query)]
+    """Latest window per agent from `agent_metrics` (written by the agents step)."""
+    rows = store.agent_windows(since)
     if not rows:
         return AgentHealth([], [], {}, "no agent metrics yet")
     latest: dict[str, dict[str, Any]] = {}
@@ -537,22 +529,13 @@ def agent_health(store: HotStore, since: datetime | None = None) -> AgentHealth:
 
 
 def _critical_recall(store: HotStore) -> float | None:
-    """The latest stored injection report's critical recall, if an injection test has stored one.
-
-    Read by reflection (`injection_reports`: `critical_recall` 0..1, `created_at`), so health depends on nothing
-    else of the injection test."""
-    inspector = sa.inspect(store.engine)
-    if not inspector.has_table("injection_reports"):
-        return None
-    table = sa.Table("injection_reports", sa.MetaData(), autoload_with=store.engine)
-    if "critical_recall" not in table.c or "created_at" not in table.c:
-        return None
+    """The latest stored injection report's critical recall (`nightwatch inject` writes them)."""
     with store.engine.connect() as conn:
         # The latest report that measured it (a run with no critical event injected stores None).
         value = conn.execute(
-            sa.select(table.c.critical_recall)
-            .where(table.c.critical_recall.is_not(None))
-            .order_by(table.c.created_at.desc())
+            sa.select(injection_reports.c.critical_recall)
+            .where(injection_reports.c.critical_recall.is_not(None))
+            .order_by(injection_reports.c.created_at.desc())
             .limit(1)
         ).scalar()
     return None if value is None else float(value)

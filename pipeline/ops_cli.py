@@ -16,11 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-
-def _store(args: argparse.Namespace) -> Any:
-    from pipeline.cli import open_store
-
-    return open_store(args)
+from pipeline.cli import open_store
 
 
 def _inject_once(args: argparse.Namespace, config: Any, store: Any, seed: int) -> Any:
@@ -49,7 +45,7 @@ def _inject(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from config.settings import load_config
     from pipeline import inject
 
-    store = _store(args)
+    store = open_store(args)
     try:
         if args.list:
             rows = inject.reports(store)
@@ -76,7 +72,7 @@ def _canary(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from config.settings import load_config
 
     config = load_config(args.config)
-    store = _store(args)
+    store = open_store(args)
     failures = 0
     try:
         for beat in range(args.iterations or sys.maxsize):
@@ -107,7 +103,7 @@ def _health(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline.health import evaluate
 
     config = load_config(args.config)
-    store = _store(args)
+    store = open_store(args)
     try:
         report = evaluate(store, config, utcnow(), window=timedelta(minutes=args.minutes))
     finally:
@@ -194,7 +190,7 @@ def live_metrics(store: Any, cpu_percent: float | None, minutes: int) -> Any:
 def _scale(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline.scaling import advise
 
-    store = _store(args)
+    store = open_store(args)
     try:
         metrics = live_metrics(store, args.cpu, args.minutes)
     finally:
@@ -223,7 +219,7 @@ def _checklist(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline.checklist import run_checklist
 
     config = load_config(args.config)
-    store = _store(args)
+    store = open_store(args)
     try:
         result = run_checklist(args.which, store, config, args.output)
     finally:
@@ -235,7 +231,7 @@ def _checklist(args: argparse.Namespace, _beam_args: list[str]) -> int:
 def _upkeep(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from pipeline.upkeep import upkeep
 
-    store = _store(args)
+    store = open_store(args)
     try:
         for line in upkeep(store):
             print(line)

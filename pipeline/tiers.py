@@ -189,19 +189,25 @@ class PartitionIndex:
         self._suffix, self._entries = (
             (".parquet", _warm_file_entries) if tier == "warm" else (".avro", _archive_file_entries)
         )
-        self._known: dict[str, dict[str, frozenset[str]]] = {}
+        self._files: dict[str, dict[str, frozenset[str]]] = {}  # partition -> file -> its ids
+        self._ids: dict[str, set[str]] = {}  # partition -> every id in its files (kept, not rebuilt per call)
 
     def ids(self, partition: str) -> set[str]:
         present = set(_files(partition, self._suffix))
-        known = self._known.setdefault(partition, {})
-        for path in set(known) - present:
-            del known[path]
-        for path in present - set(known):
-            known[path] = frozenset(entry.event_id for entry in self._entries(path))
-        return set().union(*known.values())
+        files = self._files.setdefault(partition, {})
+        gone = set(files) - present
+        for path in gone:
+            del files[path]
+        if gone or partition not in self._ids:
+            self._ids[partition] = set().union(*files.values())
+        for path in present - set(files):
+            self.add(partition, path, (entry.event_id for entry in self._entries(path)))
+        return self._ids[partition]
 
     def add(self, partition: str, path: str, event_ids: Iterable[str]) -> None:
-        self._known.setdefault(partition, {})[path] = frozenset(event_ids)
+        ids = frozenset(event_ids)
+        self._files.setdefault(partition, {})[path] = ids
+        self._ids.setdefault(partition, set()).update(ids)
 
 
 def _file_name(event_ids: Sequence[str], suffix: str) -> str:
