@@ -121,17 +121,18 @@ def _health(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _checks_table(checks: list[AgentHealth], minutes: int) -> str:
+    names = [check.agent if check.enabled else f"{check.agent} (off)" for check in checks]
+    width = max([len(name) for name in names] + [len("agent")]) + 2
     header = f"agents over the last {minutes} min (hot store agent_metrics; remote agents: their /health)"
     lines = [
         header,
-        f"{'agent':<18}{'kind':<11}{'status':<14}{'calls':>7}{'p95 ms':>9}{'budget':>8}"
+        f"{'agent':<{width}}{'kind':<11}{'status':<14}{'calls':>7}{'p95 ms':>9}{'budget':>8}"
         f"{'timeouts':>9}{'errors':>7}{'skips':>7}  breaker",
     ]
-    for check in checks:
+    for check, name in zip(checks, names, strict=True):
         p95 = f"{check.latency_p95_ms:.1f}" if check.latency_p95_ms is not None else "-"
-        name = check.agent if check.enabled else f"{check.agent} (off)"
         lines.append(
-            f"{name:<18}{check.kind:<11}{check.status:<14}{check.calls:>7}{p95:>9}{check.budget_ms:>8}"
+            f"{name:<{width}}{check.kind:<11}{check.status:<14}{check.calls:>7}{p95:>9}{check.budget_ms:>8}"
             f"{check.timeouts:>9}{check.errors:>7}{check.skips:>7}  {check.breaker_state or '-'}"
         )
         lines += [f"    ! {problem}" for problem in check.problems]
