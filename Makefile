@@ -17,7 +17,7 @@ help:
 	@echo "make test  - set up, then run the test suite"
 	@echo "make stream   - set up, then a live streaming run: Pub/Sub emulator, simulated feed with a Rubin visit burst, metrics"
 	@echo "make emulator - run the Pub/Sub emulator in the foreground on 127.0.0.1:$(EMULATOR_PORT) (Ctrl-C stops it)"
-	@echo "make lint  - ruff format check and lint"
+	@echo "make lint  - ruff format check and lint, and the layer contract (import-linter, .importlinter)"
 	@echo "make bench - benchmarks: batch throughput (Beam vs plain Python, 1 and 2 workers), streaming latency, memory"
 	@echo "make dashboard - the operations console on http://127.0.0.1:$(DASHBOARD_PORT) over $(OUT)/ (after make run); creates the first Super Admin"
 	@echo "make api   - the external API on http://127.0.0.1:8000/v1 over $(OUT)/ (after make run); then nightwatch api-keys create --user admin --role observer"
@@ -73,6 +73,7 @@ test-slow: setup browser-deps
 lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: setup
 	$(VENV)/bin/ruff format .

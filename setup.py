@@ -38,13 +38,36 @@ setup(
     version="0.1.0",
     description="Streaming astronomical event processing: ingest, classify, route, alert, archive.",
     python_requires=">=3.10",
-    # Namespace discovery also finds the data-only folders (pipeline/schemas/ztf) as packages.
-    packages=find_namespace_packages(include=["pipeline*", "transforms*", "agents*", "dashboard*", "config*", "api*"]),
-    package_data={"config": ["*.yaml"], "pipeline.schemas.ztf": ["*.avsc"]},
+    # Namespace discovery also finds the data-only folders (devtools/simulator/schemas/ztf) as packages.
+    packages=find_namespace_packages(
+        include=[
+            "config*",
+            "core*",
+            "store*",
+            "access*",
+            "ops*",
+            "agents*",
+            "transforms*",
+            "pipeline*",
+            "dashboard*",
+            "api*",
+            "cli*",
+            "devtools*",
+        ]
+    ),
+    package_data={"config": ["*.yaml"], "devtools.simulator.schemas.ztf": ["*.avsc"]},
     install_requires=REQUIRES,
     extras_require={
         # selenium drives Debian's chromium + chromium-driver in the console's browser test.
-        "dev": ["pytest>=8", "ruff>=0.6", "build>=1.0", "selenium>=4.20", "aiosmtpd>=1.4", "schemathesis>=4.0"],
+        "dev": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "import-linter>=2.0",
+            "build>=1.0",
+            "selenium>=4.20",
+            "aiosmtpd>=1.4",
+            "schemathesis>=4.0",
+        ],
     },
-    entry_points={"console_scripts": ["nightwatch = pipeline.cli:main"]},
+    entry_points={"console_scripts": ["nightwatch = cli.main:main"]},
 )

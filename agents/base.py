@@ -11,13 +11,12 @@ and name it in config/agents.yaml as `kind: package.module:ClassName`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from config.settings import AgentSpec, NightwatchConfig
-from pipeline.event import Event
+from core.event import Event
 
 Status = Literal["ok", "skipped", "timeout", "error"]
 
@@ -83,36 +82,11 @@ class Agent:
         return {"ok": True}
 
 
-_KINDS: dict[str, type[Agent]] = {}
-
-
 def register(kind: str) -> Callable[[type[Agent]], type[Agent]]:
+    """Names a built-in agent's kind (`agents.registry` lists the built-in classes)."""
+
     def add(cls: type[Agent]) -> type[Agent]:
         cls.kind = kind
-        _KINDS[kind] = cls
         return cls
 
     return add
-
-
-def agent_class(kind: str) -> type[Agent]:
-    """A built-in kind, or any Agent subclass named "package.module:ClassName"."""
-    if ":" in kind:
-        module_name, class_name = kind.split(":", 1)
-        found = getattr(importlib.import_module(module_name), class_name, None)
-        if not (isinstance(found, type) and issubclass(found, Agent)):
-            raise ValueError(f"agent kind {kind!r} is not an Agent subclass")
-        return found
-    # The built-in kinds register themselves on import.
-    import agents.catalogue  # noqa: F401
-    import agents.followup  # noqa: F401
-    import agents.history  # noqa: F401
-    import agents.remote  # noqa: F401
-
-    if kind not in _KINDS:
-        raise ValueError(f"unknown agent kind {kind!r}: one of {', '.join(sorted(_KINDS))}")
-    return _KINDS[kind]
-
-
-def build_agent(name: str, spec: AgentSpec, context: AgentContext) -> Agent:
-    return agent_class(spec.kind)(name, spec, context)

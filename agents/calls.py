@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.base import Agent, Finding, Status, enrichment
-from pipeline.event import Event
+from core.event import Event
 
 CRITICAL = "critical"
 

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from agents.base import Agent, Finding, register
-from pipeline.event import Event
+from core.event import Event
 
 ARCSEC = 1.0 / 3600.0
 # A GCN error region wider than this is searched only to here: beyond it a list of galaxies says nothing.

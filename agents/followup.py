@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, Finding, register
-from pipeline.event import Event
+from core.event import Event
 
 J2000_JD = 2451545.0
 UNIX_EPOCH_JD = 2440587.5

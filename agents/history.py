@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from agents.base import Agent, Finding, register
-from pipeline.event import Event, as_utc
-from pipeline.store import HotStore, events
+from core.event import Event, as_utc
+from store.hot import HotStore, events
 
 LIGHT_CURVE_POINTS = 20
 # A change slower than this (mag/day) is flat.

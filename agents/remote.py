@@ -18,7 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from agents.base import Agent, Finding, register
-from pipeline.event import Event
+from core.event import Event
 
 API_PREFIX = "/v1/agents"
 

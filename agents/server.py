@@ -21,10 +21,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agents.base import Agent, AgentContext, build_agent
+from agents.base import Agent, AgentContext
+from agents.registry import build_agent
 from agents.remote import API_PREFIX
 from config.settings import NightwatchConfig
-from pipeline.event import Event
+from core.event import Event
 
 log = logging.getLogger("nightwatch.agent_server")
 RESTARTS_ENV = "NIGHTWATCH_AGENT_RESTARTS"

@@ -17,6 +17,8 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator
 
+from access import roles
+from access.apikeys import ApiKey
 from api import downloads, errors, feed, queries
 from api.auth import ApiSettings, identify, requires
 from api.errors import COMMON_RESPONSES, ApiError, ErrorBody, not_found
@@ -42,10 +44,9 @@ from api.models import (
     Tier,
 )
 from api.queries import AlertFilter, EventFilter, Key, decode_cursor, encode_cursor
-from pipeline import access
-from pipeline.apikeys import ApiKey
-from pipeline.event import as_utc
-from pipeline.store import HotStore, agent_metrics, metrics
+from core.event import as_utc
+from ops import responses
+from store.hot import HotStore, agent_metrics, metrics
 
 VERSION = "1.0.0"
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
@@ -176,7 +177,7 @@ def _pages(fetch: Callable[[Key | None, int], list[Any]], key_of: Callable[[Any]
 
 
 def _alert(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "respond_by": access.response_deadline(row["level"], row["created_at"])}
+    return {**row, "respond_by": responses.response_deadline(row["level"], row["created_at"])}
 
 
 def _alert_key(row: dict[str, Any]) -> Key:
@@ -304,8 +305,8 @@ def build_router() -> APIRouter:
             "lineage": recorded,
             "enrichments": event.get("enrichments") or {},
             "associations": queries.associations_of(store, event_id),
-            "alert": {**alert, "history": access.alert_history(store, alert["alert_id"])} if alert else None,
-            "review": {"status": review, "decisions": access.review_history(store, event_id)} if review else None,
+            "alert": {**alert, "history": responses.alert_history(store, alert["alert_id"])} if alert else None,
+            "review": {"status": review, "decisions": responses.review_history(store, event_id)} if review else None,
         }
 
     @router.get("/events/{event_id:path}", response_model=Event, tags=["events"], summary="One event by id")
@@ -412,8 +413,8 @@ def build_router() -> APIRouter:
             raise not_found("alert", alert_id)
         try:
             # The console's own function: it re-checks the owner's role and writes the audit row.
-            access.alert_action(store, key.user_name, alert_id, "acknowledge", body.note)
-        except access.AccessError as exc:
+            responses.alert_action(store, key.user_name, alert_id, "acknowledge", body.note)
+        except roles.AccessError as exc:
             raise ApiError(409, str(exc), {"alert_id": alert_id}) from exc
         return get_alert(request, alert_id, key)
 
@@ -425,7 +426,7 @@ def build_router() -> APIRouter:
         row = queries.get_alert(store, alert_id)
         if row is None:
             raise not_found("alert", alert_id)
-        return {**_alert(row), "history": access.alert_history(store, alert_id)}
+        return {**_alert(row), "history": responses.alert_history(store, alert_id)}
 
     # --- review queue, metrics ---
 

@@ -1,6 +1,6 @@
 """Who is calling: the API key in `Authorization: Bearer <key>`, its role, and its rate limit.
 
-Every request re-reads the key and its owner from the hot store (pipeline.apikeys.authenticate), so a revoked
+Every request re-reads the key and its owner from the hot store (access.apikeys.authenticate), so a revoked
 key is refused on the very next request, and takes one token from the key's bucket before any work is done.
 """
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from access import apikeys, roles
+from access.apikeys import ApiKey
 from api.errors import ApiError
-from pipeline import apikeys, roles
-from pipeline.apikeys import ApiKey
-from pipeline.store import HotStore
+from store.hot import HotStore
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -1,7 +1,7 @@
 """Bulk results as Parquet or Avro files, streamed: written page by page as the pages are read.
 
 Neither the server nor the client holds the whole result: each page becomes a Parquet row group or an Avro
-block and is sent at once. Events use the warm tier's Parquet layout (pipeline.tiers.WARM_SCHEMA), so a
+block and is sent at once. Events use the warm tier's Parquet layout (store.tiers.WARM_SCHEMA), so a
 download reads exactly like the warm files; other listings take their columns from the hot-store table.
 """
 
@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from fastapi.responses import StreamingResponse
 
-from pipeline.event import as_utc
-from pipeline.tiers import WARM_SCHEMA
+from core.event import as_utc
+from store.tiers import WARM_SCHEMA
 
 MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "avro": "application/avro"}
 # Declared on the listing routes, so the OpenAPI file says what `?format=` returns.

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipeline.roles import PermissionDenied
+from access.roles import PermissionDenied
 
 log = logging.getLogger("nightwatch.api")
 

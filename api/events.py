@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from api import queries, warm
 from api.queries import EventFilter, Key
-from pipeline.store import HotStore
+from store.hot import HotStore
 
 Tier = Literal["hot", "warm", "all"]
 

@@ -22,8 +22,8 @@ from anyio import to_thread
 
 from api.errors import ApiError
 from api.queries import ALERT_KEY, AlertFilter, Key, decode_cursor, encode_cursor, list_alerts
-from pipeline.event import utcnow
-from pipeline.store import HotStore
+from core.event import utcnow
+from store.hot import HotStore
 
 GRACE = timedelta(seconds=30)
 PAGE = 500

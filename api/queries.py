@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from api.errors import invalid
-from pipeline.event import as_utc
-from pipeline.store import (
+from core.event import as_utc
+from store.hot import (
     HotStore,
     agent_metrics,
     alerts,

@@ -15,11 +15,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from apache_beam.io.filesystems import FileSystems
 
 from api.queries import Box, EventFilter, Key
-from pipeline.event import as_utc
-from pipeline.tiers import WARM_SCHEMA, join
+from core.event import as_utc
+from store import files
+from store.tiers import WARM_SCHEMA, join
 
 _TIME = pa.timestamp("us", tz="UTC")
 
@@ -28,11 +28,7 @@ def _dataset(root: str | None) -> ds.Dataset | None:
     """The warm files as one dataset, found afresh per request (the pipeline keeps adding files)."""
     if not root:
         return None
-    try:
-        matches = FileSystems.match([join(root, "night=*", "class=*", "*.parquet")])[0].metadata_list
-    except Exception:  # noqa: BLE001 - no warm tier yet is an empty one
-        return None
-    paths = sorted(match.path for match in matches)
+    paths = files.match(join(root, "night=*", "class=*", "*.parquet"))  # no warm tier yet is an empty one
     # The explicit schema reads files written before a column existed (enrichments_json) with that column null.
     return ds.dataset(paths, format="parquet", schema=WARM_SCHEMA) if paths else None
 

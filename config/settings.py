@@ -364,8 +364,8 @@ class AgentsConfig(_Strict):
 
 
 # --- notifications, on-call, maintenance ---
-# config/notifications.yaml, config/oncall.yaml and config/maintenance.yaml (pipeline/notify.py, pipeline/oncall.py,
-# pipeline/maintenance.py). Secrets (routing keys, webhook URLs, SMTP passwords) are never written in the YAML:
+# config/notifications.yaml, config/oncall.yaml and config/maintenance.yaml (ops/notify.py, ops/oncall.py,
+# ops/maintenance.py). Secrets (routing keys, webhook URLs, SMTP passwords) are never written in the YAML:
 # only the names of the environment variables that hold them.
 
 LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")

@@ -1,17 +1,17 @@
 """The Nightwatch operations console: `streamlit run dashboard/app.py -- --output out` (or `make dashboard`).
 
 Nobody sees anything before logging in. The sidebar lists the pages the user's role may open; each page's
-actions are checked again in pipeline.access, so hiding a page or a button is never the only guard.
+actions are checked again in access.accounts, so hiding a page or a button is never the only guard.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from access import roles
 from dashboard import auth, context, ui
 from dashboard.views import access_page, admin, alerts, monitoring, review, thresholds, users
-from pipeline import roles
-from pipeline.maintenance import active_window
+from ops.maintenance import active_window
 
 # Page name -> (module, the permission needed to open it; None: any logged-in user).
 PAGES = {

@@ -11,9 +11,9 @@ from typing import Any
 
 import streamlit as st
 
+from access import accounts
+from access.accounts import User
 from dashboard import context
-from pipeline import access
-from pipeline.access import User
 
 SESSION_USER = "nightwatch_user"
 SESSION_METHOD = "nightwatch_login_method"
@@ -48,9 +48,9 @@ def _oidc_user() -> User | None:
         st.error("Your identity provider sent no e-mail address: the console cannot map you to an account.")
         return None
     store = context.store()
-    user = access.user_for_email(store, email) or access.register_identity(store, email)
+    user = accounts.user_for_email(store, email) or accounts.register_identity(store, email)
     if st.session_state.get(SESSION_USER) != user.name:
-        access.record_login(store, user.name, "oidc")
+        accounts.record_login(store, user.name, "oidc")
         st.session_state[SESSION_USER] = user.name
         st.session_state[SESSION_METHOD] = "oidc"
     return user
@@ -65,7 +65,7 @@ def current_user() -> User | None:
         name = st.session_state.get(SESSION_USER)
     if not name:
         return None
-    user = access.get_user(context.store(), name)
+    user = accounts.get_user(context.store(), name)
     if user is None or not user.active:
         logout(silent=True)
         st.session_state["nightwatch_notice"] = "Your access has been revoked: you have been logged out."
@@ -97,7 +97,7 @@ def login_page() -> None:
         password = st.text_input("Password", type="password", key="login_password")
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
-        user = access.authenticate(context.store(), name, password)
+        user = accounts.authenticate(context.store(), name, password)
         if user is None:
             st.error("Wrong user name or password, or the account has been revoked.")
         else:

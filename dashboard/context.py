@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from config.settings import NightwatchConfig, load_config
-from pipeline.graph import Outputs
-from pipeline.store import HotStore
+from store.hot import HotStore
+from store.layout import Outputs
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Cutout images of an event: the FITS stamps inside its raw packet, found in the archive tier, as PNG.
 
-The hot store keeps the decoded event without its raw bytes; the archive tier (Avro, `pipeline/tiers.py`) keeps
+The hot store keeps the decoded event without its raw bytes; the archive tier (Avro, `store/tiers.py`) keeps
 the packet as received, partitioned by night and source, with an index of event ids in each file's header.
 ZTF packets carry gzipped FITS stamps (`cutoutScience`, `cutoutTemplate`, `cutoutDifference` with
 `stampData`); Rubin packets carry plain FITS bytes in the same three fields. GCN notices have none.
@@ -17,12 +17,12 @@ from typing import Any
 
 import fastavro
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 from astropy.io import fits
 from astropy.visualization import AsinhStretch, ZScaleInterval
 from PIL import Image
 
-from pipeline.tiers import ARCHIVE_INDEX_KEY, archive_partition, join
+from store import files
+from store.tiers import ARCHIVE_INDEX_KEY, archive_partition, join
 
 STAMPS = (("cutoutScience", "Science"), ("cutoutTemplate", "Template"), ("cutoutDifference", "Difference"))
 
@@ -37,12 +37,9 @@ class Cutout:
 def archived_record(archive_root: str, event_id: str, night: str, source: str) -> dict[str, Any] | None:
     """The archive record (raw packet and decoded event) of one event: the file headers' index says which file
     of its night and source holds it, so only that file's records are read."""
-    try:
-        matches = FileSystems.match([join(archive_partition(archive_root, night, source), "*.avro")])[0]
-    except Exception:  # noqa: BLE001 - no such partition (not archived, or removed by retention)
-        return None
-    for match in sorted(matches.metadata_list, key=lambda m: m.path):
-        with FileSystems.open(match.path) as handle:
+    # No such partition (not archived, or removed by retention) matches nothing.
+    for path in files.match(join(archive_partition(archive_root, night, source), "*.avro")):
+        with files.open_input(path) as handle:
             reader = fastavro.reader(handle)
             index = json.loads(reader.metadata.get(ARCHIVE_INDEX_KEY, "[]"))
             if event_id not in {entry[0] for entry in index}:
@@ -58,7 +55,7 @@ def packet_record(raw: bytes, raw_format: str) -> dict[str, Any] | None:
     if raw[:4] == b"Obj\x01":
         return next(iter(fastavro.reader(io.BytesIO(raw))), None)
     if raw_format == "rubin-confluent" and raw[:1] == b"\x00":
-        from pipeline.decoders.rubin import registry
+        from core.decoders.rubin import registry
 
         (schema_id,) = struct.unpack(">I", raw[1:5])
         return fastavro.schemaless_reader(io.BytesIO(raw[5:]), registry("").get(schema_id), None)

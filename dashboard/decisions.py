@@ -12,8 +12,8 @@ import io
 
 import fastavro
 
-from pipeline.access import ReviewDecision
-from pipeline.tiers import join, write_atomically
+from ops.responses import ReviewDecision
+from store.tiers import join, write_atomically
 
 DECISION_SCHEMA = fastavro.parse_schema(
     {

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import context
 from dashboard.cutouts import archived_record, cutouts_of
-from pipeline.store import events
+from store.hot import events
 
 ENRICHMENT_BADGES = {"ok": "green", "skipped": "gray", "timeout": "orange", "error": "red"}
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from config.settings import ClassificationConfig, FiltersConfig
-from pipeline.event import Event
-from pipeline.store import HotStore, events
-from transforms.classify import classify
-from transforms.filter import apply_cuts
+from core.decisions import apply_cuts, classify
+from core.event import Event
+from store.hot import HotStore, events
 
 
 @dataclass

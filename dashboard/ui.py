@@ -8,8 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from pipeline.access import AccessError
-from pipeline.roles import PermissionDenied
+from access.roles import AccessError, PermissionDenied
 
 BADGES = {
     "ok": ":green-badge[NORMAL]",
@@ -40,7 +39,7 @@ def show_flash() -> None:
 
 
 def run_action(action: Callable[[], Any], success: str | Callable[[Any], str]) -> Any:
-    """Carry out an action through pipeline.access; a refusal or a bad request is shown, never raised.
+    """Carry out an action through access.accounts; a refusal or a bad request is shown, never raised.
 
     Success reruns the page with a flash message; failure shows the reason in place.
     """

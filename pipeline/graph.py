@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,41 +12,20 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from config.settings import NightwatchConfig
-from pipeline.event import Event
-from pipeline.notify import NotifyAlerts
-from pipeline.sinks import WriteDeadLetters, WriteHotTable, WriteTier
-from pipeline.sources import ReadPacketFiles, SimulatedPackets
-from pipeline.tiers import join
+from core.decisions import DESTINATIONS
+from core.event import Event
+from pipeline.io.sinks import WriteDeadLetters, WriteHotTable, WriteTier
+from pipeline.io.sources import ReadPacketFiles, SimulatedPackets
+from store.layout import Outputs
 from transforms.agents import AGENT_CALLS, AgentMetrics, RunAgents
 from transforms.classify import Classify
 from transforms.common import DEAD_LETTER, counter
 from transforms.decode import DecodePackets
 from transforms.filter import ApplyQualityCuts
-from transforms.route import DESTINATIONS, Dispatch, Route
+from transforms.notify import NotifyAlerts
+from transforms.route import Dispatch, Route
 
 PIPELINE_VERSION = "0.1.0"
-
-
-@dataclass(frozen=True)
-class Outputs:
-    """Where a run writes: the hot store URL and the tier roots."""
-
-    db_url: str
-    warm_root: str
-    archive_root: str
-    dead_letter_root: str
-
-    @classmethod
-    def under(cls, output: str, db_url: str | None) -> Outputs:
-        """Tiers under `output`; the hot store at `db_url`, else $NIGHTWATCH_DB_URL, else a SQLite file there."""
-        db_url = db_url or os.environ.get("NIGHTWATCH_DB_URL") or None
-        if db_url is None:
-            if "://" in output:
-                raise ValueError(f"--output {output} is remote: give the hot store with --db_url")
-            from pipeline.store import sqlite_url
-
-            db_url = sqlite_url(join(output, "nightwatch.db"))
-        return cls(db_url, join(output, "warm"), join(output, "archive"), join(output, "dead_letters"))
 
 
 @dataclass
@@ -64,7 +42,7 @@ class Graph:
     warm_files: beam.PCollection
     archive_files: beam.PCollection
     agent_metrics: beam.PCollection  # agent metric rows written
-    notified: beam.PCollection | None = None  # first deliveries of the new alerts (pipeline/notify.py)
+    notified: beam.PCollection | None = None  # first deliveries of the new alerts (ops/notify.py)
 
 
 def read_packets(

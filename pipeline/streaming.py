@@ -25,10 +25,11 @@ from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubS
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from config.settings import NightwatchConfig, PubSubSpec
-from pipeline.event import Event, Packet, utcnow
-from pipeline.graph import PIPELINE_VERSION, Graph, Outputs, build_pipeline
-from pipeline.local_dofns import reuse_local_dofns
-from pipeline.local_reader import (
+from core.event import Event, Packet, utcnow
+from devtools.pubsub import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
+from pipeline.graph import PIPELINE_VERSION, Graph, build_pipeline
+from pipeline.launch.local.dofns import reuse_local_dofns
+from pipeline.launch.local.reader import (
     MAX_IN_FLIGHT,
     PULL_TIMEOUT_S,
     limit_in_flight,
@@ -36,9 +37,8 @@ from pipeline.local_reader import (
     resume_reading,
     tune_local_reader,
 )
-from pipeline.notify import NotifyAlerts
-from pipeline.pubsub import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
-from pipeline.store import HotStore, alert_id_for
+from store.hot import HotStore, alert_id_for
+from store.layout import Outputs
 from transforms.associate import AssociateSources
 from transforms.common import counter, local_counts, reset_local_counts
 from transforms.metrics import (
@@ -49,6 +49,7 @@ from transforms.metrics import (
     received_sample,
     stored_sample,
 )
+from transforms.notify import NotifyAlerts
 
 log = logging.getLogger("nightwatch.stream")
 
@@ -226,7 +227,7 @@ class _InFlightLimit:
 
 def _in_flight(counts: dict[str, int]) -> int:
     """Packets let in but not yet stored or dead-lettered, plus routed events not yet in both tiers."""
-    from pipeline.run import LOSING_STAGES
+    from pipeline.batch import LOSING_STAGES
 
     finished = sum(v for k, v in counts.items() if k.startswith("stored."))
     finished += sum(counts.get(f"dead_letters.{stage}", 0) for stage in LOSING_STAGES)

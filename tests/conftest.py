@@ -10,7 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from config import load_config
-from pipeline.event import Packet
+from core.event import Packet
 
 REPO = Path(__file__).resolve().parents[1]
 # CI lays shared/ beside the clone; a developer's checkout has it at ../shared too.
@@ -45,7 +45,7 @@ def beam_pipeline():
 @pytest.fixture
 def store(tmp_path):
     """An empty hot store (SQLite) in the test's folder."""
-    from pipeline.store import HotStore
+    from store.hot import HotStore
 
     hot = HotStore(f"sqlite:///{tmp_path}/nightwatch.db")
     hot.ensure_schema()
@@ -73,7 +73,7 @@ def postgres_url():
 
 def simulated_night(folder: Path, count: int = 150) -> Path:
     """A real batch run over simulated packets: events, alerts, review queue, dead letters, archive."""
-    from pipeline.run import run
+    from pipeline.batch import run
 
     summary = run([f"--simulate={count}", f"--output={folder}", "--run_id=console-test"])
     assert summary.ok, summary.table()

@@ -1,4 +1,4 @@
-"""Users, passwords, access procedures, the append-only audit log and operators' actions (pipeline/access.py),
+"""Users, passwords, access procedures, the append-only audit log and operators' actions (access/accounts.py),
 on a hot store filled by a real pipeline run. Every action is also tried with a role that may not do it."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from access import accounts, audit, passwords, procedures
+from access.roles import AccessError, PermissionDenied
 from config.settings import load_config
-from pipeline import access, sysconfig
-from pipeline.access import AccessError
-from pipeline.roles import PermissionDenied
-from pipeline.store import HotStore, alerts, audit_log, events, review_queue, role_grants, users
-from pipeline.thresholds import ThresholdStore, with_cut_value
+from ops import responses, sysconfig, tuning
+from store.hot import HotStore, alerts, audit_log, events, review_queue, role_grants, users
+from store.thresholds import ThresholdStore, with_cut_value
 from tests.conftest import copy_night
 
 PASSWORD = "a-long-test-password"
@@ -21,10 +21,10 @@ PEOPLE = {"obs": "observer", "ops": "operator", "adm": "admin", "root": "super_a
 
 
 def with_people(store: HotStore) -> HotStore:
-    assert access.bootstrap(store, "root", PASSWORD) == PASSWORD
+    assert accounts.bootstrap(store, "root", PASSWORD) == PASSWORD
     for name, role in PEOPLE.items():
         if name != "root":
-            access.create_user(store, "root", name, role, PASSWORD)
+            accounts.create_user(store, "root", name, role, PASSWORD)
     return store
 
 
@@ -37,8 +37,8 @@ def night(night_template, tmp_path) -> HotStore:
     store.close()
 
 
-def audit_rows(store: HotStore, action: str) -> list[access.AuditEntry]:
-    return access.audit_entries(store, action=action)
+def audit_rows(store: HotStore, action: str) -> list[audit.AuditEntry]:
+    return audit.audit_entries(store, action=action)
 
 
 def first_alert(store: HotStore, level: str | None = None) -> str:
@@ -53,38 +53,38 @@ def first_alert(store: HotStore, level: str | None = None) -> str:
 
 
 def test_passwords_are_salted_scrypt_and_checked():
-    first, second = access.hash_password("correct horse battery"), access.hash_password("correct horse battery")
+    first, second = passwords.hash_password("correct horse battery"), passwords.hash_password("correct horse battery")
     assert first != second and first.startswith("scrypt$")
     assert "correct horse" not in first
-    assert access.check_password("correct horse battery", first)
-    assert not access.check_password("correct horse batterz", first)
-    assert not access.check_password("x", None) and not access.check_password("x", "md5$abc")
+    assert passwords.check_password("correct horse battery", first)
+    assert not passwords.check_password("correct horse batterz", first)
+    assert not passwords.check_password("x", None) and not passwords.check_password("x", "md5$abc")
 
 
 def test_bootstrap_creates_one_super_admin_and_no_default_password(store):
-    generated = access.bootstrap(store)
+    generated = accounts.bootstrap(store)
     assert generated and len(generated) >= 16
-    assert access.authenticate(store, "admin", generated).role == "super_admin"
-    assert access.bootstrap(store) is None  # one exists: nothing happens
+    assert accounts.authenticate(store, "admin", generated).role == "super_admin"
+    assert accounts.bootstrap(store) is None  # one exists: nothing happens
     other = HotStore(store.url.replace("nightwatch.db", "other.db"))
     other.ensure_schema()
-    assert access.bootstrap(other) != generated  # generated afresh, never a fixed default
+    assert accounts.bootstrap(other) != generated  # generated afresh, never a fixed default
     other.close()
 
 
 def test_login_checks_password_and_records_last_login(night):
-    assert access.authenticate(night, "ops", "wrong password!") is None
-    assert access.authenticate(night, "nobody", PASSWORD) is None
-    user = access.authenticate(night, "ops", PASSWORD)
+    assert accounts.authenticate(night, "ops", "wrong password!") is None
+    assert accounts.authenticate(night, "nobody", PASSWORD) is None
+    user = accounts.authenticate(night, "ops", PASSWORD)
     assert user.role == "operator" and user.last_login_at is not None
     assert [entry.target for entry in audit_rows(night, "login.failed")] == ["nobody", "ops"]
 
 
 def test_short_passwords_and_bad_names_are_refused(night):
     with pytest.raises(AccessError, match="12 characters"):
-        access.create_user(night, "root", "newbie", "observer", "short")
+        accounts.create_user(night, "root", "newbie", "observer", "short")
     with pytest.raises(AccessError, match="invalid user name"):
-        access.create_user(night, "root", "bad name; drop", "observer", PASSWORD)
+        accounts.create_user(night, "root", "bad name; drop", "observer", PASSWORD)
 
 
 # --- roles enforced on every action ----------------------------------------------------------------------------
@@ -93,11 +93,11 @@ def test_short_passwords_and_bad_names_are_refused(night):
 def test_only_a_super_admin_manages_users(night):
     for actor in ("obs", "ops", "adm"):
         with pytest.raises(PermissionDenied, match="Super Admin"):
-            access.create_user(night, actor, "intruder", "super_admin", PASSWORD)
+            accounts.create_user(night, actor, "intruder", "super_admin", PASSWORD)
         with pytest.raises(PermissionDenied):
-            access.revoke(night, actor, "obs", "no")
-    assert access.get_user(night, "intruder") is None
-    created = access.create_user(night, "root", "newbie", "observer", PASSWORD, reason="ticket 42")
+            accounts.revoke(night, actor, "obs", "no")
+    assert accounts.get_user(night, "intruder") is None
+    created = accounts.create_user(night, "root", "newbie", "observer", PASSWORD, reason="ticket 42")
     assert created.role == "observer"
     entry = audit_rows(night, "user.create")[0]
     assert (entry.actor, entry.target, entry.before) == ("root", "newbie", None)
@@ -107,11 +107,11 @@ def test_only_a_super_admin_manages_users(night):
 
 def test_revocation_takes_effect_on_the_next_action(night):
     alert_id = first_alert(night)
-    assert access.alert_action(night, "ops", alert_id, "acknowledge", "looking") == "acknowledged"
-    access.revoke(night, "root", "ops", "left the facility")
+    assert responses.alert_action(night, "ops", alert_id, "acknowledge", "looking") == "acknowledged"
+    accounts.revoke(night, "root", "ops", "left the facility")
     with pytest.raises(PermissionDenied, match="revoked"):
-        access.alert_action(night, "ops", alert_id, "resolve", "done")
-    assert access.authenticate(night, "ops", PASSWORD) is None
+        responses.alert_action(night, "ops", alert_id, "resolve", "done")
+    assert accounts.authenticate(night, "ops", PASSWORD) is None
     entry = audit_rows(night, "user.revoke")[0]
     assert entry.before["active"] is True and entry.after == {
         "name": "ops",
@@ -123,11 +123,11 @@ def test_revocation_takes_effect_on_the_next_action(night):
 
 def test_a_role_change_applies_at_once(night):
     alert_id = first_alert(night)
-    access.set_role(night, "root", "ops", "observer", "moved to science")
+    accounts.set_role(night, "root", "ops", "observer", "moved to science")
     with pytest.raises(PermissionDenied, match="Operator"):
-        access.alert_action(night, "ops", alert_id, "acknowledge", "x")
+        responses.alert_action(night, "ops", alert_id, "acknowledge", "x")
     with pytest.raises(AccessError, match="own role"):
-        access.set_role(night, "root", "root", "observer", "oops")
+        accounts.set_role(night, "root", "root", "observer", "oops")
 
 
 # --- alerts ----------------------------------------------------------------------------------------------------
@@ -136,34 +136,34 @@ def test_a_role_change_applies_at_once(night):
 def test_operator_acknowledges_escalates_resolves_with_notes_and_audit(night):
     alert_id = first_alert(night)
     with pytest.raises(PermissionDenied, match="acknowledge alerts needs the Operator role"):
-        access.alert_action(night, "obs", alert_id, "acknowledge", "I saw it")
+        responses.alert_action(night, "obs", alert_id, "acknowledge", "I saw it")
     with pytest.raises(AccessError, match="note"):
-        access.alert_action(night, "ops", alert_id, "acknowledge", "  ")
-    assert access.alert_action(night, "ops", alert_id, "acknowledge", "paged science") == "acknowledged"
-    assert access.alert_action(night, "adm", alert_id, "escalate", "needs the lead") == "escalated"
+        responses.alert_action(night, "ops", alert_id, "acknowledge", "  ")
+    assert responses.alert_action(night, "ops", alert_id, "acknowledge", "paged science") == "acknowledged"
+    assert responses.alert_action(night, "adm", alert_id, "escalate", "needs the lead") == "escalated"
     with pytest.raises(AccessError, match="cannot acknowledge"):
-        access.alert_action(night, "ops", alert_id, "acknowledge", "again")
-    assert access.alert_action(night, "ops", alert_id, "resolve", "follow-up scheduled") == "resolved"
+        responses.alert_action(night, "ops", alert_id, "acknowledge", "again")
+    assert responses.alert_action(night, "ops", alert_id, "resolve", "follow-up scheduled") == "resolved"
     with night.engine.connect() as conn:
         assert conn.execute(sa.select(alerts.c.status).where(alerts.c.alert_id == alert_id)).scalar() == "resolved"
-    assert [row["action"] for row in access.alert_history(night, alert_id)] == ["acknowledge", "escalate", "resolve"]
+    assert [row["action"] for row in responses.alert_history(night, alert_id)] == ["acknowledge", "escalate", "resolve"]
     trail = [(e.action, e.actor, e.before, e.after, e.note) for e in reversed(audit_rows(night, "alert."))]
     assert trail == [
         ("alert.acknowledge", "ops", {"status": "open"}, {"status": "acknowledged"}, "paged science"),
         ("alert.escalate", "adm", {"status": "acknowledged"}, {"status": "escalated"}, "needs the lead"),
         ("alert.resolve", "ops", {"status": "escalated"}, {"status": "resolved"}, "follow-up scheduled"),
     ]
-    assert alert_id in access.first_responses(night)
+    assert alert_id in responses.first_responses(night)
 
 
 def test_response_deadlines_follow_the_guide():
     from datetime import datetime, timedelta, timezone
 
     friday = datetime(2025, 9, 5, 20, 0, tzinfo=timezone.utc)
-    assert access.response_deadline("CRITICAL", friday) - friday == timedelta(minutes=15)
-    assert access.response_deadline("HIGH", friday) - friday == timedelta(hours=1)
-    assert access.response_deadline("MEDIUM", friday) - friday == timedelta(hours=4)
-    low = access.response_deadline("LOW", friday, "UTC")
+    assert responses.response_deadline("CRITICAL", friday) - friday == timedelta(minutes=15)
+    assert responses.response_deadline("HIGH", friday) - friday == timedelta(hours=1)
+    assert responses.response_deadline("MEDIUM", friday) - friday == timedelta(hours=4)
+    low = responses.response_deadline("LOW", friday, "UTC")
     assert (low.weekday(), low.hour) == (0, 17)  # Friday evening: Monday's close of business
 
 
@@ -174,18 +174,18 @@ def test_review_decisions_are_recorded_on_the_event_lineage(night):
     with night.engine.connect() as conn:
         event_id = conn.execute(sa.select(review_queue.c.event_id).order_by(review_queue.c.event_id)).scalar()
     with pytest.raises(PermissionDenied):
-        access.decide_review(night, "obs", event_id, "promote", "looks real")
-    made = access.decide_review(night, "ops", event_id, "promote", "looks real, rising")
+        responses.decide_review(night, "obs", event_id, "promote", "looks real")
+    made = responses.decide_review(night, "ops", event_id, "promote", "looks real, rising")
     assert made.status == "promoted"
-    access.decide_review(night, "adm", event_id, "comment", "spectrum requested")
+    responses.decide_review(night, "adm", event_id, "comment", "spectrum requested")
     with pytest.raises(AccessError, match="already promoted"):
-        access.decide_review(night, "ops", event_id, "reject", "changed my mind")
+        responses.decide_review(night, "ops", event_id, "reject", "changed my mind")
     with night.engine.connect() as conn:
         payload = json.loads(conn.execute(sa.select(events.c.payload).where(events.c.event_id == event_id)).scalar())
         status = conn.execute(sa.select(review_queue.c.status).where(review_queue.c.event_id == event_id)).scalar()
     assert status == "promoted"
     assert payload["lineage"]["review"] == "promoted" and payload["lineage"]["reviewed_by"] == "ops"
-    assert [(d["decision"], d["actor"]) for d in access.review_history(night, event_id)] == [
+    assert [(d["decision"], d["actor"]) for d in responses.review_history(night, event_id)] == [
         ("promote", "ops"),
         ("comment", "adm"),
     ]
@@ -199,15 +199,15 @@ def test_thresholds_published_by_operators_only_and_audited(night):
     config = load_config()
     proposal = with_cut_value(config.filters, "ztf", config.filters.cuts_for("ztf")[0].name, 0.9)
     with pytest.raises(PermissionDenied, match="adjust thresholds"):
-        access.publish_thresholds(night, "obs", proposal, config.filters, "tighter")
+        tuning.publish_thresholds(night, "obs", proposal, config.filters, "tighter")
     assert ThresholdStore(night).latest("filters") is None
-    version = access.publish_thresholds(night, "ops", proposal, config.filters, "too many bogus")
+    version = tuning.publish_thresholds(night, "ops", proposal, config.filters, "too many bogus")
     assert ThresholdStore(night).latest("filters").version.endswith(f"+live.{version}")
     entry = audit_rows(night, "thresholds.")[0]
     assert entry.actor == "ops" and entry.before == config.filters.model_dump(mode="json", by_alias=True)
     assert entry.after["ztf"][0]["value"] == 0.9
     with pytest.raises(AccessError, match="nothing changed"):
-        access.publish_thresholds(night, "ops", proposal, ThresholdStore(night).latest("filters"), "again")
+        tuning.publish_thresholds(night, "ops", proposal, ThresholdStore(night).latest("filters"), "again")
 
 
 def test_configuration_documents_admin_only_validated_versioned_audited(night):
@@ -256,58 +256,58 @@ def test_a_new_configuration_kind_is_one_registration(night):
 
 
 def test_operator_access_needs_manager_approval_only(night):
-    request = access.request_access(night, "obs", "operator", "night shifts from October on")
+    request = procedures.request_access(night, "obs", "operator", "night shifts from October on")
     with pytest.raises(AccessError, match="open request"):
-        access.request_access(night, "obs", "admin", "and more, please, for the config")
+        procedures.request_access(night, "obs", "admin", "and more, please, for the config")
     with pytest.raises(PermissionDenied, match="approve access needs the Admin role"):
-        access.approve_request(night, "ops", request.request_id, "fine")
-    granted = access.approve_request(night, "adm", request.request_id, "manager ok")
-    assert granted.status == "granted" and access.get_user(night, "obs").role == "operator"
+        procedures.approve_request(night, "ops", request.request_id, "fine")
+    granted = procedures.approve_request(night, "adm", request.request_id, "manager ok")
+    assert granted.status == "granted" and accounts.get_user(night, "obs").role == "operator"
     assert [e.action for e in audit_rows(night, "access.")] == ["access.granted", "access.request"]
 
 
 def test_admin_access_needs_a_security_review_by_someone_else(night):
-    own = access.request_access(night, "adm", "super_admin", "to run the quarterly access review")
+    own = procedures.request_access(night, "adm", "super_admin", "to run the quarterly access review")
     with pytest.raises(AccessError, match="own access request"):
-        access.approve_request(night, "adm", own.request_id, "me")
-    request = access.request_access(night, "ops", "admin", "to maintain the notification channels")
-    reviewed = access.approve_request(night, "adm", request.request_id, "manager ok")
-    assert reviewed.status == "security_review" and access.get_user(night, "ops").role == "operator"
+        procedures.approve_request(night, "adm", own.request_id, "me")
+    request = procedures.request_access(night, "ops", "admin", "to maintain the notification channels")
+    reviewed = procedures.approve_request(night, "adm", request.request_id, "manager ok")
+    assert reviewed.status == "security_review" and accounts.get_user(night, "ops").role == "operator"
     with pytest.raises(PermissionDenied, match="security review needs the Super Admin role"):
-        access.security_review(night, "adm", request.request_id, True, "ok")
-    access.create_user(night, "root", "root2", "super_admin", PASSWORD)
-    access.revoke(night, "root", "adm", "left")  # the approving manager leaves; the review still needs doing
-    granted = access.security_review(night, "root2", request.request_id, True, "background check done")
+        procedures.security_review(night, "adm", request.request_id, True, "ok")
+    accounts.create_user(night, "root", "root2", "super_admin", PASSWORD)
+    accounts.revoke(night, "root", "adm", "left")  # the approving manager leaves; the review still needs doing
+    granted = procedures.security_review(night, "root2", request.request_id, True, "background check done")
     assert granted.status == "granted" and granted.security_reviewer == "root2"
-    assert access.get_user(night, "ops").role == "admin"
+    assert accounts.get_user(night, "ops").role == "admin"
 
 
 def test_role_less_identity_may_only_request_access(night):
-    user = access.register_identity(night, "Jane.Doe@facility.org")
+    user = accounts.register_identity(night, "Jane.Doe@facility.org")
     assert user.role is None and not user.can("view_dashboard")
-    assert access.user_for_email(night, "jane.doe@FACILITY.org").name == user.name
+    assert accounts.user_for_email(night, "jane.doe@FACILITY.org").name == user.name
     with pytest.raises(PermissionDenied, match="no role"):
-        access.alert_action(night, user.name, first_alert(night), "acknowledge", "x")
-    request = access.request_access(night, user.name, "observer", "watching the night as a scientist")
+        responses.alert_action(night, user.name, first_alert(night), "acknowledge", "x")
+    request = procedures.request_access(night, user.name, "observer", "watching the night as a scientist")
     assert request.status == "pending"
 
 
 def test_quarterly_access_review_lists_everyone_with_grant_history(night):
-    access.set_role(night, "root", "obs", "operator", "promoted")
-    access.revoke(night, "root", "adm", "terminated")
-    rows = {row["user"]: row for row in access.access_review(night)}
+    accounts.set_role(night, "root", "obs", "operator", "promoted")
+    accounts.revoke(night, "root", "adm", "terminated")
+    rows = {row["user"]: row for row in procedures.access_review(night)}
     assert set(rows) == set(PEOPLE)
     assert rows["obs"]["role"] == "Operator" and "Observer by root" in rows["obs"]["grants"]
     assert "Operator by root (promoted)" in rows["obs"]["grants"]
     assert rows["adm"]["active"] == "revoked" and "revoked by root (terminated)" in rows["adm"]["grants"]
-    csv_text = access.review_csv(list(rows.values()))
-    assert csv_text.splitlines()[0] == ",".join(access.REVIEW_COLUMNS) and len(csv_text.splitlines()) == 5
+    csv_text = procedures.review_csv(list(rows.values()))
+    assert csv_text.splitlines()[0] == ",".join(procedures.REVIEW_COLUMNS) and len(csv_text.splitlines()) == 5
     with pytest.raises(PermissionDenied):
-        access.access_review_for(night, "ops")
+        procedures.access_review_for(night, "ops")
 
 
 def test_cli_users_add_bootstrap_and_review(tmp_path, monkeypatch, capsys):
-    from pipeline.cli import main
+    from cli.main import main
 
     monkeypatch.setenv("NIGHTWATCH_ADMIN_PASSWORD", "a-password-from-env")
     assert main(["users", "bootstrap", "--output", str(tmp_path)]) == 0
@@ -319,8 +319,8 @@ def test_cli_users_add_bootstrap_and_review(tmp_path, monkeypatch, capsys):
     assert lines[1] == "user,email,role,active,created,last_login,grants"
     assert lines[2].startswith("admin,,Super Admin,yes,") and lines[3].startswith("ana,,Operator,yes,")
     store = HotStore(f"sqlite:///{tmp_path}/nightwatch.db")
-    assert access.authenticate(store, "ana", "another-long-password").role == "operator"
-    assert access.audit_entries(store, action="user.create")[0].actor.startswith("system:")
+    assert accounts.authenticate(store, "ana", "another-long-password").role == "operator"
+    assert audit.audit_entries(store, action="user.create")[0].actor.startswith("system:")
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(role_grants)).scalar() == 2
     store.close()
@@ -330,23 +330,23 @@ def test_cli_users_add_bootstrap_and_review(tmp_path, monkeypatch, capsys):
 
 
 def test_audit_log_offers_no_change_and_the_database_refuses_one(night):
-    public = {name for name in dir(access) if not name.startswith("_")}
+    public = {name for module in (accounts, audit, procedures) for name in dir(module) if not name.startswith("_")}
     assert not {name for name in public if "audit" in name and any(w in name for w in ("update", "delete", "edit"))}
-    assert access.audit_entries(night)  # the setup above wrote some
+    assert audit.audit_entries(night)  # the setup above wrote some
     for statement in (audit_log.update().values(note="forged"), audit_log.delete()):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), night.engine.begin() as conn:
             conn.execute(statement)
-    assert all(entry.note != "forged" for entry in access.audit_entries(night))
+    assert all(entry.note != "forged" for entry in audit.audit_entries(night))
 
 
 def test_audit_log_append_only_on_postgresql(postgres_url):
     store = HotStore(postgres_url)
     store.ensure_schema()
-    assert access.bootstrap(store, "root", PASSWORD)
+    assert accounts.bootstrap(store, "root", PASSWORD)
     for statement in (audit_log.update().values(note="forged"), audit_log.delete(), sa.text("TRUNCATE audit_log")):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), store.engine.begin() as conn:
             conn.execute(statement)
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(users)).scalar() == 1
-    assert len(access.audit_entries(store)) == 1
+    assert len(audit.audit_entries(store)) == 1
     store.close()

@@ -18,14 +18,15 @@ import pytest
 import requests
 import yaml
 
-from agents.base import Agent, AgentContext, Finding, build_agent
+from agents.base import Agent, AgentContext, Finding
 from agents.calls import AgentCaller, AgentPool, CircuitBreaker
 from agents.catalogue import Catalogues, SkyIndex, separation_deg
 from agents.followup import altitude_deg, julian_date, sun_position
+from agents.registry import build_agent
 from agents.remote import health, restart
 from config.settings import AgentSpec, ConfigError, load_config
-from pipeline.event import Event
-from pipeline.tiers import WARM_SCHEMA, read_warm
+from core.event import Event
+from store.tiers import WARM_SCHEMA, read_warm
 from tests.agent_servers import ScriptedAgentServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -338,7 +339,7 @@ def test_a_wrong_answer_is_an_error_not_a_misaligned_enrichment(config):
 def agent_server(tmp_path):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "agent-server", "crossmatch", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "agent-server", "crossmatch", "--port", str(port)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -381,7 +382,7 @@ def test_agent_server_answers_reports_health_and_restarts(config, agent_server):
 def test_agents_cli_health_and_restart(agent_server, tmp_path):
     url, _process = agent_server
     out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "agents", "health", "--url", url],
+        [sys.executable, "-m", "cli.main", "agents", "health", "--url", url],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -390,7 +391,7 @@ def test_agents_cli_health_and_restart(agent_server, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "crossmatch" in out.stdout and "ok" in out.stdout
     out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "agents", "restart", "--url", url],
+        [sys.executable, "-m", "cli.main", "agents", "restart", "--url", url],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -439,7 +440,7 @@ def test_agent_config_is_validated(tmp_path):
 def stored_events(db_url: str) -> list[Event]:
     import sqlalchemy as sa
 
-    from pipeline.store import HotStore, events
+    from store.hot import HotStore, events
 
     store = HotStore(db_url)
     with store.engine.connect() as conn:
@@ -449,7 +450,7 @@ def stored_events(db_url: str) -> list[Event]:
 
 
 def agent_rows(db_url: str) -> list[dict]:
-    from pipeline.store import HotStore
+    from store.hot import HotStore
 
     store = HotStore(db_url)
     rows = store.agent_windows()
@@ -458,7 +459,7 @@ def agent_rows(db_url: str) -> list[dict]:
 
 
 def test_pipeline_enriches_events_with_the_builtin_agents(tmp_path, config):
-    from pipeline.run import run
+    from pipeline.batch import run
 
     summary = run(["--simulate=150", f"--output={tmp_path}", "--run_id=agents-run"])
     assert summary.ok
@@ -497,7 +498,7 @@ def test_warm_files_from_before_enrichments_still_read(tmp_path):
 
 
 def test_pipeline_with_a_hanging_agent_delivers_every_event_and_skips_it_for_critical(tmp_path):
-    from pipeline.run import run
+    from pipeline.batch import run
 
     every_class = ["critical", "significant", "interesting", "routine"]
     with ScriptedAgentServer("hang") as server:

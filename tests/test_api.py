@@ -1,7 +1,7 @@
 """The external API over real HTTP: `nightwatch api` serving a store filled by a real pipeline run.
 
 One server (a subprocess, as an operator starts it) is shared by the module; keys are made with the real
-`nightwatch api-keys` command and pipeline.apikeys. Checks compare what the API answers with what the store
+`nightwatch api-keys` command and access.apikeys. Checks compare what the API answers with what the store
 and the warm tier hold, read independently.
 """
 
@@ -29,13 +29,13 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from hypothesis import HealthCheck, given, settings
 
-from pipeline import access, apikeys
-from pipeline.event import Event, utcnow
-from pipeline.store import HotStore, alerts, audit_log, events, review_queue
-from pipeline.tiers import read_warm
+from access import accounts, apikeys
+from core.event import Event, utcnow
+from store.hot import HotStore, alerts, audit_log, events, review_queue
+from store.tiers import read_warm
 
 REPO = Path(__file__).resolve().parents[1]
-NIGHTWATCH = [sys.executable, "-m", "pipeline.cli"]
+NIGHTWATCH = [sys.executable, "-m", "cli.main"]
 
 
 def free_port() -> int:
@@ -77,16 +77,16 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory) -> Api:
-    from pipeline.run import run
+    from pipeline.batch import run
 
     output = tmp_path_factory.mktemp("api")
     summary = run(["--simulate=150", f"--output={output}", "--run_id=api-run"])
     assert summary.ok
     store = HotStore(f"sqlite:///{output / 'nightwatch.db'}")
     store.ensure_schema()
-    access.bootstrap(store, "admin", "a-long-enough-password")
-    access.create_user_as_system(store, "test", "olga", "observer", "a-long-enough-password")
-    access.create_user_as_system(store, "test", "otto", "operator", "a-long-enough-password")
+    accounts.bootstrap(store, "admin", "a-long-enough-password")
+    accounts.create_user_as_system(store, "test", "olga", "observer", "a-long-enough-password")
+    accounts.create_user_as_system(store, "test", "otto", "operator", "a-long-enough-password")
     # The observer's key through the real command: the token is printed once, on the line after the notice.
     created = cli("api-keys", "create", "--user", "olga", "--role", "observer", "--output", str(output))
     keys = {"observer": created.stdout.splitlines()[1].strip()}
@@ -172,13 +172,13 @@ def test_a_revoked_key_is_refused_on_the_next_request_and_the_change_is_audited(
 
 
 def test_a_key_follows_its_owner_revoked_user_and_lowered_role(api):
-    access.create_user_as_system(api.store, "test", "petra", "operator", "a-long-enough-password")
+    accounts.create_user_as_system(api.store, "test", "petra", "operator", "a-long-enough-password")
     api.keys["petra"], _ = apikeys.create_key(api.store, "test", "petra", "operator")
-    access.set_role(api.store, "admin", "petra", "observer", "moved to science")
+    accounts.set_role(api.store, "admin", "petra", "observer", "moved to science")
     alert_id = api.get("/v1/alerts?limit=1").json()["data"][0]["alert_id"]
     refused = api.post(f"/v1/alerts/{quote(alert_id, safe='')}/acknowledge", {"note": "mine"}, key="petra")
     assert_error(refused, 403, "forbidden")
-    access.revoke(api.store, "admin", "petra", "left the project")
+    accounts.revoke(api.store, "admin", "petra", "left the project")
     assert "owner" in assert_error(api.get("/v1/alerts", key="petra"), 401, "unauthorized")["message"]
 
 
@@ -651,7 +651,7 @@ def test_keys_buckets_and_queries_on_postgresql(postgres_url):
     store.ensure_schema()
     queries.ensure_indexes(store)
     queries.ensure_indexes(store)  # idempotent on a store that has it
-    access.create_user_as_system(store, "test", "olga", "observer", "a-long-enough-password")
+    accounts.create_user_as_system(store, "test", "olga", "observer", "a-long-enough-password")
     token, key = apikeys.create_key(store, "test", "olga", "observer")
     assert apikeys.authenticate(store, token).key_id == key.key_id
     spent = [apikeys.take_token(store, key.key_id, rate_per_min=1e-6, burst=3).allowed for _ in range(5)]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.backup import fingerprints
-from pipeline.cli import main
-from pipeline.run import run
-from pipeline.store import HotStore, events
+from cli.main import main
+from ops.backup import fingerprints
+from pipeline.batch import run
+from store.hot import HotStore, events
 from tests.conftest import DATA
 
 

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import fastavro
 import pytest
 
-from pipeline.decoders import DecodeFailure, PacketDecoder
-from pipeline.event import Packet
+from core.decoders import DecodeFailure, PacketDecoder
+from core.event import Packet
 from tests.conftest import DATA, sample_files
 
 ZTF = DATA / "ztf" / "1095578115815010001.avro"

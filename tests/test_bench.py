@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline import bench
+from devtools import bench
 
 
 def test_targets_are_judged_against_the_issue():

@@ -20,8 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from pipeline import access
-from pipeline.store import HotStore
+from access import accounts
+from store.hot import HotStore
 from tests.conftest import simulated_night
 from tests.test_access import PASSWORD
 
@@ -56,7 +56,7 @@ def console_url(tmp_path_factory):
     folder = simulated_night(tmp_path_factory.mktemp("browser"), count=300)
     store = HotStore(f"sqlite:///{folder}/nightwatch.db")
     store.ensure_schema()
-    access.bootstrap(store, "admin", PASSWORD)
+    accounts.bootstrap(store, "admin", PASSWORD)
     store.close()
     port = free_port()
     log = (folder / "streamlit.log").open("w")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pipeline.cli import main
+from cli.main import main
 from tests.conftest import DATA, REPO
 
 
@@ -63,7 +63,7 @@ def test_simulate_writes_packet_files(tmp_path, capsys):
 
 def test_console_script_help():
     nightwatch = REPO / ".venv" / "bin" / "nightwatch"
-    command = [str(nightwatch)] if nightwatch.exists() else [sys.executable, "-m", "pipeline.cli"]
+    command = [str(nightwatch)] if nightwatch.exists() else [sys.executable, "-m", "cli.main"]
     result = subprocess.run([*command, "run", "--help"], capture_output=True, text=True, check=True)
     for option in ("--input", "--simulate", "--output", "--db-url", "--config", "--summary-json"):
         assert option in result.stdout

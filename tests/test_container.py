@@ -8,8 +8,8 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from pipeline.decoders.container import read_container
-from pipeline.simulator import generate_packets
+from core.decoders.container import read_container
+from devtools.simulator import generate_packets
 from tests.conftest import sample_files
 
 
@@ -55,7 +55,7 @@ def test_archive_files_of_either_codec_read(tmp_path):
     """The archive is written with zstandard now; files written with deflate before still read."""
     from datetime import datetime, timezone
 
-    from pipeline.tiers import ARCHIVE_INDEX_KEY, ARCHIVE_SCHEMA, archive_entries, read_archive, write_avro_records
+    from store.tiers import ARCHIVE_INDEX_KEY, ARCHIVE_SCHEMA, archive_entries, read_archive, write_avro_records
 
     now = datetime.now(timezone.utc)
     folder = tmp_path / "night=2025-09-05" / "source=ztf"
@@ -89,8 +89,8 @@ def test_archive_files_of_either_codec_read(tmp_path):
 def test_partition_index_reads_each_file_once_and_follows_other_writers(tmp_path, monkeypatch):
     from datetime import datetime, timezone
 
-    from pipeline import tiers
-    from pipeline.event import Event
+    from core.event import Event
+    from store import tiers
 
     def event(i: int) -> Event:
         now = datetime.now(timezone.utc)

@@ -11,9 +11,11 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from pipeline import access, sysconfig
-from pipeline.store import HotStore, alerts, events, review_queue
-from pipeline.thresholds import ThresholdStore
+from access import accounts, audit, procedures
+from access.roles import PermissionDenied
+from ops import responses, sysconfig, tuning
+from store.hot import HotStore, alerts, events, review_queue
+from store.thresholds import ThresholdStore
 from tests.conftest import copy_night
 from tests.test_access import PASSWORD, with_people
 
@@ -121,10 +123,10 @@ def test_observer_is_refused_acknowledging_an_alert(console):
     assert button.disabled  # (AppTest, like a browser, cannot click a disabled button)
     assert "needs the Operator role" in texts(at)
     # A forged request reaches the same server-side check the button calls, and is refused.
-    with pytest.raises(access.PermissionDenied, match="needs the Operator role"):
-        access.alert_action(console, "obs", alert_id, "acknowledge", "forged")
+    with pytest.raises(PermissionDenied, match="needs the Operator role"):
+        responses.alert_action(console, "obs", alert_id, "acknowledge", "forged")
     assert alert_status(console, alert_id) == "open"
-    assert not access.audit_entries(console, action="alert.")
+    assert not audit.audit_entries(console, action="alert.")
 
 
 def test_operator_acknowledges_an_alert_and_it_is_audited(console):
@@ -138,7 +140,7 @@ def test_operator_acknowledges_an_alert_and_it_is_audited(console):
     assert not at.exception
     assert "Alert acknowledged: now acknowledged." in [success.value for success in at.success]
     assert alert_status(console, alert_id) == "acknowledged"
-    entry = access.audit_entries(console, action="alert.")[0]
+    entry = audit.audit_entries(console, action="alert.")[0]
     assert (entry.actor, entry.target, entry.before, entry.after, entry.note) == (
         "ops",
         alert_id,
@@ -184,7 +186,7 @@ def test_revoked_operator_is_refused_on_the_next_click(console):
     at = goto(login("ops"), "Alerts")
     alert_id = at.selectbox(key="alert_chosen").value
     at.text_area(key=f"note:{alert_id}").input("on it")
-    access.revoke(console, "root", "ops", "terminated")  # in another session, by a Super Admin
+    accounts.revoke(console, "root", "ops", "terminated")  # in another session, by a Super Admin
     at.button(key=f"acknowledge:{alert_id}").click().run()
     assert alert_status(console, alert_id) == "open"
     assert at.title[0].value == "Nightwatch operations console"
@@ -208,14 +210,14 @@ def test_review_queue_promote_is_recorded_and_archived(console):
     with archived[0].open("rb") as handle:
         (record,) = list(fastavro.reader(handle))
     assert (record["event_id"], record["decision"], record["actor"]) == (event_id, "promote", "ops")
-    assert access.audit_entries(console, action="review.")[0].actor == "ops"
+    assert audit.audit_entries(console, action="review.")[0].actor == "ops"
 
     observer = goto(login("obs"), "Review queue")
     observer.multiselect(key="review_statuses").set_value(["pending", "promoted"]).run()
     observer.selectbox(key="review_chosen").set_value(event_id).run()
     assert observer.button(key=f"reject:{event_id}").disabled
-    with pytest.raises(access.PermissionDenied):
-        access.decide_review(console, "obs", event_id, "reject", "forged")
+    with pytest.raises(PermissionDenied):
+        responses.decide_review(console, "obs", event_id, "reject", "forged")
 
 
 def test_thresholds_preview_then_publish_as_operator(console):
@@ -230,7 +232,7 @@ def test_thresholds_preview_then_publish_as_operator(console):
     assert any("Published version 1" in s.value for s in at.success)
     latest = ThresholdStore(console).latest("filters")
     assert latest.cuts_for("ztf")[0].value == 0.999 and latest.version.endswith("+live.1")
-    assert access.audit_entries(console, action="thresholds.")[0].after["ztf"][0]["value"] == 0.999
+    assert audit.audit_entries(console, action="thresholds.")[0].after["ztf"][0]["value"] == 0.999
 
     invalid = goto(login("ops"), "Thresholds")
     invalid.text_input(key="th_val").input("high").run()
@@ -239,8 +241,8 @@ def test_thresholds_preview_then_publish_as_operator(console):
     observer = goto(login("obs"), "Thresholds")
     assert observer.button(key="th_publish").disabled
     assert "Adjusting thresholds needs the Operator role." in texts(observer)
-    with pytest.raises(access.PermissionDenied):
-        access.publish_thresholds(console, "obs", latest, latest, "forged")
+    with pytest.raises(PermissionDenied):
+        tuning.publish_thresholds(console, "obs", latest, latest, "forged")
     assert ThresholdStore(console).latest("filters").version.endswith("+live.1")
 
 
@@ -254,7 +256,7 @@ def test_configuration_saved_by_admin_versioned_and_audited(console):
     at.button(key="cfg_save").click().run()
     assert any("Saved sources version 1" in s.value for s in at.success)
     assert sysconfig.current(console, "sources").data["sources"]["ztf"]["expected_rate_per_min"] == 650
-    entry = access.audit_entries(console, action="config.")[0]
+    entry = audit.audit_entries(console, action="config.")[0]
     assert entry.actor == "adm" and entry.before["sources"]["ztf"]["expected_rate_per_min"] == 700
 
     at.text_area(key="cfg_text:sources").input(text.replace("expected_rate_per_min: 700", "expected_rate_per_min: -1"))
@@ -273,7 +275,7 @@ def test_super_admin_manages_users_and_reads_the_audit_log(console):
     at.selectbox(key="edit_user").set_value("obs")
     at.text_input(key="edit_reason").input("left the project")
     at.button(key="revoke").click().run()
-    assert not access.get_user(console, "obs").active
+    assert not accounts.get_user(console, "obs").active
     audit = at.dataframe[1].value
     assert {"user.create", "user.revoke", "login"} <= set(audit["action"])
     at.button(key="run_review").click().run()
@@ -288,17 +290,17 @@ def test_access_request_approved_by_an_admin_in_the_console(console):
     at.text_area(key="req_why").input("covering the night shifts in October")
     at.button(key="FormSubmitter:request_access-Submit request").click().run()
     assert any("submitted" in s.value for s in at.success)
-    (request,) = access.list_requests(console, status="pending")
+    (request,) = procedures.list_requests(console, status="pending")
 
     admin = goto(login("adm"), "Access")
     admin.text_input(key="note:pending").input("manager: agreed")
     admin.button(key="approve_request").click().run()
-    assert access.get_user(console, "obs").role == "operator"
-    assert access.get_request(console, request.request_id).status == "granted"
+    assert accounts.get_user(console, "obs").role == "operator"
+    assert procedures.get_request(console, request.request_id).status == "granted"
 
 
 def test_single_sign_on_maps_the_email_to_a_user(console):
-    access.create_user(console, "root", "sso-op", "operator", email="op@facility.org")
+    accounts.create_user(console, "root", "sso-op", "operator", email="op@facility.org")
     at = AppTest.from_file(APP, default_timeout=60)
     at.secrets["auth"] = {
         "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
@@ -311,14 +313,14 @@ def test_single_sign_on_maps_the_email_to_a_user(console):
     at.run()
     assert not at.exception, at.exception
     assert at.sidebar.radio(key="page").options == PAGES["operator"]
-    assert access.get_user(console, "sso-op").last_login_at is not None
+    assert accounts.get_user(console, "sso-op").last_login_at is not None
 
     stranger = AppTest.from_file(APP, default_timeout=60)
     stranger.secrets["auth"] = at.secrets["auth"]
     stranger.user = {"is_logged_in": True, "email": "new@facility.org"}
     stranger.run()
     assert stranger.sidebar.radio(key="page").options == ["Access"]
-    assert access.user_for_email(console, "new@facility.org").role is None
+    assert accounts.user_for_email(console, "new@facility.org").role is None
 
 
 def test_login_page_offers_single_sign_on_when_configured(console):

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 import fastavro
 import pytest
 
-from pipeline.decoders import DecodeFailure, PacketDecoder, sniff
-from pipeline.decoders.rubin import registry, schema_id_for
-from pipeline.event import Event, Packet
+from core.decoders import DecodeFailure, PacketDecoder, sniff
+from core.decoders.rubin import registry, schema_id_for
+from core.event import Event, Packet
 from tests.conftest import DATA, packet_of, sample_files
 
 MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
@@ -185,7 +185,7 @@ def test_voevent_with_the_voe_namespace_prefix(decoder):
 def test_survey_times_agree_with_astropy(value):
     from astropy.time import Time
 
-    from pipeline.decoders.common import jd_utc_to_datetime, mjd_tai_to_datetime
+    from core.decoders.common import jd_utc_to_datetime, mjd_tai_to_datetime
 
     expected = Time(value, format="jd", scale="utc").to_datetime(timezone=timezone.utc)
     assert abs(jd_utc_to_datetime(value) - expected) < timedelta(microseconds=50)

@@ -1,4 +1,4 @@
-"""The monitoring panels and severity (pipeline/health.py): from a real batch run's events, from stream metrics
+"""The monitoring panels and severity (ops/health.py): from a real batch run's events, from stream metrics
 windows, agent metrics and an injection report; each severity level reached by the finding that defines it."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from config.settings import load_config
-from pipeline import health
-from pipeline.event import as_utc, utcnow
-from pipeline.store import HotStore, dead_letters, events, injection_reports
+from core.event import as_utc, utcnow
+from ops import health
+from store.hot import HotStore, dead_letters, events, injection_reports
 from tests.conftest import copy_night, window_rows
 
 CONFIG = load_config()
@@ -126,7 +126,7 @@ def test_low_critical_recall_in_the_injection_report_is_sev2(store):
     store.upsert_metrics(window_rows(now))
     # The latest report injected no critical event (recall None): the latest measured recall still counts.
     reports = [("yesterday", 1.0, now - timedelta(days=1)), ("today", 0.97, now), ("later", None, now)]
-    with store.engine.begin() as conn:  # the table `nightwatch inject` writes (pipeline/inject.py)
+    with store.engine.begin() as conn:  # the table `nightwatch inject` writes (ops/inject.py)
         for report_id, recall, created in reports:
             conn.execute(
                 injection_reports.insert().values(

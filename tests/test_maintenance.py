@@ -6,10 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pipeline import access, maintenance
-from pipeline.maintenance import MaintenanceError, active_window
-from pipeline.notify import deliveries_for
-from pipeline.roles import PermissionDenied
+from access import audit
+from access.roles import PermissionDenied
+from ops import maintenance
+from ops.maintenance import MaintenanceError, active_window
+from ops.notify import deliveries_for
 
 # The real receivers (HTTP, SMTP) and the configuration pointing at them, shared with the notification tests.
 from tests.test_notify import T0, add_alert, add_user, notifier_for, receivers_fixture, setup_fixture, smtp_fixture  # noqa: F401
@@ -48,7 +49,7 @@ def test_announcements_follow_the_guide_schedule(store, config):
     rolling = maintenance.announce(store, rules, "olga", "rolling", T0, None, "worker restart", now=T0)
     assert (rolling.ends_at, rolling.silence) == (T0 + timedelta(hours=1), False)
 
-    actions = [entry.action for entry in access.audit_entries(store, actor="olga")]
+    actions = [entry.action for entry in audit.audit_entries(store, actor="olga")]
     assert actions.count("maintenance.refused") == 4 and actions.count("maintenance.announce") == 3
     cancelled = maintenance.cancel(store, "olga", extended.window_id, "moved to next quarter")
     assert cancelled.status == "cancelled"
@@ -83,7 +84,7 @@ def test_non_critical_pages_are_silenced_during_a_window_and_critical_still_goes
 
 
 def test_maintenance_commands_announce_list_and_cancel(setup, tmp_path, capsys):
-    from pipeline.cli import main
+    from cli.main import main
 
     _config, store, receivers, _smtp, _clock = setup
     add_user(store, "olga", "operator")

@@ -16,11 +16,12 @@ import sqlalchemy as sa
 import yaml
 from aiosmtpd.controller import Controller
 
+from access import accounts
 from config import load_config
-from pipeline import access
-from pipeline.event import Event
-from pipeline.notify import Notifier, deliveries_for, load_alert, send_by_hand, unsent_critical
-from pipeline.store import HotStore, alerts, audit_log
+from core.event import Event
+from ops import responses
+from ops.notify import Notifier, deliveries_for, load_alert, send_by_hand, unsent_critical
+from store.hot import HotStore, alerts, audit_log
 
 T0 = datetime(2026, 1, 7, 12, 0, tzinfo=timezone.utc)  # a Wednesday, business hours, rotation week 0
 PASSWORD = "a-long-enough-password"
@@ -206,7 +207,7 @@ def notifier_for(config: Any, store: HotStore, clock: list[datetime]) -> Notifie
 
 
 def add_user(store: HotStore, name: str, role: str) -> None:
-    access.create_user_as_system(store, "test", name, role, PASSWORD)
+    accounts.create_user_as_system(store, "test", name, role, PASSWORD)
 
 
 # --- the tests --------------------------------------------------------------------------------------------------
@@ -380,8 +381,8 @@ def test_acknowledge_and_resolve_in_the_portal_reach_pagerduty_with_the_same_ded
     notifier.notify_alert(alert_id)
     notifier.close()
 
-    access.alert_action(store, "olga", alert_id, "acknowledge", "looking at it")
-    access.alert_action(store, "olga", alert_id, "resolve", "follow-up scheduled")
+    responses.alert_action(store, "olga", alert_id, "acknowledge", "looking at it")
+    responses.alert_action(store, "olga", alert_id, "resolve", "follow-up scheduled")
     bodies = [request["body"] for request in receivers["pagerduty"].received]
     assert [body["event_action"] for body in bodies] == ["trigger", "acknowledge", "resolve"]
     key = "R0UTINGKEY0123456789abcdef012345"
@@ -400,7 +401,7 @@ def test_acknowledge_stops_a_page_still_waiting_for_its_retry(setup):
     alert_id = add_alert(store, 7)
     notifier = notifier_for(config, store, clock)
     notifier.notify_alert(alert_id)
-    access.alert_action(store, "olga", alert_id, "acknowledge", "seen on Slack")
+    responses.alert_action(store, "olga", alert_id, "acknowledge", "seen on Slack")
     clock[0] += timedelta(hours=1)
     assert notifier.send_due() == []  # the trigger would re-open the incident after the acknowledgement
     notifier.close()
@@ -495,7 +496,7 @@ def test_secrets_cannot_be_written_in_the_yaml(tmp_path):
 
 
 def test_alerts_check_finds_the_unsent_critical_and_alerts_send_fixes_it(setup, tmp_path, capsys, monkeypatch):
-    from pipeline.cli import main
+    from cli.main import main
 
     _config, store, receivers, _smtp, _clock = setup
     add_user(store, "olga", "operator")
@@ -533,7 +534,7 @@ def test_alerts_check_finds_the_unsent_critical_and_alerts_send_fixes_it(setup, 
 
 
 def test_pipeline_run_sends_its_new_alerts_to_a_local_webhook(tmp_path, monkeypatch, receivers, smtp):
-    from pipeline.run import run
+    from pipeline.batch import run
 
     write_config(tmp_path / "config", monkeypatch, receivers, smtp.port)
     summary = run(["--simulate=150", f"--output={tmp_path / 'out'}", f"--config_dir={tmp_path / 'config'}"])

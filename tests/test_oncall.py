@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from pipeline import access
-from pipeline.oncall import escalate_due, escalations_for, handoff, on_call
+from ops import responses
+from ops.oncall import escalate_due, escalations_for, handoff, on_call
 
 # The real receivers (HTTP, SMTP) and the configuration pointing at them, shared with the notification tests.
 from tests.test_notify import T0, add_alert, add_user, notifier_for, receivers_fixture, setup_fixture, smtp_fixture  # noqa: F401
@@ -47,7 +47,7 @@ def test_an_unacknowledged_critical_alert_climbs_the_ladder_until_acknowledged(s
     assert walk(15) == [(1, "jokafor", "paged")]  # 15 min: the backup on-call
     assert walk(15) == []  # each step once
     assert walk(30) == [(2, "rsilva", "paged")]  # 30 min: the engineering lead (business hours)
-    access.alert_action(store, "olga", alert_id, "acknowledge", "on it")
+    responses.alert_action(store, "olga", alert_id, "acknowledge", "on it")
     assert walk(60) == []  # 1 hour: the director would be next, but the alert was acknowledged
     notifier.close()
 
@@ -84,7 +84,7 @@ def test_the_ladder_reaches_the_director_and_skips_the_lead_out_of_hours(setup):
 
 
 def test_handoff_lists_incidents_escalations_failures_and_open_alerts(setup, tmp_path, capsys, monkeypatch):
-    from pipeline.cli import main
+    from cli.main import main
 
     config, store, receivers, _smtp, clock = setup
     add_user(store, "olga", "operator")
@@ -96,7 +96,7 @@ def test_handoff_lists_incidents_escalations_failures_and_open_alerts(setup, tmp
     notifier.notify_alert(high)
     escalate_due(store, config, notifier, T0)
     notifier.close()
-    access.alert_action(store, "olga", handled, "acknowledge", "known object")
+    responses.alert_action(store, "olga", handled, "acknowledge", "known object")
 
     report = handoff(store, config, T0)
     assert [(a["alert_id"], a["overdue"]) for a in report["incidents"]] == [(critical, True), (high, True)]

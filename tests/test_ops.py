@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from pipeline import inject, scaling
-from pipeline.cli import main
-from pipeline.event import utcnow
-from pipeline.store import HotStore, events
-from pipeline.tiers import archive_entries, warm_entries
+from cli.main import main
+from core.event import utcnow
+from ops import inject, scaling
+from store.hot import HotStore, events
+from store.tiers import archive_entries, warm_entries
 from tests.conftest import window_rows
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ import fastavro
 import pytest
 import sqlalchemy as sa
 
-from pipeline.run import run
-from pipeline.store import HotStore, alerts, dead_letters, events, review_queue
-from pipeline.tiers import read_archive, read_warm
+from pipeline.batch import run
+from store.hot import HotStore, alerts, dead_letters, events, review_queue
+from store.tiers import read_archive, read_warm
 from tests.conftest import DATA, sample_files
 
 
@@ -117,8 +117,9 @@ def test_unreachable_hot_store_keeps_everything_in_dead_letter_files(tmp_path, b
 
     import apache_beam as beam
 
-    from pipeline.event import Packet
-    from pipeline.graph import Outputs, build_pipeline
+    from core.event import Packet
+    from pipeline.graph import build_pipeline
+    from store.layout import Outputs
 
     files = sample_files("gcn/json/*.json")
     outputs = Outputs(

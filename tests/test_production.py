@@ -10,7 +10,8 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.graph import Outputs, build_pipeline, read_packets
+from pipeline.graph import build_pipeline, read_packets
+from store.layout import Outputs
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -54,7 +55,7 @@ def test_sdist_carries_configuration_and_schemas(tmp_path):
         "config/classification.yaml",
         "config/sources.yaml",
         "config/retention.yaml",
-        "pipeline/schemas/ztf/alert.avsc",
+        "devtools/simulator/schemas/ztf/alert.avsc",
         "transforms/route.py",
         "setup.py",
     ):

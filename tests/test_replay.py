@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pipeline.cli import main
-from pipeline.run import run
-from pipeline.store import HotStore, alerts, events
+from cli.main import main
+from pipeline.batch import run
+from store.hot import HotStore, alerts, events
 from tests.conftest import DATA
 
 RANGE = ["--start", "2015-01-01", "--end", "2030-01-01"]

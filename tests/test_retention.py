@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from pipeline.cli import main
-from pipeline.run import run
-from pipeline.store import HotStore, events
-from pipeline.tiers import read_archive, read_warm
+from cli.main import main
+from pipeline.batch import run
+from store.hot import HotStore, events
+from store.tiers import read_archive, read_warm
 
 
 @pytest.fixture
@@ -83,6 +83,6 @@ def test_never_deletes_the_last_copy(night, capsys):
 def _days(n: int) -> str:
     from datetime import timedelta
 
-    from pipeline.event import utcnow
+    from core.event import utcnow
 
     return (utcnow() + timedelta(days=n)).isoformat()

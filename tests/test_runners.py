@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.cli import main
+from cli.main import main
 
 DATAFLOW = [
     "--runner",

@@ -1,4 +1,4 @@
-"""Tests for pipeline.simulator: real wire formats, determinism, mix, corruption, versions."""
+"""Tests for devtools.simulator: real wire formats, determinism, mix, corruption, versions."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import fastavro
 import fastavro.schema
 import pytest
 
-from pipeline.simulator import (
+from devtools.simulator import (
     CLASSES,
     DEFAULT_START,
     SOURCES,
@@ -32,7 +32,7 @@ from tests.conftest import DATA
 
 UTC = timezone.utc
 SHARED = DATA  # the real public sample packets (CI has them beside the clone)
-ZTF_SCHEMAS = Path(__file__).resolve().parents[1] / "pipeline" / "schemas" / "ztf"
+ZTF_SCHEMAS = Path(__file__).resolve().parents[1] / "devtools" / "simulator" / "schemas" / "ztf"
 
 
 def shared_file(relative: str) -> Path:
@@ -627,7 +627,7 @@ def test_same_seed_same_bytes_in_another_process():
     import sys
 
     code = (
-        "import hashlib; from pipeline.simulator import generate_packets; "
+        "import hashlib; from devtools.simulator import generate_packets; "
         "print(hashlib.sha256(b''.join(p.payload for p in generate_packets(400, seed=1, bad_fraction=0.05, "
         "rubin_wire='both', mix={'ztf': 0.4, 'rubin': 0.4, 'gcn': 0.2}))).hexdigest())"
     )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.run import run
-from pipeline.simulator import generate_packets, write_packets
+from devtools.simulator import generate_packets, write_packets
+from pipeline.batch import run
 
 
 @pytest.mark.parametrize("seed", [5, 17])

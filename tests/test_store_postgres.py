@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pipeline.run import run
-from pipeline.store import HotStore, alerts, dead_letters, events, review_queue
+from pipeline.batch import run
+from store.hot import HotStore, alerts, dead_letters, events, review_queue
 from tests.conftest import DATA
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from pipeline.store import SCHEMA_VERSION, HotStore, events, meta
+from store.hot import SCHEMA_VERSION, HotStore, events, meta
 
 
 def older_store(url: str, drop_column: str) -> None:

@@ -17,13 +17,13 @@ import sqlalchemy as sa
 import yaml
 
 from config.settings import CONFIG_DIR, load_config
-from pipeline.event import utcnow
-from pipeline.graph import Outputs
-from pipeline.pubsub import ATTR_DEDUP_KEY, Emulator, OutgoingPacket, PacketPublisher, ensure_topics
-from pipeline.simulator import generate_packets
-from pipeline.store import HotStore, alerts, associations, dead_letters, events, metrics
+from core.event import utcnow
+from devtools.pubsub import ATTR_DEDUP_KEY, Emulator, OutgoingPacket, PacketPublisher, ensure_topics
+from devtools.simulator import generate_packets
 from pipeline.streaming import run_stream
-from pipeline.thresholds import ThresholdStore, with_cut_value
+from store.hot import HotStore, alerts, associations, dead_letters, events, metrics
+from store.layout import Outputs
+from store.thresholds import ThresholdStore, with_cut_value
 from tests.conftest import DATA
 
 PROJECT = "nightwatch-tests"
@@ -211,8 +211,8 @@ def test_stream_end_to_end(emulator, tmp_path):
     assert any(row.queue_depth is not None for row in window_rows)
 
     # The multi-messenger pair is linked, and the optical counterpart raised from interesting to significant.
-    from pipeline.decoders import PacketDecoder
-    from pipeline.event import Packet
+    from core.decoders import PacketDecoder
+    from core.event import Packet
 
     decoder = PacketDecoder(config.sources)
     trigger_id, counterpart_id = (decoder.decode(Packet(payload=p.payload, origin="t"))[0].event_id for p in pair)
@@ -244,7 +244,7 @@ def test_sigint_drains_and_a_restart_loses_and_duplicates_nothing(emulator, tmp_
     command = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "cli.main",
         "stream",
         "--emulator",
         "no",
@@ -318,8 +318,8 @@ def test_every_real_sample_packet_streams_through(emulator, tmp_path):
 
 
 def test_simulate_publishes_a_live_feed_and_counts_it(emulator, tmp_path, capsys):
-    from pipeline.cli import main
-    from pipeline.store import published
+    from cli.main import main
+    from store.hot import published
 
     config = streaming_config(tmp_path)
     argv = [
@@ -364,7 +364,7 @@ def test_simulate_publishes_a_live_feed_and_counts_it(emulator, tmp_path, capsys
 @pytest.mark.slow
 def test_injection_test_through_pubsub_on_the_running_stream(emulator, tmp_path, capsys):
     """The post-deployment injection test against a running streaming job: recall measured end to end."""
-    from pipeline.cli import main
+    from cli.main import main
 
     config = streaming_config(tmp_path)
     outputs = Outputs.under(str(tmp_path / "out"), None)

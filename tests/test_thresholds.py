@@ -8,10 +8,10 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from pipeline.cli import main
-from pipeline.run import run
-from pipeline.store import HotStore, events
-from pipeline.thresholds import LiveRules, ThresholdStore, with_cut_value, with_rule_condition
+from cli.main import main
+from pipeline.batch import run
+from store.hot import HotStore, events
+from store.thresholds import LiveRules, ThresholdStore, with_cut_value, with_rule_condition
 from tests.conftest import DATA
 
 

@@ -9,14 +9,15 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from config.settings import Condition, Cut, FiltersConfig
-from pipeline.event import Event
-from pipeline.night import observing_night
+from core.decisions import ROUTES, apply_cuts, route
+from core.event import Event
+from core.night import observing_night
 from tests.conftest import DATA, packet_of, sample_files
 from transforms.classify import Classify, classify
 from transforms.common import DEAD_LETTER
 from transforms.decode import DecodePackets
-from transforms.filter import ApplyQualityCuts, apply_cuts
-from transforms.route import ROUTES, Dispatch, Route, route
+from transforms.filter import ApplyQualityCuts
+from transforms.route import Dispatch, Route
 
 NOW = datetime(2025, 9, 6, 5, 0, tzinfo=timezone.utc)
 

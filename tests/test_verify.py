@@ -6,9 +6,9 @@ import json
 
 import sqlalchemy as sa
 
-from pipeline.cli import main
-from pipeline.run import run
-from pipeline.store import HotStore, events
+from cli.main import main
+from pipeline.batch import run
+from store.hot import HotStore, events
 from tests.conftest import DATA
 
 

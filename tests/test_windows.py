@@ -13,9 +13,10 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing import test_stream
 from apache_beam.utils.timestamp import Timestamp
 
-from pipeline.store import associations, events, metrics
+from core.association import Candidate, cell_of, cells_within, match
+from store.hot import associations, events, metrics
 from tests.test_transforms import grb, optical
-from transforms.associate import AssociateSources, Candidate, _cell, cells_within, match
+from transforms.associate import AssociateSources
 from transforms.metrics import Sample, WindowedMetrics
 
 
@@ -103,5 +104,5 @@ def test_matching_respects_radius_time_and_cells():
     links = list(match([trigger, near_across_zero, too_far, too_late], window_s=3600))
     assert [link.counterpart_id for link in links] == ["ztf:1"]
     # The trigger is sent to every cell its error circle touches, including across RA 0.
-    assert _cell(0.8, 0.5) in cells_within(359.5, 0.0, 2.0)
-    assert _cell(359.9, 89.9) in cells_within(10.0, 88.5, 2.0)
+    assert cell_of(0.8, 0.5) in cells_within(359.5, 0.0, 2.0)
+    assert cell_of(359.9, 89.9) in cells_within(10.0, 88.5, 2.0)

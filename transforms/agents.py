@@ -22,12 +22,13 @@ import numpy as np
 from apache_beam import pvalue
 from apache_beam.transforms import window
 
-from agents.base import AgentContext, build_agent, enrichment
+from agents.base import AgentContext, enrichment
 from agents.calls import AgentCall, AgentCaller, AgentPool
+from agents.registry import build_agent
 from config.settings import NightwatchConfig
-from pipeline.event import Event, utcnow
-from pipeline.sinks import HotStoreDoFn
+from core.event import Event, utcnow
 from transforms.common import counter
+from transforms.hotstore import HotStoreDoFn
 
 log = logging.getLogger(__name__)
 AGENT_CALLS = "agent_calls"

@@ -9,79 +9,17 @@ ones, so a counterpart arriving late is still linked.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from collections.abc import Iterator
 
 import apache_beam as beam
 from apache_beam.transforms import trigger, window
 
 from config.settings import AssociationSpec, NightwatchConfig
-from pipeline.event import Event
-from pipeline.sinks import HotStoreDoFn
+from core.association import Candidate, Link, candidate_for, cell_of, cells_within, match
+from core.event import Event
 from transforms.common import counter
+from transforms.hotstore import HotStoreDoFn
 from transforms.metrics import GuardLateness
-
-CELL_DEG = 10.0
-OPTICAL = ("ztf", "rubin")
-TRIGGER_KINDS = ("grb", "neutrino", "gravitational_wave", "xray_transient", "frb", "gamma_flare")
-
-
-class Candidate(NamedTuple):
-    event_id: str
-    role: str  # trigger | counterpart
-    ra: float
-    dec: float
-    radius_deg: float  # how far a counterpart may be (triggers); 0 for counterparts
-    time_s: float
-
-
-class Link(NamedTuple):
-    trigger_id: str
-    counterpart_id: str
-    separation_deg: float
-    time_offset_s: float
-
-
-def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    """Great-circle distance (haversine, stable for small angles)."""
-    ra1, dec1, ra2, dec2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    a = math.sin((dec2 - dec1) / 2) ** 2 + math.cos(dec1) * math.cos(dec2) * math.sin((ra2 - ra1) / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(a))))
-
-
-def _cell(ra: float, dec: float) -> tuple[int, int]:
-    band = min(int((dec + 90.0) // CELL_DEG), int(180 // CELL_DEG) - 1)
-    width = CELL_DEG / max(math.cos(math.radians(min(abs(dec), 89.0))), 1e-3)
-    return band, int((ra % 360.0) // width)
-
-
-def cells_within(ra: float, dec: float, radius: float) -> set[tuple[int, int]]:
-    """Every cell a circle may touch (a generous superset: the exact test is the separation)."""
-    cells = set()
-    step = CELL_DEG / 4
-    dec_steps = int(math.ceil(2 * radius / step)) + 1
-    for i in range(dec_steps + 1):
-        d = max(-90.0, min(90.0, dec - radius + i * step))
-        span = radius / max(math.cos(math.radians(min(abs(d), 89.0))), 1e-3)
-        if span >= 180.0:
-            ras = [k * step for k in range(int(360 / step))]
-        else:
-            ras = [ra - span + j * step for j in range(int(math.ceil(2 * span / step)) + 2)]
-        cells.update(_cell(r, d) for r in ras)
-    return cells
-
-
-def candidate_for(event: Event, spec: AssociationSpec) -> Candidate | None:
-    if event.event_class == "rejected" or event.ra is None:
-        return None
-    time_s = event.event_time.timestamp()
-    if event.source == "gcn" and event.kind in TRIGGER_KINDS and event.pos_error_deg is not None:
-        radius = min(spec.max_separation_deg, spec.error_scale * event.pos_error_deg)
-        return Candidate(event.event_id, "trigger", event.ra, event.dec, radius, time_s)
-    if event.source in OPTICAL:
-        return Candidate(event.event_id, "counterpart", event.ra, event.dec, 0.0, time_s)
-    return None
 
 
 class _KeyByCell(beam.DoFn):
@@ -96,21 +34,7 @@ class _KeyByCell(beam.DoFn):
             for cell in cells_within(candidate.ra, candidate.dec, candidate.radius_deg):
                 yield cell, candidate
         else:
-            yield _cell(candidate.ra, candidate.dec), candidate
-
-
-def match(candidates: Iterable[Candidate], window_s: float) -> Iterator[Link]:
-    """Every trigger-counterpart pair close enough in time and inside the trigger's radius."""
-    triggers = [c for c in candidates if c.role == "trigger"]
-    counterparts = [c for c in candidates if c.role == "counterpart"] if triggers else []
-    for trig in triggers:
-        for other in counterparts:
-            offset = other.time_s - trig.time_s
-            if abs(offset) > window_s:
-                continue
-            separation = separation_deg(trig.ra, trig.dec, other.ra, other.dec)
-            if separation <= trig.radius_deg:
-                yield Link(trig.event_id, other.event_id, separation, offset)
+            yield cell_of(candidate.ra, candidate.dec), candidate
 
 
 class _WriteLinks(HotStoreDoFn):

@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from pipeline.event import DeadLetter, Event
+from core.event import DeadLetter, Event
 
 METRICS_NAMESPACE = "nightwatch"
 DEAD_LETTER = "dead_letter"

@@ -11,8 +11,8 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from config.settings import NightwatchConfig
-from pipeline.decoders import DecodeFailure, PacketDecoder, guess_source
-from pipeline.event import DeadLetter, Packet
+from core.decoders import DecodeFailure, PacketDecoder, guess_source
+from core.event import DeadLetter, Packet
 from transforms.common import DEAD_LETTER, StepTransform, counter
 
 log = logging.getLogger("nightwatch.progress")

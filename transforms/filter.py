@@ -6,38 +6,10 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 
-from config.settings import Cut, FiltersConfig
-from pipeline.event import Event
+from core.decisions import apply_cuts
+from core.event import Event
 from transforms.common import StepTransform, counter
-from transforms.rules import LiveRulesStep, value_of
-
-
-def failed_cuts(event: Event, cuts: list[Cut]) -> list[Cut]:
-    failed = []
-    for cut in cuts:
-        value = value_of(event, cut.field)
-        if value is None:
-            if cut.if_missing == "reject":
-                failed.append(cut)
-        elif not cut.condition.holds(value):
-            failed.append(cut)
-    return failed
-
-
-def apply_cuts(event: Event, filters: FiltersConfig) -> Event:
-    """The event, marked rejected with every failed cut's reason if it fails any."""
-    failed = failed_cuts(event, filters.cuts_for(event.source))
-    lineage = {**event.lineage, "filter_version": filters.version}
-    if not failed:
-        return event.model_copy(update={"lineage": lineage})
-    return event.model_copy(
-        update={
-            "event_class": "rejected",
-            "score": 0.0,
-            "reasons": [cut.reason for cut in failed],
-            "lineage": {**lineage, "filter_cuts": ",".join(cut.name for cut in failed)},
-        }
-    )
+from transforms.rules import LiveRulesStep
 
 
 class FilterDoFn(LiveRulesStep):

@@ -19,10 +19,10 @@ from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Timestamp
 
 from config.settings import NightwatchConfig
-from pipeline.event import DeadLetter, Event, utcnow
-from pipeline.night import observing_night
-from pipeline.sinks import HotStoreDoFn
+from core.event import DeadLetter, Event, utcnow
+from core.night import observing_night
 from transforms.common import counter
+from transforms.hotstore import HotStoreDoFn
 
 # How far behind the wall clock the local watermark may be before a window is treated as closed.
 WATERMARK_MARGIN_S = 5.0

@@ -13,35 +13,9 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from config.settings import NightwatchConfig
-from pipeline.event import ALERT_LEVELS, Event
-from pipeline.night import observing_night
+from core.decisions import DESTINATIONS, route
+from core.event import Event
 from transforms.common import DEAD_LETTER, EventStep, counter
-
-# The guide's routing: class -> (alert level, destination).
-DESTINATION = {
-    "critical": "alerts",
-    "significant": "alerts",
-    "interesting": "review",
-    "routine": "routine",
-    "rejected": "rejected",
-}
-ROUTES = {event_class: (ALERT_LEVELS[event_class], where) for event_class, where in DESTINATION.items()}
-DESTINATIONS = ("alerts", "review", "routine", "rejected")
-
-
-def route(event: Event, timezone_name: str, run_id: str, pipeline_version: str) -> tuple[Event, str]:
-    if event.event_class not in ROUTES:
-        raise ValueError(f"event {event.event_id} reached routing without a class")
-    level, destination = ROUTES[event.event_class]
-    lineage = {**event.lineage, "run_id": run_id, "pipeline_version": pipeline_version, "route": destination}
-    routed = event.model_copy(
-        update={
-            "alert_level": level,
-            "night": observing_night(event.event_time, timezone_name),
-            "lineage": lineage,
-        }
-    )
-    return routed, destination
 
 
 class RouteDoFn(EventStep):

@@ -1,24 +1,10 @@
-"""What filter cuts and classification rules share: reading a named value off an event, and the live rules."""
+"""The live rules: the cuts and rules in force, re-read from the hot store while a job runs."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from config.settings import NightwatchConfig
-from pipeline.event import Event
-from pipeline.thresholds import LiveRules
+from store.thresholds import LiveRules
 from transforms.common import EventStep
-
-_EVENT_FIELDS = frozenset(Event.model_fields)
-
-
-def value_of(event: Event, name: str) -> Any:
-    """An event field (source, kind, mag, ...), else a feature, else a quality field; None if absent."""
-    if name in _EVENT_FIELDS:
-        return getattr(event, name)
-    if name in event.features:
-        return event.features[name]
-    return event.quality.get(name)
 
 
 class LiveRulesStep(EventStep):

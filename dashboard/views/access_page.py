@@ -6,9 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from access import accounts, procedures, roles
+from access.accounts import User
+from access.procedures import AccessRequest
 from dashboard import context, ui
-from pipeline import access, roles
-from pipeline.access import AccessRequest, User
 
 
 def _requests_table(requests: list[AccessRequest]) -> None:
@@ -44,10 +45,10 @@ def _request(user: User) -> None:
             why = st.text_area("Justification (what you need it for)", key="req_why")
             if st.form_submit_button("Submit request"):
                 ui.run_action(
-                    lambda: access.request_access(context.store(), user.name, role, why),
+                    lambda: procedures.request_access(context.store(), user.name, role, why),
                     lambda request: f"Request #{request.request_id} submitted: an Admin will review it.",
                 )
-    mine = access.list_requests(context.store(), user_name=user.name)
+    mine = procedures.list_requests(context.store(), user_name=user.name)
     if mine:
         st.markdown("**Your requests**")
         _requests_table(mine)
@@ -55,7 +56,7 @@ def _request(user: User) -> None:
 
 def _decide(user: User, status: str, title: str) -> None:
     store = context.store()
-    waiting = access.list_requests(store, status=status)
+    waiting = procedures.list_requests(store, status=status)
     st.subheader(title)
     if not waiting:
         st.caption("None waiting.")
@@ -68,23 +69,23 @@ def _decide(user: User, status: str, title: str) -> None:
     if status == "pending":
         if approve.button("Approve (manager)", key="approve_request"):
             ui.run_action(
-                lambda: access.approve_request(store, user.name, chosen, note),
+                lambda: procedures.approve_request(store, user.name, chosen, note),
                 lambda r: f"Request #{r.request_id}: {r.status.replace('_', ' ')}.",
             )
         if reject.button("Reject", key="reject_request"):
             ui.run_action(
-                lambda: access.reject_request(store, user.name, chosen, note),
+                lambda: procedures.reject_request(store, user.name, chosen, note),
                 lambda r: f"Request #{r.request_id} rejected.",
             )
     else:
         if approve.button("Sign off security review", key="sign_off"):
             ui.run_action(
-                lambda: access.security_review(store, user.name, chosen, True, note),
+                lambda: procedures.security_review(store, user.name, chosen, True, note),
                 lambda r: f"Request #{r.request_id}: {r.status}.",
             )
         if reject.button("Refuse", key="refuse"):
             ui.run_action(
-                lambda: access.security_review(store, user.name, chosen, False, note),
+                lambda: procedures.security_review(store, user.name, chosen, False, note),
                 lambda r: f"Request #{r.request_id} refused.",
             )
 
@@ -99,7 +100,7 @@ def _password(user: User) -> None:
                     st.error("The two passwords differ.")
                 else:
                     ui.run_action(
-                        lambda: access.reset_password(context.store(), user.name, user.name, first),
+                        lambda: accounts.reset_password(context.store(), user.name, user.name, first),
                         "Password changed.",
                     )
 

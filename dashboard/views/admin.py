@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 import yaml
 
+from access.accounts import User
 from dashboard import context, ui
-from pipeline import sysconfig
-from pipeline.access import User
+from ops import sysconfig
 
 
 def render(user: User) -> None:

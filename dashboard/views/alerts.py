@@ -10,12 +10,13 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
+from access.accounts import User
+from core.event import as_utc, utcnow
 from dashboard import context, ui
 from dashboard.event_view import show_event
-from pipeline import access
-from pipeline.access import RESPONDERS, User, response_deadline
-from pipeline.event import as_utc, utcnow
-from pipeline.store import alerts, events
+from ops import responses
+from ops.responses import RESPONDERS, response_deadline
+from store.hot import alerts, events
 
 LEVELS = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
@@ -82,7 +83,7 @@ def _table(rows: list[dict[str, Any]], responses: dict[str, datetime], zone: str
 
 @st.fragment(run_every=TIMER_REFRESH_S)
 def _live_table(rows: list[dict[str, Any]], zone: str) -> None:
-    frame = _table(rows, access.first_responses(context.store()), zone)
+    frame = _table(rows, responses.first_responses(context.store()), zone)
     if frame.empty:
         st.info("No alert matches the filters.")
         return
@@ -111,12 +112,14 @@ def _actions(user: User, alert: dict[str, Any]) -> None:
     ):
         if column.button(label, key=f"{action}:{alert['alert_id']}", disabled=not allowed):
             ui.run_action(
-                lambda action=action: access.alert_action(context.store(), user.name, alert["alert_id"], action, note),
+                lambda action=action: responses.alert_action(
+                    context.store(), user.name, alert["alert_id"], action, note
+                ),
                 lambda status, action=action: f"Alert {action}d: now {status}.",
             )
     if not allowed:
         st.caption("Acknowledging, escalating and resolving alerts needs the Operator role.")
-    history = access.alert_history(context.store(), alert["alert_id"])
+    history = responses.alert_history(context.store(), alert["alert_id"])
     if history:
         st.dataframe(
             pd.DataFrame(history)[["at", "action", "actor", "note"]],

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from access.accounts import User
+from core.event import utcnow
 from dashboard import context, ui
-from pipeline.access import User
-from pipeline.event import utcnow
-from pipeline.health import AgentHealth, HealthReport, Panel, Runbook, evaluate
+from ops.health import AgentHealth, HealthReport, Panel, Runbook, evaluate
 
 REFRESH_S = 15
 

@@ -9,14 +9,14 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
+from access.accounts import User
+from core.event import as_utc, utcnow
 from dashboard import context, ui
 from dashboard.decisions import archive_decision
 from dashboard.event_view import show_event
 from dashboard.views.alerts import timer
-from pipeline import access
-from pipeline.access import User
-from pipeline.event import as_utc, utcnow
-from pipeline.store import events, review_queue
+from ops import responses
+from store.hot import events, review_queue
 
 STATUSES = ["pending", "promoted", "rejected"]
 
@@ -43,7 +43,7 @@ def load_queue() -> list[dict[str, Any]]:
 
 def _decide(user: User, item: dict[str, Any], decision: str, note: str) -> str:
     """Record the decision, then write it to the archive (after the commit: a failed file write loses nothing)."""
-    made = access.decide_review(context.store(), user.name, item["event_id"], decision, note)
+    made = responses.decide_review(context.store(), user.name, item["event_id"], decision, note)
     try:
         path = archive_decision(context.settings().archive_root, item["night"] or "unknown", made)
     except OSError as exc:
@@ -93,7 +93,7 @@ def render(user: User) -> None:
             ui.run_action(lambda decision=decision: _decide(user, item, decision, note), lambda message: message)
     if not allowed:
         st.caption("Deciding review items needs the Operator role.")
-    history = access.review_history(context.store(), chosen)
+    history = responses.review_history(context.store(), chosen)
     if history:
         st.dataframe(pd.DataFrame(history)[["at", "decision", "actor", "note"]], hide_index=True, width="stretch")
     st.subheader("The event")

@@ -1,5 +1,5 @@
 """Thresholds: change a filter cut or a classification rule's condition, validated, previewed on recent events,
-then published as a new live version that running pipelines pick up (pipeline.thresholds.ThresholdStore)."""
+then published as a new live version that running pipelines pick up (store.thresholds.ThresholdStore)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pandas as pd
 import streamlit as st
 import yaml
 
+from access.accounts import User
 from config.settings import SOURCES
 from dashboard import context, ui
 from dashboard.preview import preview, recent_events
-from pipeline import access
-from pipeline.access import User
-from pipeline.thresholds import ThresholdStore, with_cut_value, with_rule_condition
+from ops import tuning
+from store.thresholds import ThresholdStore, with_cut_value, with_rule_condition
 
 OPS = ["<", "<=", ">", ">=", "==", "!=", "in", "not_in", "between", "not_between"]
 PREVIEW_EVENTS = 2000
@@ -110,7 +110,7 @@ def render(user: User) -> None:
             changed_filters = new_filters is not filters
             model, replacing = (new_filters, filters) if changed_filters else (new_rules, rules)
             ui.run_action(
-                lambda: access.publish_thresholds(context.store(), user.name, model, replacing, note),
+                lambda: tuning.publish_thresholds(context.store(), user.name, model, replacing, note),
                 lambda version: f"Published version {version}: {description}",
             )
         if not allowed:

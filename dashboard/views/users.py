@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from access import accounts, procedures, roles
+from access.accounts import User
 from dashboard import context, ui
-from pipeline import access, roles
-from pipeline.access import User
 
 ROLE_CHOICES = [None, *roles.ROLES]
 
@@ -19,7 +19,7 @@ def _role_label(role: str | None) -> str:
 
 def _users(user: User) -> None:
     store = context.store()
-    people = access.list_users(store)
+    people = accounts.list_users(store)
     st.dataframe(
         pd.DataFrame(
             [
@@ -45,7 +45,7 @@ def _users(user: User) -> None:
         reason = st.text_input("Reason (e.g. the approved ticket)", key="new_reason")
         if st.form_submit_button("Add user"):
             ui.run_action(
-                lambda: access.create_user(
+                lambda: accounts.create_user(
                     store, user.name, name, role, password or None, email or None, reason or "added in the console"
                 ),
                 lambda created: f"Added {created.name} as {created.title}.",
@@ -58,17 +58,17 @@ def _users(user: User) -> None:
     new_role = columns[0].selectbox("New role", ROLE_CHOICES, format_func=_role_label, key="edit_role")
     if columns[0].button("Set role", key="set_role"):
         ui.run_action(
-            lambda: access.set_role(store, user.name, target, new_role, reason),
+            lambda: accounts.set_role(store, user.name, target, new_role, reason),
             lambda changed: f"{changed.name} is now {changed.title}.",
         )
     if columns[1].button("Revoke now", type="primary", key="revoke"):
         ui.run_action(
-            lambda: access.revoke(store, user.name, target, reason),
+            lambda: accounts.revoke(store, user.name, target, reason),
             lambda changed: f"Revoked {changed.name}: refused from their next click.",
         )
     if columns[2].button("Reinstate (no role)", key="reinstate"):
         ui.run_action(
-            lambda: access.reinstate(store, user.name, target, reason),
+            lambda: accounts.reinstate(store, user.name, target, reason),
             lambda changed: f"Reinstated {changed.name} with no role.",
         )
 
@@ -80,7 +80,7 @@ def _audit(user: User) -> None:
     action = filters[1].text_input("Action starts with", key="audit_action").strip() or None
     target = filters[2].text_input("Target", key="audit_target").strip() or None
     try:
-        entries = access.audit_for(store, user.name, actor=actor, action=action, target=target, limit=1000)
+        entries = procedures.audit_for(store, user.name, actor=actor, action=action, target=target, limit=1000)
     except roles.PermissionDenied as exc:
         st.error(f"Refused: {exc}")
         return
@@ -107,7 +107,7 @@ def _audit(user: User) -> None:
 def _review(user: User) -> None:
     if st.button("Run the quarterly access review", key="run_review"):
         try:
-            rows = access.access_review_for(context.store(), user.name)
+            rows = procedures.access_review_for(context.store(), user.name)
         except roles.PermissionDenied as exc:
             st.error(f"Refused: {exc}")
             return
@@ -116,9 +116,9 @@ def _review(user: User) -> None:
     if rows is None:
         st.caption("Every user, role, grant history and last login; also `nightwatch users review --csv`.")
         return
-    st.dataframe(pd.DataFrame(rows, columns=access.REVIEW_COLUMNS), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(rows, columns=procedures.REVIEW_COLUMNS), hide_index=True, width="stretch")
     st.download_button(
-        "Export CSV", access.review_csv(rows), "nightwatch-access-review.csv", "text/csv", key="review_csv"
+        "Export CSV", procedures.review_csv(rows), "nightwatch-access-review.csv", "text/csv", key="review_csv"
     )
 
 

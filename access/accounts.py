@@ -1,0 +1,286 @@
+"""Users: accounts, roles and grants, logins, revocation; `acting` checks a user's role before any action.
+
+Every action takes the acting user's *name*, re-loads that user from the store and checks the role with
+`access.roles.require` before touching anything: a revoked user is refused on the very next request, whatever
+the browser still shows. Each change writes one audit row in the same transaction as the change itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from access import roles
+from access.audit import audit, audit_alone
+from access.passwords import check_new_password, check_password, generate_password, hash_password
+from access.roles import AccessError, PermissionDenied
+from core.event import as_utc, utcnow
+from store.hot import (
+    HotStore,
+    role_grants,
+    users,
+)
+
+# Who acts when the command line (run by someone holding the database credentials) changes something.
+SYSTEM = "system"
+
+NAME_PATTERN = "letters, digits, '.', '_', '-' or '@', up to 128"
+# --- users ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    email: str | None
+    role: str | None
+    active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+    @property
+    def title(self) -> str:
+        return roles.ROLE_TITLES.get(self.role or "", "no role")
+
+    def can(self, permission: str) -> bool:
+        return self.active and roles.allowed(self.role, permission)
+
+
+def _user(row: Any) -> User:
+    return User(
+        name=row.name,
+        email=row.email,
+        role=row.role,
+        active=bool(row.active),
+        created_at=as_utc(row.created_at),
+        last_login_at=as_utc(row.last_login_at) if row.last_login_at else None,
+    )
+
+
+def get_user(store: HotStore, name: str) -> User | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.name == name)).first()
+    return _user(row) if row else None
+
+
+def user_for_email(store: HotStore, email: str) -> User | None:
+    """The user row an OIDC identity maps to (e-mail addresses compare case-insensitively)."""
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(users).where(sa.func.lower(users.c.email) == email.strip().lower())).first()
+    return _user(row) if row else None
+
+
+def list_users(store: HotStore) -> list[User]:
+    with store.engine.connect() as conn:
+        return [_user(row) for row in conn.execute(sa.select(users).order_by(users.c.name))]
+
+
+def acting(store: HotStore, actor: str, permission: str) -> User:
+    """The acting user, freshly loaded, if active and allowed `permission`; PermissionDenied otherwise."""
+    user = get_user(store, actor)
+    if user is None:
+        raise PermissionDenied(f"unknown user {actor!r}")
+    if not user.active:
+        raise PermissionDenied(f"user {actor!r} has been revoked")
+    roles.require(user.role, permission)
+    return user
+
+
+def _valid_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 128 or not all(ch.isalnum() or ch in "._-@" for ch in name):
+        raise AccessError(f"invalid user name {name!r}: {NAME_PATTERN}")
+    return name
+
+
+def valid_role(role: str | None) -> str | None:
+    if role is not None and role not in roles.ROLES:
+        raise AccessError(f"unknown role {role!r}: one of {', '.join(roles.ROLES)}")
+    return role
+
+
+def _snapshot(row: Any) -> dict[str, Any] | None:
+    """A user (a stored row or the values about to be inserted) as the audit log records it: never the hash."""
+    if row is None:
+        return None
+    data = row if isinstance(row, dict) else row._mapping
+    return {"name": data["name"], "email": data["email"], "role": data["role"], "active": bool(data["active"])}
+
+
+def _insert_user(
+    conn: Connection, by: str, name: str, role: str | None, password: str | None, email: str | None, reason: str
+) -> None:
+    name = _valid_name(name)
+    valid_role(role)
+    if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first():
+        raise AccessError(f"user {name!r} exists")
+    if email and conn.execute(sa.select(users.c.name).where(sa.func.lower(users.c.email) == email.lower())).first():
+        raise AccessError(f"e-mail {email!r} belongs to another user")
+    if password is not None:
+        check_new_password(password)
+    row = {
+        "name": name,
+        "email": email or None,
+        "role": role,
+        "active": True,
+        "password_hash": hash_password(password) if password is not None else None,
+        "created_at": utcnow(),
+    }
+    conn.execute(users.insert().values(**row))
+    if role is not None:
+        grant_role(conn, name, role, None, by, reason)
+    audit(conn, by, "user.create", name, None, _snapshot(row), reason)
+
+
+def create_user(
+    store: HotStore,
+    actor: str,
+    name: str,
+    role: str | None,
+    password: str | None = None,
+    email: str | None = None,
+    reason: str = "created in the console",
+) -> User:
+    """A new account (Super Admin only). A local account needs a password; an SSO-only one an e-mail."""
+    acting(store, actor, "manage_users")
+    if password is None and not email:
+        raise AccessError("give a password (local account) or an e-mail (single sign-on)")
+    with store.engine.begin() as conn:
+        _insert_user(conn, actor, name, role, password, email, reason)
+    return get_user(store, name)  # type: ignore[return-value]
+
+
+def create_user_as_system(
+    store: HotStore, operator: str, name: str, role: str | None, password: str | None, email: str | None = None
+) -> User:
+    """`nightwatch users add`: whoever holds the database credentials acts as the system (audited as such)."""
+    with store.engine.begin() as conn:
+        _insert_user(conn, f"{SYSTEM}:{operator}", name, role, password, email, "created with nightwatch users add")
+    return get_user(store, name)  # type: ignore[return-value]
+
+
+def super_admins(store: HotStore) -> list[str]:
+    query = sa.select(users.c.name).where((users.c.role == "super_admin") & users.c.active.is_(True))
+    with store.engine.connect() as conn:
+        return list(conn.execute(query.order_by(users.c.name)).scalars())
+
+
+def bootstrap(store: HotStore, name: str = "admin", password: str | None = None) -> str | None:
+    """Create the first Super Admin if none is active; returns the password to show once, or None if one exists.
+
+    The password is the one given (e.g. $NIGHTWATCH_ADMIN_PASSWORD) or a freshly generated one: never a default.
+    """
+    if super_admins(store):
+        return None
+    password = password or generate_password()
+    with store.engine.begin() as conn:
+        _insert_user(conn, f"{SYSTEM}:bootstrap", name, "super_admin", password, None, "first Super Admin")
+    return password
+
+
+def authenticate(store: HotStore, name: str, password: str) -> User | None:
+    """The user if the name and password match an active local account (records the login), else None."""
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.name == name.strip())).first()
+    # Hash even for an unknown name, so the answer takes as long whether or not the user exists.
+    ok = check_password(password, row.password_hash if row else _DUMMY_HASH)
+    if row is None or not ok or not row.active:
+        audit_alone(store, name.strip() or "?", "login.failed", name.strip(), None, None, "local")
+        return None
+    return record_login(store, row.name, "local")
+
+
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+def record_login(store: HotStore, name: str, method: str) -> User | None:
+    """Note a successful login (local or OIDC) for the quarterly review; None if the user is not active."""
+    with store.engine.begin() as conn:
+        row = conn.execute(sa.select(users).where(users.c.name == name)).first()
+        if row is None or not row.active:
+            return None
+        conn.execute(users.update().where(users.c.name == name).values(last_login_at=utcnow()))
+        audit(conn, name, "login", name, None, None, method)
+    return get_user(store, name)
+
+
+def register_identity(store: HotStore, email: str) -> User:
+    """An OIDC identity with no account gets a role-less user, which may only request access."""
+    existing = user_for_email(store, email)
+    if existing:
+        return existing
+    base = _valid_name(email.strip().lower())
+    with store.engine.begin() as conn:
+        _insert_user(conn, f"oidc:{email}", base, None, None, email.strip(), "signed in with single sign-on")
+    return get_user(store, base)  # type: ignore[return-value]
+
+
+def grant_role(conn: Connection, name: str, role: str | None, request_id: int | None, by: str, reason: str) -> None:
+    previous = conn.execute(sa.select(users.c.role).where(users.c.name == name)).scalar()
+    conn.execute(
+        role_grants.insert().values(
+            user_name=name,
+            role=role,
+            previous_role=previous,
+            granted_by=by,
+            reason=reason,
+            request_id=request_id,
+            at=utcnow(),
+        )
+    )
+    conn.execute(users.update().where(users.c.name == name).values(role=role))
+
+
+def _change_user(store: HotStore, actor: str, name: str, action: str, reason: str, **values: Any) -> User:
+    if not reason.strip():
+        raise AccessError("give a reason: it goes into the audit log and the access review")
+    with store.engine.begin() as conn:
+        before = conn.execute(sa.select(users).where(users.c.name == name)).first()
+        if before is None:
+            raise AccessError(f"no user {name!r}")
+        if "role" in values:
+            grant_role(conn, name, values.pop("role"), None, actor, reason)
+        if values:
+            conn.execute(users.update().where(users.c.name == name).values(**values))
+        after = conn.execute(sa.select(users).where(users.c.name == name)).first()
+        audit(conn, actor, action, name, _snapshot(before), _snapshot(after), reason)
+    return get_user(store, name)  # type: ignore[return-value]
+
+
+def set_role(store: HotStore, actor: str, name: str, role: str | None, reason: str) -> User:
+    """Change a user's role (Super Admin). The old role's rights end at once: every action re-reads the role."""
+    acting(store, actor, "manage_users")
+    valid_role(role)
+    if name == actor and role != "super_admin":
+        raise AccessError("you cannot lower your own role: ask another Super Admin")
+    return _change_user(store, actor, name, "user.set_role", reason, role=role)
+
+
+def revoke(store: HotStore, actor: str, name: str, reason: str) -> User:
+    """Immediate revocation (termination): the user is refused on their next request, in every session."""
+    acting(store, actor, "manage_users")
+    if name == actor:
+        raise AccessError("you cannot revoke yourself")
+    return _change_user(store, actor, name, "user.revoke", reason, active=False, role=None)
+
+
+def reinstate(store: HotStore, actor: str, name: str, reason: str) -> User:
+    """Let a revoked user log in again, with no role: access is then requested and approved anew."""
+    acting(store, actor, "manage_users")
+    return _change_user(store, actor, name, "user.reinstate", reason, active=True)
+
+
+def reset_password(store: HotStore, actor: str, name: str, password: str) -> User:
+    """A new password for a user (Super Admin), or for oneself (anyone logged in)."""
+    if name != actor:
+        acting(store, actor, "manage_users")
+    else:
+        me = get_user(store, actor)
+        if me is None or not me.active:
+            raise PermissionDenied(f"user {actor!r} cannot change a password")
+    check_new_password(password)
+    return _change_user(store, actor, name, "user.password", "password changed", password_hash=hash_password(password))

@@ -1,0 +1,421 @@
+"""Commands for notifications, the "Critical Alert Not Sent" runbook, on-call and maintenance.
+
+`nightwatch notify status|run|digest`, `nightwatch alerts check|send`, `nightwatch oncall now|handoff`,
+`nightwatch maintenance announce|list|cancel`. Registered by `cli.main.build_parser` via `add_commands`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import signal
+import sys
+import threading
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+RUNBOOK = """Runbook: Critical Alert Not Sent
+  1. Check alert service status: is `nightwatch notify run` running? (overdue retries above say it is not)
+  2. Check alert thresholds: nightwatch thresholds show
+  3. Check notification channels: nightwatch notify status
+  4. Manually send alert if critical: nightwatch alerts send ALERT_ID --as YOUR_USER
+  5. Fix underlying issue (set the channel's environment variable, restart `notify run`, ...)
+  6. Post-incident review: nightwatch oncall handoff; the audit log has every send and check"""
+
+
+def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+    from cli.main import open_store
+    from config.settings import load_config
+
+    return load_config(getattr(args, "config", None)), open_store(args)
+
+
+def _system() -> str:
+    from access.accounts import SYSTEM
+
+    return f"{SYSTEM}:{getpass.getuser()}"
+
+
+def _when(text: str | None, name: str) -> Any:
+    from core.decoders.common import parse_iso_utc
+    from core.event import utcnow
+
+    return parse_iso_utc(text, name) if text else utcnow()
+
+
+# --- notify ---------------------------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace, _beam: list[str]) -> int:
+    from ops.maintenance import active_window
+    from ops.notify import FAILED, RETRYING, THROTTLED, deliveries_for
+
+    config, store = _open(args)
+    try:
+        settings = config.notifications
+        rows = deliveries_for(store)
+        failing = [row for row in rows if row["status"] in (FAILED, RETRYING)]
+        pending_digest = {row["alert_id"] for row in rows if row["status"] == THROTTLED and not row["digest_id"]}
+        window = active_window(store)
+        report = {
+            "channels": {
+                name: {"kind": spec.kind, "destination": "ok" if spec.destination() else f"none ({spec.missing()})"}
+                for name, spec in settings.channels.items()
+            },
+            "levels": {level: policy.channels for level, policy in settings.levels.items()},
+            "deliveries": dict(Counter(row["status"] for row in rows)),
+            "failing": failing,
+            "pending_digest": len(pending_digest),
+            "maintenance": window.describe() if window else None,
+        }
+        if args.json:
+            print(json.dumps(report, indent=2, default=str))
+        else:
+            print("channel          kind        destination")
+            for name, info in report["channels"].items():
+                print(f"{name:<16} {info['kind']:<11} {info['destination']}")
+            for level, channels in report["levels"].items():
+                print(f"{level:<9} -> {', '.join(channels) or 'digest only'}")
+            print(
+                "deliveries       " + (", ".join(f"{k} {v}" for k, v in sorted(report["deliveries"].items())) or "none")
+            )
+            print(f"pending digest   {len(pending_digest)} alerts over the nightly budget")
+            if window:
+                print(f"maintenance      active: {window.describe()}")
+            for row in failing:
+                when = (
+                    f", next attempt {row['next_attempt_at']:%Y-%m-%d %H:%M:%S} UTC" if row["next_attempt_at"] else ""
+                )
+                print(
+                    f"FAILING {row['status']:<8} {row['alert_id']} on {row['channel']} ({row['action']}), "
+                    f"attempt {row['attempt']}{when}: {row['error']}"
+                )
+        return 1 if failing else 0
+    finally:
+        store.close()
+
+
+def _run(args: argparse.Namespace, _beam: list[str]) -> int:
+    from core.event import utcnow
+    from ops.notify import Notifier
+    from ops.oncall import escalate_due
+
+    config, store = _open(args)
+    notifier = Notifier(store, config)
+    stop = threading.Event()
+    if not args.once and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    try:
+        while True:
+            retried = notifier.send_due()
+            escalated = escalate_due(store, config, notifier, utcnow())
+            digests = notifier.digests_due()
+            if retried or escalated or digests or args.once:
+                delivered = sum(1 for row in retried if row["status"] == "delivered")
+                print(
+                    f"{utcnow():%Y-%m-%d %H:%M:%S} retries {len(retried)} ({delivered} delivered), "
+                    f"escalation steps {len(escalated)}, digest deliveries {len(digests)}",
+                    flush=True,
+                )
+            if args.once or stop.wait(config.notifications.poll_s):
+                return 0
+    finally:
+        notifier.close()
+        store.close()
+
+
+def _digest(args: argparse.Namespace, _beam: list[str]) -> int:
+    from ops.notify import Notifier
+
+    config, store = _open(args)
+    notifier = Notifier(store, config)
+    try:
+        notice, results = notifier.send_low_digest() if args.low else notifier.send_digest()
+        if notice is None:
+            print("nothing pending: no alert over the budget, no new review-queue item since the last digest")
+            return 0
+        print(notice.title)
+        print(notice.summary)
+        if not results:
+            print(
+                f"no digest channel has a destination ({', '.join(config.notifications.digest.channels)}): "
+                "see nightwatch notify status; the alerts stay pending"
+            )
+            return 1
+        for row in results:
+            print(f"  {row['channel']}: {row['status']}" + (f" ({row['error']})" if row["error"] else ""))
+        return 0 if all(row["status"] == "delivered" for row in results) else 1
+    finally:
+        notifier.close()
+        store.close()
+
+
+# --- alerts: the Critical Alert Not Sent runbook --------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace, _beam: list[str]) -> int:
+    from access import accounts, audit
+    from core.event import utcnow
+    from ops.notify import RETRYING, deliveries_for, unsent_critical
+
+    config, store = _open(args)
+    try:
+        actor = args.as_user or _system()
+        if args.as_user:
+            accounts.acting(store, actor, "view_alerts")
+        unsent = unsent_critical(store)
+        now = utcnow()
+        overdue = [
+            row
+            for row in deliveries_for(store, statuses=(RETRYING,))
+            if row["next_attempt_at"]
+            and now - row["next_attempt_at"] > timedelta(seconds=3 * config.notifications.poll_s)
+        ]
+        audit.record(
+            store, actor, "alerts.check", "alerts", None, {"unsent_critical": [a.alert_id for a in unsent]}, "cli"
+        )
+        if not unsent:
+            print("every unacknowledged CRITICAL alert has a delivered notification")
+            return 0
+        print(f"{len(unsent)} CRITICAL alert(s) with no delivered notification:")
+        for alert in unsent:
+            tried = deliveries_for(store, alert.alert_id)
+            what = "; ".join(f"{r['channel']} {r['status']} ({r['error'] or '-'})" for r in tried) or "never tried"
+            print(f"  {alert.alert_id}  {alert.title}  created {alert.created_at:%Y-%m-%d %H:%M} UTC  [{what}]")
+        if overdue:
+            print(f"{len(overdue)} retries are overdue: `nightwatch notify run` does not seem to be running")
+        print(
+            "channels: "
+            + ", ".join(
+                f"{name} {'ok' if spec.destination() else f'has no destination ({spec.missing()})'}"
+                for name, spec in config.notifications.channels.items()
+            )
+        )
+        print(RUNBOOK)
+        return 1
+    finally:
+        store.close()
+
+
+def _send(args: argparse.Namespace, _beam: list[str]) -> int:
+    from ops.notify import send_by_hand
+
+    config, store = _open(args)
+    try:
+        results = send_by_hand(store, config, args.as_user, args.alert_id, args.note or "")
+        for row in results:
+            print(
+                f"{row['alert_id']} on {row['channel']}: {row['status']}"
+                + (f" ({row['error']})" if row["error"] else "")
+            )
+        return 0 if any(row["status"] == "delivered" for row in results) else 1
+    finally:
+        store.close()
+
+
+# --- on-call ----------------------------------------------------------------------------------------------------
+
+
+def _now(args: argparse.Namespace, _beam: list[str]) -> int:
+    from ops.oncall import describe_on_call, on_call
+
+    config, store = _open(args)
+    store.close()
+    at = _when(args.at, "--at")
+    who = {role: describe_on_call(entry) for role, entry in on_call(config.oncall, at).items()}
+    if args.json:
+        print(json.dumps(who, indent=2))
+        return 0
+    print(f"on call at {at:%a %Y-%m-%d %H:%M} UTC")
+    for info in who.values():
+        note = "" if info["covered_now"] else "  (business hours only: not covering now)"
+        print(f"  {info['title']:<18} {info['name']} ({info['person']}) via {info['contact']}{note}")
+    print(f"  next handoff {next(iter(who.values()))['until']}" if who else "")
+    return 0
+
+
+def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
+    from ops.oncall import handoff
+
+    config, store = _open(args)
+    try:
+        report = handoff(store, config, _when(args.at, "--at"))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    print(f"Handoff at {report['at']}")
+    for label, key in (("On call now", "on_call"), ("Next week", "next_on_call")):
+        print(f"{label}: " + "; ".join(f"{w['title']} {w['name']}" for w in report[key].values()))
+    print(f"\nActive incidents ({len(report['incidents'])}): unacknowledged CRITICAL and HIGH alerts")
+    for alert in report["incidents"]:
+        flag = "  OVERDUE" if alert["overdue"] else ""
+        print(f"  {alert['level']:<8} {alert['status']:<10} {alert['age_min']:>5} min  {alert['alert_id']}{flag}")
+    print(f"\nEscalations in progress ({len(report['escalations'])})")
+    for row in report["escalations"]:
+        print(f"  {row['alert_id']}: step {row['step']} {row['role']} ({row['person']}) {row['status']} at {row['at']}")
+    print(f"\nFailing deliveries ({len(report['failing_deliveries'])})")
+    for row in report["failing_deliveries"]:
+        print(f"  {row['status']:<8} {row['alert_id']} on {row['channel']} attempt {row['attempt']}: {row['error']}")
+    print(f"\nOpen alerts ({len(report['open_alerts'])})")
+    for alert in report["open_alerts"][: args.limit]:
+        print(f"  {alert['level']:<8} {alert['status']:<12} {alert['title']}")
+    if len(report["open_alerts"]) > args.limit:
+        print(f"  ... and {len(report['open_alerts']) - args.limit} more (--limit, --json)")
+    print("\nMaintenance: " + ("; ".join(report["maintenance"]) or "none scheduled"))
+    return 0
+
+
+# --- maintenance --------------------------------------------------------------------------------------------------
+
+
+def _announce(args: argparse.Namespace, _beam: list[str]) -> int:
+    from ops import maintenance
+
+    config, store = _open(args)
+    try:
+        start = _when(args.start, "--start")
+        end = _when(args.end, "--end") if args.end else None
+        window = maintenance.announce(store, config.maintenance, args.as_user, args.type, start, end, args.reason)
+        print(f"scheduled {window.describe()}")
+        _tell(store, config, window, "announce")
+        return 0
+    except maintenance.MaintenanceError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def _tell(store: Any, config: Any, window: Any, action: str) -> None:
+    """Announce (or cancel) on the maintenance channels that have a destination."""
+    from ops.notify import Notifier, announcement_notice
+
+    notifier = Notifier(store, config)
+    try:
+        title = config.maintenance.types[window.kind].title if window.kind in config.maintenance.types else window.kind
+        results = notifier.broadcast(announcement_notice(window, title, action), config.maintenance.announce_channels)
+    finally:
+        notifier.close()
+    told = ", ".join(f"{row['channel']} {row['status']}" for row in results)
+    print(f"announced on: {told or 'no channel (none has a destination: nightwatch notify status)'}")
+
+
+def _list(args: argparse.Namespace, _beam: list[str]) -> int:
+    from ops.maintenance import active_window, list_windows
+
+    _config, store = _open(args)
+    try:
+        windows = list_windows(store, include_past=args.all)
+        active = active_window(store)
+    finally:
+        store.close()
+    for window in windows:
+        state = "ACTIVE" if active and window.window_id == active.window_id else window.status
+        print(f"{state:<10} {window.describe()} (by {window.announced_by})")
+    if not windows:
+        print("no maintenance window scheduled")
+    return 0
+
+
+def _cancel(args: argparse.Namespace, _beam: list[str]) -> int:
+    from ops import maintenance
+
+    config, store = _open(args)
+    try:
+        window = maintenance.cancel(store, args.as_user, args.window_id, args.reason)
+        print(f"cancelled {window.describe()}")
+        _tell(store, config, window, "cancel")
+        return 0
+    except maintenance.MaintenanceError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+# --- the parser ---------------------------------------------------------------------------------------------------
+
+
+def add_commands(commands: Any, store_options: Any) -> None:
+    notify = commands.add_parser(
+        "notify",
+        help="notification channels and deliveries: status, the retry/digest/escalation loop, the digest",
+        description="Channels are in config/notifications.yaml; secrets come from the environment variables named "
+        "there. `run` sends due retries, digests and escalation steps until stopped (--once: one pass).",
+    )
+    actions = notify.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = actions.add_parser("status", help="channels, deliveries per status, failing deliveries (exit 1 if any)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+    loop = actions.add_parser("run", help="send due retries, digests and escalation steps, every poll_s")
+    loop.add_argument("--once", action="store_true", help="one pass, then exit")
+    loop.set_defaults(handler=_run)
+    digest = actions.add_parser("digest", help="send the pending digest now (alerts over budget, new MEDIUM items)")
+    digest.add_argument("--low", action="store_true", help="the LOW (routine) next-business-day digest instead")
+    digest.set_defaults(handler=_digest)
+    for action in (status, loop, digest):
+        store_options(action)
+
+    alerts = commands.add_parser(
+        "alerts",
+        help="the Critical Alert Not Sent runbook: find unsent CRITICAL alerts, send one by hand",
+        description="`check` exits 1 and lists CRITICAL alerts nobody acknowledged that no channel delivered; "
+        "`send` sends one on its level's channels now (Operator role). Both are audited.",
+    )
+    actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="CRITICAL alerts with no delivered notification (exit 1 if any)")
+    check.add_argument("--as", dest="as_user", help="your console user (default: the system, as your login)")
+    check.set_defaults(handler=_check)
+    send = actions.add_parser("send", help="send an alert by hand: alerts send ALERT_ID --as USER")
+    send.add_argument("alert_id")
+    send.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+    send.add_argument("--note", help="why (recorded in the audit log)")
+    send.set_defaults(handler=_send)
+    for action in (check, send):
+        store_options(action)
+
+    oncall = commands.add_parser("oncall", help="who is on call, and the handoff report")
+    actions = oncall.add_subparsers(dest="action", required=True, metavar="ACTION")
+    now = actions.add_parser("now", help="who holds each on-call role (config/oncall.yaml)")
+    now.add_argument("--at", help="at this time instead (ISO 8601, UTC if no zone)")
+    now.add_argument("--json", action="store_true")
+    now.set_defaults(handler=_now)
+    handover = actions.add_parser(
+        "handoff", help="active incidents, escalations, failing deliveries and open alerts, for the next on-call"
+    )
+    handover.add_argument("--at", help="as of this time (ISO 8601)")
+    handover.add_argument("--limit", type=int, default=30, help="open alerts to list (default 30)")
+    handover.add_argument("--json", action="store_true")
+    handover.set_defaults(handler=_handoff)
+    for action in (now, handover):
+        store_options(action)
+
+    maintenance = commands.add_parser(
+        "maintenance",
+        help="maintenance windows: announce (checked against the guide's schedule), list, cancel",
+        description="Types (config/maintenance.yaml): rolling (any time), brief (Tuesday 10:00-14:00 UTC, 24 h "
+        "notice), extended (Saturday 06:00-18:00 UTC, a week's notice). Non-critical pages are silenced meanwhile.",
+    )
+    actions = maintenance.add_subparsers(dest="action", required=True, metavar="ACTION")
+    announce = actions.add_parser("announce", help="schedule and announce a window")
+    announce.add_argument("--type", required=True, help="rolling | brief | extended")
+    announce.add_argument("--start", required=True, help="ISO 8601, UTC if no zone")
+    announce.add_argument("--end", help="default: the end of the type's hours (or default_duration_min)")
+    announce.add_argument("--reason", required=True)
+    announce.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+    announce.set_defaults(handler=_announce)
+    listing = actions.add_parser("list", help="windows not yet over (--all: every one)")
+    listing.add_argument("--all", action="store_true")
+    listing.set_defaults(handler=_list)
+    cancel = actions.add_parser("cancel", help="cancel a scheduled window")
+    cancel.add_argument("window_id", type=int)
+    cancel.add_argument("--reason", required=True)
+    cancel.add_argument("--as", dest="as_user", required=True)
+    cancel.set_defaults(handler=_cancel)
+    for action in (announce, listing, cancel):
+        store_options(action)

@@ -1,0 +1,211 @@
+"""NASA GCN notices to events: unified JSON (`gcn.notices.*`, every mission) and classic VOEvent XML."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from lxml import etree
+
+from core.decoders.common import DecodeError, as_float, clean, parse_iso_utc, validation_reason
+from core.event import Event, Packet
+
+KindOf = Callable[[str, str], str]
+
+# Where the unified JSON schema URL names the mission and instrument: .../gcn/notices/<mission>/<instrument>/...
+_SCHEMA_PATH = re.compile(r"/gcn/notices/(?P<path>[^#]+?)\.schema\.json")
+# Time fields in order of preference: when the event happened, then when it was reported.
+_JSON_TIME_FIELDS = ("trigger_time", "observation_start", "alert_datetime", "time")
+# Fermi GBM's Most_Likely_Index values that are not astrophysical: error, unreliable location,
+# local particles, below the horizon, distant particles.
+FERMI_NOISE_INDICES = {0, 1, 2, 3, 7}
+
+_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True)
+
+
+def _event(packet: Packet, event_id: str, reason_prefix: str, **fields: Any) -> Event:
+    try:
+        return Event(
+            event_id=event_id,
+            source="gcn",
+            received_time=packet.received_time,
+            published_time=packet.published_time,
+            raw=packet.payload,
+            injected=packet.injected,
+            origin=packet.origin,
+            **fields,
+        )
+    except ValueError as exc:
+        raise DecodeError(f"{reason_prefix}: {validation_reason(exc)}") from exc
+
+
+def _error_radius(value: Any) -> float | None:
+    """GCN `ra_dec_error`: a radius in degrees, or an ellipse [a, b, angle] taken by its semi-major axis."""
+    value = clean(value)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        axes = [clean(item) for item in value[:2]]
+        axes = [as_float(axis, "ra_dec_error") for axis in axes if axis is not None]
+        return max(axes) if axes else None
+    return as_float(value, "ra_dec_error")
+
+
+def decode_gcn_json(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
+    try:
+        notice = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(f"invalid JSON: {exc}") from exc
+    if not isinstance(notice, dict):
+        raise DecodeError(f"not a GCN notice: JSON {type(notice).__name__}, expected an object")
+
+    schema_url = str(notice.get("$schema") or "")
+    match = _SCHEMA_PATH.search(schema_url)
+    schema_path = match.group("path").split("/") if match else []
+    if schema_path[:1] == ["core"]:
+        raise DecodeError(f"GCN core schema fragment ({'/'.join(schema_path)}), not a notice")
+    time_field = next((name for name in _JSON_TIME_FIELDS if notice.get(name)), None)
+    if time_field is None:
+        raise DecodeError(f"not a GCN notice: missing required field (one of {', '.join(_JSON_TIME_FIELDS)})")
+
+    mission = str(notice.get("mission") or (schema_path[0] if schema_path else "unknown"))
+    instrument = str(notice.get("instrument") or (schema_path[1] if len(schema_path) > 2 else ""))
+    ids = notice.get("id")
+    trigger = ids[0] if isinstance(ids, list) and ids else ids
+    trigger = trigger or notice.get("trigger_number") or notice.get("event_name") or notice.get("ref_ID") or "none"
+    # The same notice delivered twice has the same id; a later notice about the same trigger does not.
+    canonical = json.dumps(notice, sort_keys=True, separators=(",", ":")).encode()
+    digest = hashlib.sha256(canonical).hexdigest()[:12]
+    schema_name = schema_path[-1].lower() if schema_path else ""
+    alert_type = str(notice.get("alert_type") or "").lower()
+    ra, dec = clean(notice.get("ra")), clean(notice.get("dec"))
+    position = {}
+    if ra is not None or dec is not None:
+        position = {"ra": as_float(ra, "ra"), "dec": as_float(dec, "dec")}
+        position["pos_error_deg"] = _error_radius(notice.get("ra_dec_error"))
+    classification = notice.get("classification")
+    likely = (
+        max(classification, key=classification.get) if isinstance(classification, dict) and classification else None
+    )
+
+    quality = {
+        "mission": mission,
+        "instrument": instrument,
+        "alert_type": alert_type or None,
+        "alert_tense": notice.get("alert_tense"),
+        "is_test": notice.get("alert_tense") == "test" or schema_name == "test",
+        "is_retraction": alert_type == "retraction" or "retraction" in schema_name,
+        "is_noise": likely is not None and "particle" in str(likely).lower(),
+        "snr": clean(notice.get("rate_snr") or notice.get("snr") or notice.get("data_signif")),
+        "containment_probability": clean(notice.get("containment_probability")),
+        "time_field": time_field,
+    }
+    return _event(
+        packet,
+        f"gcn:{mission.lower()}:{trigger}:{digest}",
+        f"GCN {mission} notice {trigger}",
+        kind=kind_of(mission, instrument),
+        object_id=f"{mission}:{trigger}",
+        event_time=parse_iso_utc(notice[time_field], time_field),
+        quality=quality,
+        features={"has_position": bool(position)},
+        raw_format="gcn-json",
+        schema_version=schema_url or None,
+        **position,
+    )
+
+
+def _local(tag: Any) -> str:
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def _find(root: Any, name: str) -> Any:
+    """The first descendant with this local name, whatever its namespace."""
+    for element in root.iter():
+        if _local(element.tag) == name:
+            return element
+    return None
+
+
+def _text(root: Any, name: str) -> str | None:
+    element = _find(root, name)
+    return element.text.strip() if element is not None and element.text else None
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _truthy(value: str | None) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+def decode_voevent(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
+    try:
+        root = etree.fromstring(payload, parser=_XML_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise DecodeError(f"invalid XML: {exc}") from exc
+    if _local(root.tag) != "VOEvent":
+        raise DecodeError(f"not a VOEvent: root element is <{_local(root.tag)}>")
+    ivorn = root.get("ivorn")
+    if not ivorn:
+        raise DecodeError("VOEvent has no ivorn")
+    role = (root.get("role") or "").lower()
+    what = _find(root, "What")
+    params = {}
+    if what is not None:
+        for param in what.iter():
+            if _local(param.tag) == "Param" and param.get("name"):
+                params[param.get("name")] = param.get("value")
+
+    # ivo://nasa.gsfc.gcn/Fermi#GBM_Flt_Pos_2023-... -> mission Fermi, instrument GBM
+    stream, _, fragment = ivorn.partition("#")
+    mission = stream.rstrip("/").rsplit("/", 1)[-1] or "unknown"
+    instrument = fragment.split("_", 1)[0] if fragment else ""
+    iso_time = _text(root, "ISOTime")
+    if iso_time is None:
+        raise DecodeError(f"VOEvent {ivorn}: missing required field WhereWhen ISOTime")
+    position = {}
+    c1, c2 = _text(root, "C1"), _text(root, "C2")
+    if c1 is not None and c2 is not None:
+        position = {"ra": as_float(c1, "C1"), "dec": as_float(c2, "C2")}
+        radius = _text(root, "Error2Radius")
+        position["pos_error_deg"] = as_float(radius, "Error2Radius") if radius is not None else None
+    most_likely = clean(params.get("Most_Likely_Index"))
+    citations = _find(root, "Citations")
+    retracted = citations is not None and any(
+        (element.get("cite") or "").lower() == "retraction" for element in citations.iter()
+    )
+
+    quality = {
+        "mission": mission,
+        "instrument": instrument,
+        "role": role,
+        "is_test": role == "test" or _truthy(params.get("Test_Submission")) or _truthy(params.get("Test_Notice")),
+        "is_retraction": retracted or "retract" in fragment.lower(),
+        "is_noise": _truthy(params.get("Def_NOT_a_GRB"))
+        or (mission.lower() == "fermi" and most_likely is not None and int(most_likely) in FERMI_NOISE_INDICES),
+        "snr": _number(params.get("Data_Signif") or params.get("Inten_Sigma") or params.get("Rate_Signif")),
+        "most_likely_index": int(most_likely) if most_likely is not None else None,
+        "packet_type": params.get("Packet_Type"),
+    }
+    trigger = params.get("TrigID") or fragment
+    return _event(
+        packet,
+        f"gcn:{ivorn}",
+        f"VOEvent {ivorn}",
+        kind=kind_of(mission, instrument),
+        object_id=f"{mission}:{trigger}",
+        event_time=parse_iso_utc(iso_time, "ISOTime"),
+        quality=quality,
+        features={"has_position": bool(position)},
+        raw_format="gcn-voevent",
+        schema_version=root.get("version"),
+        **position,
+    )

@@ -1,0 +1,180 @@
+"""Beam sinks: the hot store (events, alerts, review queue, dead letters), the warm and archive tiers.
+
+Writers create their clients in setup() and close them in teardown(). A write that fails turns its
+events into dead letters (stage `sink`); dead letters that cannot reach the hot store are written to
+a JSON-lines file beside the outputs, so nothing is lost without a trace.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.io.filesystems import FileSystems
+
+from core.event import DeadLetter, Event, utcnow
+from store.hot import alert_id_for
+from store.tiers import PartitionIndex, join, write_archive_partition, write_warm_partition
+from transforms.common import DEAD_LETTER, counter, dead_letter_for
+from transforms.hotstore import HotStoreDoFn
+
+BATCH = {"min_batch_size": 50, "max_batch_size": 500}
+
+
+class _HotStoreWriter(HotStoreDoFn):
+    """Writes batches of events to one hot-store table; `what` names the table for metrics."""
+
+    def __init__(self, url: str, what: str):
+        super().__init__(url)
+        self._what = what
+
+    def _add(self, batch: list[Event]) -> set[str]:
+        adders: dict[str, Callable[[list[Event]], set[str]]] = {
+            "events": self._store.add_events,
+            "alerts": self._store.add_alerts,
+            "review": self._store.add_reviews,
+        }
+        return adders[self._what](batch)
+
+    def process(self, batch: list[Event]) -> Iterator[Any]:
+        try:
+            new_keys = self._add(batch)
+        except Exception as exc:  # noqa: BLE001 - a failed write must not lose the batch
+            counter(f"sink_failed.{self._what}").inc(len(batch))
+            for event in batch:
+                yield dead_letter_for(event, f"sink:{self._what}", exc)
+            return
+        stored_time = utcnow()
+        counter(f"{self._what}.new").inc(len(new_keys))
+        counter(f"{self._what}.already_stored").inc(len(batch) - len(new_keys))
+        for event in batch:
+            if self._what == "events":
+                counter(f"stored.{event.event_class}").inc()
+            elif self._what == "alerts":
+                counter(f"alerts.{event.alert_level}").inc()
+            key = alert_id_for(event.event_id) if self._what == "alerts" else event.event_id
+            if key in new_keys:  # a redelivered event is stored once and goes on once
+                yield event.model_copy(update={"stored_time": stored_time})
+
+
+class WriteHotTable(beam.PTransform):
+    """Events into one hot-store table (`events`, `alerts` or `review`).
+
+    Outputs `stored` (the events newly stored, with their stored time) and `dead_letter`.
+    """
+
+    def __init__(self, url: str, what: str):
+        super().__init__()
+        self._url = url
+        self._what = what
+
+    def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return (
+            events
+            | "Batch" >> beam.BatchElements(**BATCH)
+            | "Insert" >> beam.ParDo(_HotStoreWriter(self._url, self._what)).with_outputs(DEAD_LETTER, main="stored")
+        )
+
+
+class _DeadLetterWriter(HotStoreDoFn):
+    def __init__(self, url: str, fallback_dir: str):
+        super().__init__(url)
+        self._fallback_dir = fallback_dir
+
+    def process(self, batch: list[DeadLetter]) -> Iterator[DeadLetter]:
+        try:
+            self._store.add_dead_letters(batch)
+        except Exception as exc:  # noqa: BLE001 - the store is down: keep the letters in a file instead
+            self._write_fallback(batch, exc)
+        for letter in batch:
+            counter(f"dead_letters.{letter.stage}").inc()
+            counter("dead_letters").inc()
+            yield letter
+
+    def _write_fallback(self, batch: list[DeadLetter], exc: Exception) -> None:
+        path = join(self._fallback_dir, f"dead-letters-{uuid.uuid4().hex}.jsonl")
+        lines = []
+        for letter in batch:
+            record = letter.model_dump(mode="json", exclude={"payload"})
+            record["payload_base64"] = base64.b64encode(letter.payload).decode()
+            record["store_error"] = f"{type(exc).__name__}: {exc}"
+            lines.append(json.dumps(record))
+        with FileSystems.create(path) as handle:  # if this fails too, the bundle fails loudly
+            handle.write(("\n".join(lines) + "\n").encode())
+        counter("dead_letters.fallback_file").inc(len(batch))
+
+
+class WriteDeadLetters(beam.PTransform):
+    """Dead letters into the hot store, or into JSON-lines files under `fallback_dir` if it is unreachable."""
+
+    def __init__(self, url: str, fallback_dir: str):
+        super().__init__()
+        self._url = url
+        self._fallback_dir = fallback_dir
+
+    def expand(self, letters: beam.PCollection) -> beam.PCollection:
+        return (
+            letters
+            | "Batch" >> beam.BatchElements(**BATCH)
+            | "Insert" >> beam.ParDo(_DeadLetterWriter(self._url, self._fallback_dir))
+        )
+
+
+PartitionWriter = Callable[..., tuple[str | None, int]]
+
+
+class _PartitionWriterDoFn(beam.DoFn):
+    def __init__(self, root: str, tier: str, write: PartitionWriter):
+        self._root = root
+        self._tier = tier
+        self._write = write
+        self._index: PartitionIndex | None = None
+
+    def setup(self) -> None:
+        # Which ids each partition holds, kept between bundles (a streaming job writes every few seconds).
+        self._index = PartitionIndex(self._tier)
+
+    def process(self, keyed: tuple[tuple[str, str], Iterable[Event]]) -> Iterator[Any]:
+        (night, part), events = keyed
+        events = list(events)
+        counter(f"{self._tier}.handled").inc(len(events))
+        try:
+            path, written = self._write(self._root, night, part, events, self._index)
+        except Exception as exc:  # noqa: BLE001
+            counter(f"sink_failed.{self._tier}").inc(len(events))
+            for event in events:
+                yield dead_letter_for(event, f"sink:{self._tier}", exc)
+            return
+        counter(f"{self._tier}.rows").inc(written)
+        if path:
+            counter(f"{self._tier}.files").inc()
+            yield path
+
+
+class WriteTier(beam.PTransform):
+    """Events into a partitioned tier: `warm` (Parquet by night and class) or `archive` (Avro by night and source)."""
+
+    def __init__(self, root: str, tier: str):
+        super().__init__()
+        if tier not in ("warm", "archive"):
+            raise ValueError(f"unknown tier {tier!r}")
+        self._root = root
+        self._tier = tier
+
+    def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
+        if self._tier == "warm":
+            key, write = (lambda event: (event.night, event.event_class)), write_warm_partition
+        else:
+            key, write = (lambda event: (event.night, event.source)), write_archive_partition
+        return (
+            events
+            | "KeyByPartition" >> beam.Map(lambda event: (key(event), event))
+            | "GroupByPartition" >> beam.GroupByKey()
+            | "WritePartition"
+            >> beam.ParDo(_PartitionWriterDoFn(self._root, self._tier, write)).with_outputs(DEAD_LETTER, main="files")
+        )

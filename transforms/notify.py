@@ -1,0 +1,57 @@
+"""The notify step: each newly stored alert sent through the configured channels (`ops.notify`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+
+from config.settings import NightwatchConfig
+from core.event import Event
+from ops.notify import Notifier
+from store.hot import HotStore, alert_id_for
+from transforms.common import counter
+
+log = logging.getLogger("nightwatch.notify")
+
+
+class _NotifyDoFn(beam.DoFn):
+    """Sends each newly stored alert with the short pipeline timeout. Never raises: a failed send is a recorded
+    `retrying` delivery for `notify run`, not a dead letter (the alert itself is stored)."""
+
+    def __init__(self, config: NightwatchConfig, db_url: str):
+        self._config = config
+        self._db_url = db_url
+
+    def setup(self) -> None:
+        self._store = HotStore(self._db_url)
+        self._notifier = Notifier(self._store, self._config, timeout_s=self._config.notifications.pipeline_timeout_s)
+
+    def process(self, event: Event) -> Iterator[dict[str, Any]]:
+        try:
+            results = self._notifier.notify_alert(alert_id_for(event.event_id))
+        except Exception as exc:  # noqa: BLE001 - e.g. the store is unreachable: `alerts check` will show it
+            counter("notify.error").inc()
+            log.warning("could not notify %s: %s", event.event_id, exc)
+            return
+        for result in results:
+            counter(f"notify.{result['status']}").inc()
+            yield {key: result[key] for key in ("alert_id", "channel", "status")}
+
+    def teardown(self) -> None:
+        self._notifier.close()
+        self._store.close()
+
+
+class NotifyAlerts(beam.PTransform):
+    """Newly stored alerts in; the first delivery of each (alert id, channel, status) out."""
+
+    def __init__(self, config: NightwatchConfig, db_url: str):
+        super().__init__()
+        self._config = config
+        self._db_url = db_url
+
+    def expand(self, new_alerts: beam.PCollection) -> beam.PCollection:
+        return new_alerts | "Send" >> beam.ParDo(_NotifyDoFn(self._config, self._db_url))
