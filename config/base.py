@@ -1,0 +1,51 @@
+"""What every configuration model shares: the vocabulary, the strict base model, the error."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+CONFIG_DIR = Path(__file__).resolve().parent
+CLASSES = ("critical", "significant", "interesting", "routine", "rejected")
+SOURCES = ("ztf", "rubin", "gcn")
+
+Op = Literal["<", "<=", ">", ">=", "==", "!=", "in", "not_in", "between", "not_between"]
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing or invalid; the message names the file and the field."""
+
+
+def only_known_sources(value: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(value) - set(SOURCES)
+    if unknown:
+        raise ValueError(f"unknown sources {sorted(unknown)}; known: {SOURCES}")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([hdy])$")
+
+
+def parse_duration_hours(text: str) -> float | None:
+    """'24h' -> 24, '90d' -> 2160, '1y' -> 8766; 'permanent' -> inf; 'none' -> None."""
+    text = text.strip().lower()
+    if text == "permanent":
+        return math.inf
+    if text == "none":
+        return None
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"bad duration {text!r}: use permanent, none, or a number with h, d or y")
+    number, unit = float(match.group(1)), match.group(2)
+    return number * {"h": 1, "d": 24, "y": 24 * 365.25}[unit]

@@ -1,0 +1,52 @@
+"""Sources and the observing site (sources.yaml): expected rates, the site's place and time zone."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+
+from config.base import Strict, only_known_sources
+
+
+class Site(Strict):
+    name: str
+    timezone: str
+    latitude_deg: float = Field(ge=-90, le=90)
+    longitude_deg: float = Field(ge=-180, le=180)
+    height_m: float = 0.0
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class SourceSpec(Strict):
+    role: str
+    format: str
+    expected_rate_per_min: float = Field(ge=0)
+    schema_dir: str = ""
+
+
+class SourcesConfig(Strict):
+    version: str
+    site: Site
+    sources: dict[str, SourceSpec]
+    gcn_kinds: dict[str, list[str]]
+
+    _known_sources = field_validator("sources")(lambda value: only_known_sources(value))
+
+    def gcn_kind(self, mission: str, instrument: str) -> str:
+        """The kind of a GCN notice from its mission and instrument, or `notice` when unknown."""
+        text = f"{mission} {instrument}".lower().strip()
+        squashed = re.sub(r"[^a-z0-9]+", " ", text)
+        for kind, needles in self.gcn_kinds.items():
+            if any(needle in text or needle in squashed for needle in needles):
+                return kind
+        return "notice"
