@@ -1,5 +1,9 @@
 """Agents: the cross-match against brute force, visibility against astropy, the breaker, budgets and faults
-with real HTTP agent servers (answer, hang, fail, crash), the real agent server, and agents in the pipeline."""
+with real HTTP agent servers (answer, hang, fail, crash), the real agent server, and agents in the pipeline.
+
+Why this module is long: the agent servers it starts (real HTTP, crashing and hanging ones) are shared by the
+budget, breaker, server and pipeline tests.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 One server (a subprocess, as an operator starts it) is shared by the module; keys are made with the real
 `nightwatch api-keys` command and access.apikeys. Checks compare what the API answers with what the store
 and the warm tier hold, read independently.
+
+Why this module is long: every endpoint is checked against one shared server (a subprocess filled by a real
+run), which is started once per module; splitting it would start that server again per file.
 """
 
 from __future__ import annotations

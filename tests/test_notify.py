@@ -1,5 +1,9 @@
 """Notifications against real receivers: local HTTP servers (PagerDuty-, Slack- and webhook-shaped) and an SMTP
-server (aiosmtpd), plus the pipeline end to end. Also the helpers the on-call and maintenance tests share."""
+server (aiosmtpd), plus the pipeline end to end. Also the helpers the on-call and maintenance tests share.
+
+Why this module is long: one suite per channel and policy rule against the same real receivers, whose set-up
+is shared with the on-call and maintenance suites.
+"""
 
 from __future__ import annotations
 

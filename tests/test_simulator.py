@@ -1,4 +1,8 @@
-"""Tests for devtools.simulator: real wire formats, determinism, mix, corruption, versions."""
+"""Tests for devtools.simulator: real wire formats, determinism, mix, corruption, versions.
+
+Why this module is long: each wire format (ZTF v3/v4, Rubin v7-v11 container and Confluent wire, GCN JSON and
+VOEvent) is checked against the official schemas and the real decoders, one group of tests per format.
+"""
 
 from __future__ import annotations
 
