@@ -8,6 +8,7 @@ from collections import Counter
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing import test_stream
+
 from pipeline.runners.local.dofns import reuse_local_dofns
 
 CALLS: Counter[str] = Counter()
