@@ -12,10 +12,11 @@ from fastapi import Path, Query, Request
 from pydantic import BeforeValidator
 
 from api import downloads
+from api.cursors import Key, encode_cursor
 from api.errors import ApiError
 from api.events import Tiers
 from api.models import AlertLevel, AlertStatus, EventClass, Format, Source, Tier
-from api.queries import AlertFilter, EventFilter, Key, encode_cursor
+from api.queries import AlertFilter, EventFilter
 from core.event import as_utc
 from store.hot import HotStore
 

@@ -11,6 +11,7 @@ from access import roles
 from access.apikeys import ApiKey
 from api import downloads, feed, queries
 from api.auth import ApiSettings, identify, requires
+from api.cursors import Key, decode_cursor
 from api.errors import ApiError, ErrorBody, not_found
 from api.models import Acknowledge, AlertDetail, AlertPage
 from api.params import (
@@ -25,7 +26,7 @@ from api.params import (
     one_page,
     store_of,
 )
-from api.queries import AlertFilter, Key, decode_cursor
+from api.queries import AlertFilter
 from ops import responses
 
 router = APIRouter()

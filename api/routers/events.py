@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from access.apikeys import ApiKey
 from api import downloads, queries
 from api.auth import requires
+from api.cursors import Key, decode_cursor
 from api.errors import not_found
 from api.models import ConePage, Event, EventPage, Lineage
 from api.params import (
@@ -25,7 +26,7 @@ from api.params import (
     store_of,
     tiers,
 )
-from api.queries import EventFilter, Key, decode_cursor
+from api.queries import EventFilter
 from ops import responses
 
 router = APIRouter()

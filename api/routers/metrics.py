@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from access.apikeys import ApiKey
 from api import downloads, queries
 from api.auth import requires
+from api.cursors import Key, decode_cursor
 from api.models import AgentWindowPage, MetricsPage, Source
 from api.params import (
     PAGE_DEFAULT,
@@ -27,7 +28,6 @@ from api.params import (
     store_of,
     utc,
 )
-from api.queries import Key, decode_cursor
 from store.hot import agent_metrics, metrics
 
 router = APIRouter()

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from access.apikeys import ApiKey
 from api import queries
 from api.auth import requires
+from api.cursors import decode_cursor
 from api.models import ReviewPage, ReviewStatus, Source
 from api.params import PAGE_DEFAULT, Cursor, Limit, one_page, store_of
-from api.queries import decode_cursor
 
 router = APIRouter()
 QueueReader = Depends(requires("view_review_queue"))
