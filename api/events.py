@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from api import queries, warm
-from api.queries import EventFilter, Key
+from api.cursors import Key
+from api.queries import EventFilter
 from store.hot import HotStore
 
 Tier = Literal["hot", "warm", "all"]

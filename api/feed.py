@@ -20,8 +20,9 @@ from typing import Any
 
 from anyio import to_thread
 
+from api.cursors import Key, decode_cursor, encode_cursor
 from api.errors import ApiError
-from api.queries import ALERT_KEY, AlertFilter, Key, decode_cursor, encode_cursor, list_alerts
+from api.queries import ALERT_KEY, AlertFilter, list_alerts
 from core.event import utcnow
 from store.hot import HotStore
 

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from api.queries import Box, EventFilter, Key
+from api.cursors import Key
+from api.queries import Box, EventFilter
 from core.event import as_utc
 from store import files
 from store.tiers import WARM_SCHEMA, join

@@ -1,0 +1,1 @@
+"""The /v1 routes, one router per resource: health, events, alerts, review, metrics."""
