@@ -19,6 +19,8 @@ from store.hot import HotStore, deliveries
 
 
 class Policy:
+    """The channels of an alert's level, and the hold (suppressed, throttled) that keeps it from them."""
+
     def __init__(self, store: HotStore, settings: NotificationsConfig, clock: Clock):
         self.store = store
         self.settings = settings
@@ -34,7 +36,6 @@ class Policy:
 
     def hold(self, alert: AlertInfo) -> tuple[str, str] | None:
         """Why this alert is not sent now (status, reason), or None to send it."""
-
         if alert.injected:
             return SUPPRESSED, "injected event: the injection test never pages anyone"
         if alert.level == "CRITICAL":
