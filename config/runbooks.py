@@ -1,0 +1,72 @@
+"""The runbooks (`config/runbooks.yaml`): the guide's procedures as data, validated here, shown by `ops.health`.
+
+Its own small loader, with `load_config`'s rules: the folder is `config_dir`, else $NIGHTWATCH_CONFIG_DIR, else
+the shipped defaults (a folder without runbooks.yaml falls back to the shipped one); a bad file raises
+ConfigError naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from config.settings import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent
+FILE_NAME = "runbooks.yaml"
+# The runbooks `ops.health` names: a panel, the agents table, SEV-1 and SEV-2.
+REQUIRED = (
+    "high_queue_depth",
+    "critical_alert_not_sent",
+    "agent_timeout",
+    "event_rate",
+    "latency",
+    "error_rate",
+    "alert_volume",
+    "sev1",
+    "sev2",
+)
+
+
+class RunbookSpec(BaseModel):
+    """One runbook: its title, the symptoms that call for it, and its steps in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1)
+    symptoms: str = Field(min_length=1)
+    steps: tuple[str, ...] = Field(min_length=1)
+
+
+class RunbooksConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    version: str
+    runbooks: dict[str, RunbookSpec]
+
+    @field_validator("runbooks")
+    @classmethod
+    def _every_required_runbook(cls, value: dict[str, RunbookSpec]) -> dict[str, RunbookSpec]:
+        missing = [name for name in REQUIRED if name not in value]
+        if missing:
+            raise ValueError(f"missing runbooks {missing}")
+        return value
+
+
+def load_runbooks(config_dir: str | Path | None = None) -> RunbooksConfig:
+    folder = Path(config_dir or os.environ.get("NIGHTWATCH_CONFIG_DIR") or CONFIG_DIR)
+    path = folder / FILE_NAME
+    if not path.is_file():
+        path = CONFIG_DIR / FILE_NAME
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
+    try:
+        return RunbooksConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"{path}: invalid configuration: {problems}") from exc

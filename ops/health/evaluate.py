@@ -1,0 +1,112 @@
+"""The incident severity the panels, the agents and the latest injection test add up to, and `evaluate`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from config.settings import NightwatchConfig
+from core.event import as_utc
+from ops.health.agents import agent_health
+from ops.health.panels import five_panels, latest_activity
+from ops.health.report import (
+    ALERTS_PER_NIGHT,
+    CRITICAL_RECALL,
+    ERROR_RATE,
+    MAJOR_FACTOR,
+    QUEUE_DEPTH,
+    QUEUE_MAJOR_FACTOR,
+    RUNBOOKS,
+    AgentHealth,
+    HealthReport,
+    Panel,
+    Runbook,
+)
+from store.hot import HotStore, injection_reports
+
+
+def _critical_recall(store: HotStore) -> float | None:
+    """The latest stored injection report's critical recall (`nightwatch inject` writes them)."""
+    with store.engine.connect() as conn:
+        # The latest report that measured it (a run with no critical event injected stores None).
+        value = conn.execute(
+            sa.select(injection_reports.c.critical_recall)
+            .where(injection_reports.c.critical_recall.is_not(None))
+            .order_by(injection_reports.c.created_at.desc())
+            .limit(1)
+        ).scalar()
+    return None if value is None else float(value)
+
+
+def severity(
+    panels: list[Panel], agents: AgentHealth, stale: bool, expected_total: float, recall: float | None, idle: str
+) -> tuple[str | None, str, Runbook | None]:
+    """The guide's severity levels from the panels: the highest level any finding reaches, and every finding."""
+    by_name = {panel.name: panel for panel in panels}
+    if stale and expected_total > 0:
+        return (
+            "SEV-1",
+            f"no events processing: {idle}, while sources expect {expected_total:,.1f}/min",
+            RUNBOOKS["sev1"],
+        )
+    major, minor, cosmetic = [], [], []
+    errors, queue = by_name["Error rate"], by_name["Queue depth"]
+    if errors.value is not None and errors.value >= MAJOR_FACTOR * ERROR_RATE:
+        major.append(f"error rate {errors.value:.2%} is over {MAJOR_FACTOR}x its normal range (< 0.1%)")
+    if queue.value is not None and queue.value >= QUEUE_MAJOR_FACTOR * QUEUE_DEPTH:
+        major.append(f"queue depth {queue.value:,.0f} is over {QUEUE_MAJOR_FACTOR}x its normal range (< 10,000)")
+    if recall is not None and recall < CRITICAL_RECALL:
+        major.append(f"latest injection test: critical recall {recall:.1%} < 99%")
+    if major:
+        return "SEV-2", "; ".join(major), RUNBOOKS["sev2"]
+    for name in ("Event rate", "Processing latency", "Error rate", "Queue depth"):
+        panel = by_name[name]
+        if panel.abnormal:
+            minor.append(f"{name.lower()} {panel.display} outside its normal range ({panel.normal})")
+    for agent, status in agents.status.items():
+        if status == "bad":
+            minor.append(f"agent {agent} over its latency budget or its breaker is open")
+    if minor:
+        return "SEV-3", "; ".join(minor), None
+    volume = by_name["Alert volume"]
+    if volume.abnormal:
+        cosmetic.append(f"alert volume {volume.display} over {ALERTS_PER_NIGHT} a night: review thresholds")
+    if cosmetic:
+        return "SEV-4", "; ".join(cosmetic), None
+    return None, "every panel is within its normal range", None
+
+
+def evaluate(
+    store: HotStore,
+    config: NightwatchConfig,
+    now: datetime,
+    window: timedelta = timedelta(minutes=15),
+    history: timedelta = timedelta(hours=6),
+) -> HealthReport:
+    """The five panels over the recent `window` (charts over `history`), agent health and the severity."""
+    now = as_utc(now)
+    expected = {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()}
+    latest = latest_activity(store)
+    stale = latest is None or latest < now - window
+    end = now if not stale or latest is None else latest
+    start = end - window
+    series_start = end - history
+    timezone = config.sources.site.timezone
+    basis, panels = five_panels(store, expected, start, end, series_start, timezone, latest is not None)
+    agents = agent_health(store, since=series_start)
+    if latest is None:
+        idle = "nothing has been processed yet (the store is empty)"
+    else:
+        idle = f"nothing processed since {latest:%Y-%m-%d %H:%M:%S} UTC ({_ago(now - latest)} ago)"
+    level, reason, runbook = severity(panels, agents, stale, sum(expected.values()), _critical_recall(store), idle)
+    return HealthReport(now, start, end, stale, basis, panels, agents, level, reason, runbook)
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -1,0 +1,102 @@
+"""What health reports are made of: the guide's normal ranges, runbooks (from `config/runbooks.yaml`), panels,
+agent health and the report itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from config.runbooks import load_runbooks
+
+# The guide's normal ranges.
+RATE_TOLERANCE = 0.20  # event rate within ±20% of expected
+LATENCY_P50_S = 60.0  # processing latency p50 < 1 min
+QUEUE_DEPTH = 10_000  # queue depth < 10,000
+ERROR_RATE = 0.001  # error rate < 0.1%
+ALERTS_PER_NIGHT = 50  # alert volume < 50 a night
+# "Major degradation" (SEV-2): this many times beyond the normal range.
+MAJOR_FACTOR = 10
+QUEUE_MAJOR_FACTOR = 5
+CRITICAL_RECALL = 0.99  # the guide's SEV-2 example: critical recall < 99%
+# A rate check needs enough expected events in the window to mean anything: a GCN stream expecting 0.1 a
+# minute sees 0 or 3 in 15 minutes by chance alone, which is not a ±20% deviation worth an incident.
+MIN_EXPECTED_FOR_RATE = 20
+WARN_AT = 0.8  # amber at 80% of a limit
+
+STATUS_ORDER = ("ok", "n/a", "unknown", "warn", "bad")
+
+
+@dataclass(frozen=True)
+class Runbook:
+    title: str
+    symptoms: str
+    steps: tuple[str, ...]
+
+
+# The guide's runbooks and procedures, word for word where it has them: data in config/runbooks.yaml.
+RUNBOOKS: dict[str, Runbook] = {
+    name: Runbook(spec.title, spec.symptoms, tuple(spec.steps)) for name, spec in load_runbooks().runbooks.items()
+}
+
+
+@dataclass
+class Panel:
+    """One monitoring panel as the guide defines it, evaluated."""
+
+    name: str
+    value: float | None
+    normal: str
+    status: str  # ok | warn | bad | unknown | n/a
+    action: str  # the guide's "action if abnormal"
+    runbook: Runbook
+    by_source: dict[str, float | None] = field(default_factory=dict)
+    display: str = ""  # the value as shown, with its unit
+    detail: str = ""  # what the figure is and where it comes from
+    source_status: dict[str, str] = field(default_factory=dict)
+    series: list[dict[str, Any]] = field(default_factory=list)  # {"time", "source", "value"} rows for a chart
+
+    @property
+    def abnormal(self) -> bool:
+        return self.status == "bad"
+
+
+@dataclass
+class AgentHealth:
+    """The latest window of each agent (table `agent_metrics`), judged against its latency budget."""
+
+    rows: list[dict[str, Any]]
+    series: list[dict[str, Any]]
+    status: dict[str, str]
+    message: str  # "no agent metrics yet" when there is nothing to show
+    runbook: Runbook = RUNBOOKS["agent_timeout"]
+
+
+@dataclass
+class HealthReport:
+    now: datetime
+    window_start: datetime
+    window_end: datetime
+    stale: bool  # nothing processed in the recent window: the panels show the last active window
+    basis: str  # "stream metrics" | "stored events" | "no data"
+    panels: list[Panel]
+    agents: AgentHealth
+    severity: str | None  # "SEV-1" .. "SEV-4", or None when all is normal
+    reason: str
+    runbook: Runbook | None = None
+
+    def panel(self, name: str) -> Panel:
+        return next(panel for panel in self.panels if panel.name == name)
+
+
+def judge(value: float | None, limit: float) -> str:
+    """Against an upper limit: ok below 80% of it, warn up to it, bad beyond."""
+    if value is None:
+        return "unknown"
+    if value >= limit:
+        return "bad"
+    return "warn" if value >= WARN_AT * limit else "ok"
+
+
+def worst(statuses: list[str]) -> str:
+    return max(statuses, key=STATUS_ORDER.index) if statuses else "unknown"

@@ -1,0 +1,79 @@
+"""Notifications: alerts out to PagerDuty, Slack, webhooks and e-mail, with retries, a nightly budget and digests.
+
+What is sent is a `Notice` (channel-neutral, no secrets), rendered per channel at send time: PagerDuty Events API v2,
+Slack (text + blocks), a JSON webhook, or an e-mail. Every delivery is a `deliveries` row, written *before* the
+first attempt: its unique key (alert, channel, action, level) is the claim that makes a redelivered alert send once,
+and a crash mid-send leaves a `retrying` row that `nightwatch notify run` picks up. Failed attempts are retried with
+exponential backoff until `retry.max_attempts`, then the row is `failed` (`nightwatch notify status`).
+
+Policy for a new alert (`Notifier.notify_alert`), in this order:
+1. an injected event (the injection test) never pages anyone: every channel is recorded `suppressed`;
+2. CRITICAL is always sent: never throttled, never silenced;
+3. during an active maintenance window that silences, other levels are recorded `suppressed`;
+4. beyond the nightly budget (`budget_per_night`, the alert's observing night), levels that throttle are recorded
+   `throttled` and go out in the next digest (`nightwatch notify digest`).
+
+Nothing here raises to its caller on a channel failure: a failure is a recorded delivery, never a lost alert.
+
+One job per module: `notice` (the Notice, statuses), `channels` (rendering per channel, the Sender), `alerts` (the
+alert a notice is about), `policy` (which channels, maintenance silencing, the budget), `outbox` (the
+`deliveries` rows: claim, attempts, retries), `digests`, `notifier` (the Notifier that ties them, the portal's
+acknowledge hook) and `runbook` (Critical Alert Not Sent: `unsent_critical`, `send_by_hand`).
+"""
+
+from ops.notify.alerts import AlertInfo, acknowledged, alert_notice, load_alert
+from ops.notify.channels import Outcome, Sender, email_message, pagerduty_body, slack_body, webhook_body
+from ops.notify.digests import Digests
+from ops.notify.notice import (
+    DELIVERED,
+    FAILED,
+    PAGING_PREFIXES,
+    REACHED,
+    RETRYING,
+    SEVERITY,
+    SUPPRESSED,
+    THROTTLED,
+    Clock,
+    Notice,
+    announcement_notice,
+    is_page,
+)
+from ops.notify.notifier import Notifier, alert_action_hook
+from ops.notify.outbox import Outbox, deliveries_for, delivery_key, insert_once
+from ops.notify.policy import Policy
+from ops.notify.runbook import send_by_hand, unsent_critical
+
+__all__ = [
+    "DELIVERED",
+    "FAILED",
+    "PAGING_PREFIXES",
+    "REACHED",
+    "RETRYING",
+    "SEVERITY",
+    "SUPPRESSED",
+    "THROTTLED",
+    "AlertInfo",
+    "Clock",
+    "Digests",
+    "Notice",
+    "Notifier",
+    "Outbox",
+    "Outcome",
+    "Policy",
+    "Sender",
+    "acknowledged",
+    "alert_action_hook",
+    "alert_notice",
+    "announcement_notice",
+    "deliveries_for",
+    "delivery_key",
+    "email_message",
+    "insert_once",
+    "is_page",
+    "load_alert",
+    "pagerduty_body",
+    "send_by_hand",
+    "slack_body",
+    "unsent_critical",
+    "webhook_body",
+]
