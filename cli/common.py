@@ -55,12 +55,12 @@ def deprecated_alias(command: Parser, old: str, preferred: str) -> None:
     command.deprecated[old] = preferred
 
 
-def config_option(command: argparse.ArgumentParser) -> None:
+def config_option(command: Parser) -> None:
     command.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
     deprecated_alias(command, "--config_dir", "--config")
 
 
-def store_options(command: argparse.ArgumentParser, with_config: bool = True) -> None:
+def store_options(command: Parser, with_config: bool = True) -> None:
     """Where the hot store and tiers are (and, optionally, the configuration): shared by most commands."""
     command.add_argument("--output", default="out", help="output folder (default: out)")
     command.add_argument("--db-url", help="hot store URL (default: $NIGHTWATCH_DB_URL or OUTPUT/nightwatch.db)")

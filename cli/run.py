@@ -9,14 +9,14 @@ import argparse
 import dataclasses
 import sys
 
-from cli.common import deprecated_alias, outputs
+from cli.common import Parser, deprecated_alias, outputs
 from config.settings import load_config
 
 # pipeline.launch only plans runner options at import time; it imports Beam when a job is submitted.
 from pipeline.launch import RunnerPlan, add_runner_options, plan_runner, submit
 
 
-def runner_options(command: argparse.ArgumentParser, with_project: bool = True) -> None:
+def runner_options(command: Parser, with_project: bool = True) -> None:
     """--runner dataflow|flink and what each needs; Beam's own spellings of them still work, deprecated."""
     add_runner_options(command, with_project=with_project)
     for option in ("--temp-location", "--setup-file", "--flink-master"):

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cli.common import deprecated_alias, outputs, store_options, store_url, with_emulator
+from cli.common import Parser, deprecated_alias, outputs, store_options, store_url, with_emulator
 from cli.run import runner_options
 from config.settings import NightwatchConfig, load_config
 from core.decoders import PacketDecoder
@@ -264,7 +264,7 @@ def metrics_table(db_url: str, per_source: int = 3) -> str:
     return "\n".join(lines)
 
 
-def _feed_options(command: argparse.ArgumentParser, rate_default: float) -> None:
+def _feed_options(command: Parser, rate_default: float) -> None:
     command.add_argument("--rate", type=float, default=rate_default, help="packets per second")
     command.add_argument("--mix", help="source mix, e.g. ztf=0.6,rubin=0.35,gcn=0.05")
     command.add_argument("--seed", type=int, default=0)
@@ -276,7 +276,7 @@ def _feed_options(command: argparse.ArgumentParser, rate_default: float) -> None
     command.add_argument("--burst-at", type=float, default=5.0, help="seconds into the feed for the burst")
 
 
-def _pubsub_options(command: argparse.ArgumentParser) -> None:
+def _pubsub_options(command: Parser) -> None:
     command.add_argument("--project", help="GCP project (default: config/streaming.yaml)")
     command.add_argument(
         "--emulator",
