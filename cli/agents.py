@@ -16,6 +16,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import requests
+
+from agents import remote
+from cli.common import config_option, open_store, store_options, store_url
+from config.settings import load_config
+from core.event import utcnow
+
 RUNBOOK = (
     "Agent Timeout runbook: 1. identify the agent (above); 2. check its resource use (agent server /health, "
     "kubectl top pods -l app=agent-pool); 3. restart it if stuck: nightwatch agents restart NAME; "
@@ -83,12 +90,8 @@ def assess(name: str, spec: Any, windows: list[dict[str, Any]], server: dict[str
 
 
 def _server_health(url: str) -> dict[str, Any]:
-    import requests
-
-    from agents.remote import health
-
     try:
-        return health(url, timeout_s=3.0)
+        return remote.health(url, timeout_s=3.0)
     except requests.RequestException as exc:
         return {"unreachable": f"{type(exc).__name__}: {exc}"[:200], "url": url}
 
@@ -98,10 +101,6 @@ def _health(args: argparse.Namespace, _beam_args: list[str]) -> int:
         reports = {url: _server_health(url) for url in args.url}
         print(json.dumps(reports, indent=2, default=str) if args.json else _servers_table(reports))
         return 0 if all(report.get("ok") for report in reports.values()) else 1
-
-    from cli.main import open_store
-    from config.settings import load_config
-    from core.event import utcnow
 
     config = load_config(args.config)
     store = open_store(args)
@@ -156,21 +155,15 @@ def _servers_table(reports: dict[str, dict[str, Any]]) -> str:
 
 
 def _restart(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    import requests
-
-    from agents.remote import restart
-
     url = args.url
     if not url:
-        from config.settings import load_config
-
         spec = load_config(args.config).agents.agents.get(args.name or "")
         if spec is None or spec.kind != "remote":
             print(f"nightwatch: {args.name!r} is not a remote agent in config/agents.yaml: give --url", file=sys.stderr)
             return 2
         url = spec.url
     try:
-        answer = restart(url)
+        answer = remote.restart(url)
     except requests.RequestException as exc:
         print(f"nightwatch: could not restart the agent server at {url}: {exc}", file=sys.stderr)
         return 1
@@ -183,9 +176,8 @@ def _interrupt(*_args: Any) -> None:
 
 
 def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    # The agents' catalogues (SciPy) are loaded only by the command that serves one: the others start fast.
     from agents.server import make_server
-    from cli.main import store_url
-    from config.settings import load_config
 
     config = load_config(args.config)
     server = make_server(args.name, config, args.host, args.port, store_url(args))
@@ -206,7 +198,7 @@ def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0
 
 
-def add_commands(commands: Any, store_options: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser(
         "agent-server",
         help="run one configured agent as an HTTP service (a member of the agent pool)",
@@ -236,5 +228,5 @@ def add_commands(commands: Any, store_options: Any) -> None:
     again = actions.add_parser("restart", help="restart a remote agent's server (it re-executes itself in place)")
     again.add_argument("name", nargs="?", help="a remote agent in config/agents.yaml")
     again.add_argument("--url", help="or the agent server's URL")
-    again.add_argument("--config", help="folder of YAML configuration (default: the shipped config/)")
+    config_option(again)
     again.set_defaults(handler=_restart)

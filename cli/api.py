@@ -5,18 +5,16 @@ revoke). Whoever runs `api-keys` holds the hot store's credentials, so it acts a
 from __future__ import annotations
 
 import argparse
-import getpass
 from pathlib import Path
-from typing import Any
 
-
-def _outputs(args: argparse.Namespace) -> Any:
-    from store.layout import Outputs
-
-    return Outputs.under(args.output, args.db_url)
+from access import apikeys
+from cli.common import open_store, outputs, store_options, system_actor
 
 
 def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    # FastAPI and uvicorn are loaded only by the command that serves the API: the others start fast.
+    import uvicorn
+
     from api.app import create_app, openapi_text
     from api.auth import ApiSettings
 
@@ -25,17 +23,11 @@ def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
         print(f"OpenAPI description written to {args.write_openapi}")
         return 0
 
-    import uvicorn
-
-    from access import apikeys
-    from store.hot import HotStore
-
-    outputs = _outputs(args)
+    where = outputs(args)
     settings = ApiSettings(
-        store_url=outputs.db_url, warm_root=outputs.warm_root, rate_per_min=args.rate_limit, burst=args.burst
+        store_url=where.db_url, warm_root=where.warm_root, rate_per_min=args.rate_limit, burst=args.burst
     )
-    store = HotStore(settings.store_url)
-    store.ensure_schema()
+    store = open_store(args)
     active = [key for key in apikeys.list_keys(store) if key.active]
     store.close()
     base = f"http://{args.host}:{args.port}"
@@ -53,13 +45,8 @@ def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _keys(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from access import apikeys
-    from access.accounts import SYSTEM
-    from store.hot import HotStore
-
-    store = HotStore(_outputs(args).db_url)
-    store.ensure_schema()
-    actor = f"{SYSTEM}:{getpass.getuser()}"
+    store = open_store(args)
+    actor = system_actor()
     try:
         if args.action == "create":
             token, key = apikeys.create_key(store, actor, args.user, args.role, args.note, args.rate_limit, args.burst)
@@ -83,7 +70,7 @@ def _keys(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0
 
 
-def add_commands(commands: Any, store_options: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser(
         "api",
         help="serve the external API (REST + live alert feed) over the hot store and warm tier",

@@ -1,13 +1,12 @@
 """Commands for notifications, the "Critical Alert Not Sent" runbook, on-call and maintenance.
 
 `nightwatch notify status|run|digest`, `nightwatch alerts check|send`, `nightwatch oncall now|handoff`,
-`nightwatch maintenance announce|list|cancel`. Registered by `cli.main.build_parser` via `add_commands`.
+`nightwatch maintenance announce|list|cancel`.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import signal
 import sys
@@ -15,6 +14,24 @@ import threading
 from collections import Counter
 from datetime import timedelta
 from typing import Any
+
+from access import accounts, audit
+from cli.common import open_store, store_options, system_actor, when
+from config.settings import load_config
+from core.event import utcnow
+from ops import maintenance
+from ops.maintenance import active_window, list_windows
+from ops.notify import (
+    FAILED,
+    RETRYING,
+    THROTTLED,
+    Notifier,
+    announcement_notice,
+    deliveries_for,
+    send_by_hand,
+    unsent_critical,
+)
+from ops.oncall import describe_on_call, escalate_due, handoff, on_call
 
 RUNBOOK = """Runbook: Critical Alert Not Sent
   1. Check alert service status: is `nightwatch notify run` running? (overdue retries above say it is not)
@@ -26,32 +43,13 @@ RUNBOOK = """Runbook: Critical Alert Not Sent
 
 
 def _open(args: argparse.Namespace) -> tuple[Any, Any]:
-    from cli.main import open_store
-    from config.settings import load_config
-
     return load_config(getattr(args, "config", None)), open_store(args)
-
-
-def _system() -> str:
-    from access.accounts import SYSTEM
-
-    return f"{SYSTEM}:{getpass.getuser()}"
-
-
-def _when(text: str | None, name: str) -> Any:
-    from core.decoders.common import parse_iso_utc
-    from core.event import utcnow
-
-    return parse_iso_utc(text, name) if text else utcnow()
 
 
 # --- notify ---------------------------------------------------------------------------------------------------
 
 
 def _status(args: argparse.Namespace, _beam: list[str]) -> int:
-    from ops.maintenance import active_window
-    from ops.notify import FAILED, RETRYING, THROTTLED, deliveries_for
-
     config, store = _open(args)
     try:
         settings = config.notifications
@@ -98,10 +96,6 @@ def _status(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace, _beam: list[str]) -> int:
-    from core.event import utcnow
-    from ops.notify import Notifier
-    from ops.oncall import escalate_due
-
     config, store = _open(args)
     notifier = Notifier(store, config)
     stop = threading.Event()
@@ -128,8 +122,6 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _digest(args: argparse.Namespace, _beam: list[str]) -> int:
-    from ops.notify import Notifier
-
     config, store = _open(args)
     notifier = Notifier(store, config)
     try:
@@ -157,13 +149,9 @@ def _digest(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _check(args: argparse.Namespace, _beam: list[str]) -> int:
-    from access import accounts, audit
-    from core.event import utcnow
-    from ops.notify import RETRYING, deliveries_for, unsent_critical
-
     config, store = _open(args)
     try:
-        actor = args.as_user or _system()
+        actor = args.as_user or system_actor()
         if args.as_user:
             accounts.acting(store, actor, "view_alerts")
         unsent = unsent_critical(store)
@@ -201,8 +189,6 @@ def _check(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _send(args: argparse.Namespace, _beam: list[str]) -> int:
-    from ops.notify import send_by_hand
-
     config, store = _open(args)
     try:
         results = send_by_hand(store, config, args.as_user, args.alert_id, args.note or "")
@@ -220,11 +206,9 @@ def _send(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _now(args: argparse.Namespace, _beam: list[str]) -> int:
-    from ops.oncall import describe_on_call, on_call
-
     config, store = _open(args)
     store.close()
-    at = _when(args.at, "--at")
+    at = when(args.at, "--at")
     who = {role: describe_on_call(entry) for role, entry in on_call(config.oncall, at).items()}
     if args.json:
         print(json.dumps(who, indent=2))
@@ -238,11 +222,9 @@ def _now(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
-    from ops.oncall import handoff
-
     config, store = _open(args)
     try:
-        report = handoff(store, config, _when(args.at, "--at"))
+        report = handoff(store, config, when(args.at, "--at"))
     finally:
         store.close()
     if args.json:
@@ -274,12 +256,10 @@ def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _announce(args: argparse.Namespace, _beam: list[str]) -> int:
-    from ops import maintenance
-
     config, store = _open(args)
     try:
-        start = _when(args.start, "--start")
-        end = _when(args.end, "--end") if args.end else None
+        start = when(args.start, "--start")
+        end = when(args.end, "--end") if args.end else None
         window = maintenance.announce(store, config.maintenance, args.as_user, args.type, start, end, args.reason)
         print(f"scheduled {window.describe()}")
         _tell(store, config, window, "announce")
@@ -293,8 +273,6 @@ def _announce(args: argparse.Namespace, _beam: list[str]) -> int:
 
 def _tell(store: Any, config: Any, window: Any, action: str) -> None:
     """Announce (or cancel) on the maintenance channels that have a destination."""
-    from ops.notify import Notifier, announcement_notice
-
     notifier = Notifier(store, config)
     try:
         title = config.maintenance.types[window.kind].title if window.kind in config.maintenance.types else window.kind
@@ -306,8 +284,6 @@ def _tell(store: Any, config: Any, window: Any, action: str) -> None:
 
 
 def _list(args: argparse.Namespace, _beam: list[str]) -> int:
-    from ops.maintenance import active_window, list_windows
-
     _config, store = _open(args)
     try:
         windows = list_windows(store, include_past=args.all)
@@ -323,8 +299,6 @@ def _list(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _cancel(args: argparse.Namespace, _beam: list[str]) -> int:
-    from ops import maintenance
-
     config, store = _open(args)
     try:
         window = maintenance.cancel(store, args.as_user, args.window_id, args.reason)
@@ -341,7 +315,7 @@ def _cancel(args: argparse.Namespace, _beam: list[str]) -> int:
 # --- the parser ---------------------------------------------------------------------------------------------------
 
 
-def add_commands(commands: Any, store_options: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
     notify = commands.add_parser(
         "notify",
         help="notification channels and deliveries: status, the retry/digest/escalation loop, the digest",
@@ -395,13 +369,13 @@ def add_commands(commands: Any, store_options: Any) -> None:
     for action in (now, handover):
         store_options(action)
 
-    maintenance = commands.add_parser(
+    windows = commands.add_parser(
         "maintenance",
         help="maintenance windows: announce (checked against the guide's schedule), list, cancel",
         description="Types (config/maintenance.yaml): rolling (any time), brief (Tuesday 10:00-14:00 UTC, 24 h "
         "notice), extended (Saturday 06:00-18:00 UTC, a week's notice). Non-critical pages are silenced meanwhile.",
     )
-    actions = maintenance.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = windows.add_subparsers(dest="action", required=True, metavar="ACTION")
     announce = actions.add_parser("announce", help="schedule and announce a window")
     announce.add_argument("--type", required=True, help="rolling | brief | extended")
     announce.add_argument("--start", required=True, help="ISO 8601, UTC if no zone")

@@ -18,16 +18,27 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from cli.main import open_store
+import sqlalchemy as sa
+
+from cli.common import open_store, store_options
+from config.settings import load_config
+from core.event import utcnow
+from devtools import bench as benchmarks
 from devtools.simulator import SimulatedPacket
-from ops import inject
-from pipeline.batch import run
+from ops import inject, scaling
+from ops.checklist import run_checklist
+from ops.health import evaluate
+from store.hot import metrics as metric_windows
+from store.upkeep import upkeep
 
 
 def through_batch(
     packets: Sequence[SimulatedPacket], output: str, db_url: str | None, config_dir: str | None, report_id: str
 ) -> None:
     """Write the packets as files and run the batch pipeline over them, flagged injected."""
+    # Beam is imported only by the commands that run a job: the others start fast.
+    from pipeline.batch import run
+
     with tempfile.TemporaryDirectory(prefix="nightwatch-inject-") as folder:
         for i, packet in enumerate(packets):  # the decoders sniff the format: the name is for people
             (Path(folder) / f"{i:06d}-{packet.source}.packet").write_bytes(packet.payload)
@@ -58,8 +69,6 @@ def _inject_once(args: argparse.Namespace, config: Any, store: Any, seed: int) -
 
 
 def _inject(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from config.settings import load_config
-
     store = open_store(args)
     try:
         if args.list:
@@ -84,8 +93,6 @@ def _inject(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 def _canary(args: argparse.Namespace, _beam_args: list[str]) -> int:
     """Inject a few events every N minutes: every stage exercised, the latency panel fed, silence noticed."""
-    from config.settings import load_config
-
     config = load_config(args.config)
     store = open_store(args)
     failures = 0
@@ -113,10 +120,6 @@ def _canary(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _health(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from config.settings import load_config
-    from core.event import utcnow
-    from ops.health import evaluate
-
     config = load_config(args.config)
     store = open_store(args)
     try:
@@ -175,18 +178,12 @@ def health_text(report: Any) -> str:
     return "\n".join(lines)
 
 
-def live_metrics(store: Any, cpu_percent: float | None, minutes: int) -> Any:
+def live_metrics(store: Any, cpu_percent: float | None, minutes: int) -> scaling.Metrics:
     """The scaling inputs now: queue depth and latency from the latest metric windows, agents' p95 against
     budget, and CPU as given (or this machine's load when not)."""
-    import sqlalchemy as sa
-
-    from core.event import utcnow
-    from ops.scaling import Metrics
-    from store.hot import metrics
-
     since = utcnow() - timedelta(minutes=minutes)
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(metrics).where(metrics.c.updated_at >= since)).all()
+        rows = conn.execute(sa.select(metric_windows).where(metric_windows.c.updated_at >= since)).all()
     latest: dict[str, Any] = {}
     for row in rows:
         if row.source not in latest or row.window_start > latest[row.source].window_start:
@@ -199,18 +196,16 @@ def live_metrics(store: Any, cpu_percent: float | None, minutes: int) -> Any:
             shares[row["agent"]] = row["latency_p95_ms"] / row["budget_ms"]
     if cpu_percent is None and hasattr(os, "getloadavg"):
         cpu_percent = min(100.0, os.getloadavg()[0] / (os.cpu_count() or 1) * 100.0)
-    return Metrics(sum(depths) if depths else None, cpu_percent, max(latencies) if latencies else None, shares)
+    return scaling.Metrics(sum(depths) if depths else None, cpu_percent, max(latencies) if latencies else None, shares)
 
 
 def _scale(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from ops.scaling import advise
-
     store = open_store(args)
     try:
         metrics = live_metrics(store, args.cpu, args.minutes)
     finally:
         store.close()
-    advice = advise(metrics, args.processors, args.agents, args.max_replicas)
+    advice = scaling.advise(metrics, args.processors, args.agents, args.max_replicas)
     if args.json:
         print(
             json.dumps(
@@ -230,9 +225,6 @@ def _scale(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _checklist(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from config.settings import load_config
-    from ops.checklist import run_checklist
-
     config = load_config(args.config)
     store = open_store(args)
     try:
@@ -244,8 +236,6 @@ def _checklist(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _upkeep(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from store.upkeep import upkeep
-
     store = open_store(args)
     try:
         for line in upkeep(store):
@@ -256,16 +246,14 @@ def _upkeep(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _bench(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from devtools.bench import ALL_SCENARIOS, RESULTS_DIR, bench, table
-
-    scenarios = args.scenario or ALL_SCENARIOS
-    report = bench(args.size, scenarios, Path(args.results) if args.results else RESULTS_DIR)
-    print(table(report))
-    print(f"results written to {args.results or RESULTS_DIR}/latest-{args.size}.json")
+    scenarios = args.scenario or benchmarks.ALL_SCENARIOS
+    report = benchmarks.bench(args.size, scenarios, Path(args.results) if args.results else benchmarks.RESULTS_DIR)
+    print(benchmarks.table(report))
+    print(f"results written to {args.results or benchmarks.RESULTS_DIR}/latest-{args.size}.json")
     return 0
 
 
-def add_commands(commands: Any, store_options: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
     inject = commands.add_parser(
         "inject",
         help="injection test: synthetic events of known class through the real pipeline; recall per class",
