@@ -46,7 +46,8 @@ from api.models import (
 from api.queries import AlertFilter, EventFilter, Key, decode_cursor, encode_cursor
 from core.event import as_utc
 from ops import responses
-from store.hot import HotStore, agent_metrics, metrics
+from store.hot import HotStore
+from store.schema import agent_metrics, metrics
 
 VERSION = "1.0.0"
 PAGE_DEFAULT, PAGE_MAX = 100, 1000

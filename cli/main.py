@@ -369,7 +369,8 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
 def _metrics_table(db_url: str, per_source: int = 3) -> str:
     import sqlalchemy as sa
 
-    from store.hot import HotStore, metrics
+    from store.hot import HotStore
+    from store.schema import metrics
 
     store = HotStore(db_url)
     with store.engine.connect() as conn:

@@ -182,7 +182,7 @@ def live_metrics(store: Any, cpu_percent: float | None, minutes: int) -> Any:
 
     from core.event import utcnow
     from ops.scaling import Metrics
-    from store.hot import metrics
+    from store.schema import metrics
 
     since = utcnow() - timedelta(minutes=minutes)
     with store.engine.connect() as conn:

@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from config.settings import NightwatchConfig
 from core.event import as_utc
 from core.night import observing_night
-from store.hot import HotStore, alerts, dead_letters, events, injection_reports, metrics
+from store.hot import HotStore
+from store.schema import alerts, dead_letters, events, injection_reports, metrics
 
 # The guide's normal ranges.
 RATE_TOLERANCE = 0.20  # event rate within ±20% of expected

@@ -35,7 +35,8 @@ import sqlalchemy as sa
 from config.settings import ChannelSpec, NightwatchConfig
 from core.event import as_utc, utcnow
 from ops.maintenance import Window, active_window
-from store.hot import HotStore, alert_actions, alerts, deliveries, events, review_queue
+from store.hot import HotStore
+from store.schema import alert_actions, alerts, deliveries, events, review_queue
 
 log = logging.getLogger("nightwatch.notify")
 

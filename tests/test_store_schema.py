@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from store.hot import SCHEMA_VERSION, HotStore, events, meta
+from store.hot import HotStore
+from store.schema import SCHEMA_VERSION, events, meta
 
 
 def older_store(url: str, drop_column: str) -> None:
