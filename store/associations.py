@@ -25,7 +25,7 @@ class AssociationQueries:
         alert (for publishing). A raised event records its partner and former class in its lineage.
         """
         now = utcnow()
-        row = {
+        stored = {
             "trigger_id": link.trigger_id,
             "counterpart_id": link.counterpart_id,
             "separation_deg": link.separation_deg,
@@ -34,7 +34,7 @@ class AssociationQueries:
         }
         with self.engine.begin() as conn:
             insert = insert_ignoring_conflicts(conn, associations, ["trigger_id", "counterpart_id"])
-            if conn.execute(insert.returning(associations.c.trigger_id), [row]).first() is None:
+            if conn.execute(insert.returning(associations.c.trigger_id), [stored]).first() is None:
                 return None  # stored already (by this writer or a concurrent one): nothing to raise
             alerting = []
             for event_id, partner in ((link.trigger_id, link.counterpart_id), (link.counterpart_id, link.trigger_id)):

@@ -21,7 +21,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from store import migrate
 from store.associations import AssociationQueries
 from store.events import EventQueries
 from store.metrics import MetricQueries
@@ -97,6 +96,8 @@ class HotStore(EventQueries, AssociationQueries, MetricQueries):
 
         A store made by a newer Nightwatch is refused (`store.migrate`).
         """
+        from store import migrate  # Alembic is loaded only by the processes that open a store this way
+
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return migrate.upgrade(self.engine, self.url)
