@@ -1,8 +1,9 @@
 """Alembic's environment for the hot store.
 
 `store.migrate` runs the migrations on a connection of its own (`config.attributes["connection"]`), inside the
-transaction that also checks the version. For a new revision, from the repository's root:
-`alembic -c store/migrations/alembic.ini -x url=sqlite:///out/nightwatch.db revision --autogenerate -m "..."`.
+transaction that also checks the version. For a new revision (numbered: `SCHEMA_VERSION` in store/schema.py is
+the head's number), from the repository's root: `alembic -c store/migrations/alembic.ini
+-x url=sqlite:///out/nightwatch.db revision --autogenerate --rev-id 0002 -m "..."`.
 """
 
 from __future__ import annotations
