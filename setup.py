@@ -16,6 +16,7 @@ REQUIRES = [
     "astropy>=6",
     "lxml>=5",
     "sqlalchemy>=2.0",
+    "alembic>=1.13",  # the hot store's schema migrations (store/migrations)
     "psycopg[binary]>=3.1",  # the PostgreSQL hot store
     # Rubin's official alert schemas (v3 to v11), read as data files: the local schema registry.
     "lsst-alert-packet>=30.2026",
@@ -55,7 +56,11 @@ setup(
             "devtools*",
         ]
     ),
-    package_data={"config": ["*.yaml"], "devtools.simulator.schemas.ztf": ["*.avsc"]},
+    package_data={
+        "config": ["*.yaml"],
+        "devtools.simulator.schemas.ztf": ["*.avsc"],
+        "store": ["migrations/*.py", "migrations/alembic.ini", "migrations/script.py.mako", "migrations/versions/*.py"],
+    },
     install_requires=REQUIRES,
     extras_require={
         # selenium drives Debian's chromium + chromium-driver in the console's browser test.

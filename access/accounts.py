@@ -20,11 +20,8 @@ from access.audit import audit, audit_alone
 from access.passwords import check_new_password, check_password, generate_password, hash_password
 from access.roles import AccessError, PermissionDenied
 from core.event import as_utc, utcnow
-from store.hot import (
-    HotStore,
-    role_grants,
-    users,
-)
+from store.hot import HotStore
+from store.schema import role_grants, users
 
 # Who acts when the command line (run by someone holding the database credentials) changes something.
 SYSTEM = "system"

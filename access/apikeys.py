@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from access import accounts, audit, roles
 from core.event import as_utc, utcnow
-from store.hot import HotStore, api_keys, api_rate_buckets, users
+from store.hot import HotStore
+from store.schema import api_keys, api_rate_buckets, users
 
 TOKEN_PREFIX = "nw_"
 # last_used_at is written at most this often per key, so reads do not turn into a write per request.

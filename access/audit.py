@@ -12,10 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from core.event import as_utc, utcnow
-from store.hot import (
-    HotStore,
-    audit_log,
-)
+from store.hot import HotStore
+from store.schema import audit_log
 
 # --- the audit log (append-only) ----------------------------------------------------------------------------
 

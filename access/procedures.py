@@ -16,12 +16,8 @@ from access.accounts import acting, get_user, grant_role, list_users, valid_role
 from access.audit import AuditEntry, audit, audit_alone, audit_entries
 from access.roles import AccessError, PermissionDenied
 from core.event import as_utc, utcnow
-from store.hot import (
-    HotStore,
-    access_requests,
-    role_grants,
-    users,
-)
+from store.hot import HotStore
+from store.schema import access_requests, role_grants, users
 
 # --- access requests (the guide's access procedures) --------------------------------------------------------
 

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from agents.base import Agent, Finding, register
 from core.event import Event, as_utc
-from store.hot import HotStore, events
+from store.hot import HotStore
+from store.schema import events
 
 LIGHT_CURVE_POINTS = 20
 # A change slower than this (mag/day) is flat.

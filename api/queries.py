@@ -18,16 +18,8 @@ import sqlalchemy as sa
 
 from api.cursors import Key, after
 from core.event import as_utc
-from store.hot import (
-    HotStore,
-    agent_metrics,
-    alerts,
-    associations,
-    events,
-    events_position_index,
-    metrics,
-    review_queue,
-)
+from store.hot import HotStore
+from store.schema import agent_metrics, alerts, associations, events, events_position_index, metrics, review_queue
 
 # --- events --------------------------------------------------------------------------------------------------
 

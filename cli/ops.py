@@ -28,7 +28,7 @@ from devtools.simulator import SimulatedPacket
 from ops import inject, scaling
 from ops.checklist import run_checklist
 from ops.health import evaluate
-from store.hot import metrics as metric_windows
+from store.schema import metrics as metric_windows
 from store.upkeep import upkeep
 
 

@@ -24,8 +24,9 @@ from devtools.feed import FeedPlan, run_feed
 from devtools.pubsub import OutgoingPacket, PacketPublisher, ensure_topics
 from devtools.simulator import generate_packets, parse_mix, write_packets
 from pipeline.launch import RunnerPlan, plan_runner, submit  # Beam-free until a job is submitted
-from store.hot import HotStore, metrics
+from store.hot import HotStore
 from store.layout import Outputs
+from store.schema import metrics
 
 
 def _simulate(args: argparse.Namespace, beam_args: list[str]) -> int:

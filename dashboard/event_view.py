@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import context
 from dashboard.cutouts import archived_record, cutouts_of
-from store.hot import events
+from store.schema import events
 
 ENRICHMENT_BADGES = {"ok": "green", "skipped": "gray", "timeout": "orange", "error": "red"}
 

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from config.settings import ClassificationConfig, FiltersConfig
 from core.decisions import apply_cuts, classify
 from core.event import Event
-from store.hot import HotStore, events
+from store.hot import HotStore
+from store.schema import events
 
 
 @dataclass

@@ -194,8 +194,9 @@ def stream(out: Path, rate: float, steady_s: float, burst: int, cap_s: float) ->
     from devtools.pubsub import Emulator, PacketPublisher, ensure_topics
     from devtools.simulator import generate_packets
     from pipeline.streaming import run_stream
-    from store.hot import HotStore, dead_letters, events
+    from store.hot import HotStore
     from store.layout import Outputs
+    from store.schema import dead_letters, events
 
     project = "nightwatch-bench"
     tag = uuid.uuid4().hex[:8]

@@ -19,7 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.event import as_utc, utcnow
-from store.hot import SCHEMA_VERSION, HotStore, metadata
+from store.hot import HotStore
+from store.schema import SCHEMA_VERSION, metadata
 
 
 def fingerprints(store: HotStore) -> dict[str, dict[str, Any]]:
@@ -87,7 +88,7 @@ def backup(store: HotStore, folder: Path) -> Path:
 def export_model_versions(store: HotStore, folder: Path) -> list[Path]:
     """Every version of the classification rules and filter cuts (the models) as a file of its own, never
     overwritten: `models/v<N>-<kind>.json`. Returns the files written this time."""
-    from store.hot import thresholds
+    from store.schema import thresholds
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []

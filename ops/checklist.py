@@ -18,7 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.event import as_utc, utcnow
-from store.hot import HotStore, alerts, dead_letters, events, runs
+from store.hot import HotStore
+from store.schema import alerts, dead_letters, events, runs
 
 
 @dataclass

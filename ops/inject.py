@@ -30,7 +30,8 @@ from core.decoders import PacketDecoder
 from core.event import Event, Packet, as_utc, utcnow
 from devtools.pubsub import OutgoingPacket, PacketPublisher
 from devtools.simulator import SimulatedPacket, classes_by_source, designed_packets
-from store.hot import HotStore, events, injection_reports
+from store.hot import HotStore
+from store.schema import events, injection_reports
 
 CRITICAL_RECALL_FLOOR = 0.99
 DEFAULT_CLASS_MIX = {"critical": 0.1, "significant": 0.25, "interesting": 0.2, "routine": 0.25, "rejected": 0.2}

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from access import accounts, audit
 from config.settings import WEEKDAYS, MaintenanceConfig, WindowType
 from core.event import as_utc, utcnow
-from store.hot import HotStore, maintenance_windows
+from store.hot import HotStore
+from store.schema import maintenance_windows
 
 SCHEDULED, CANCELLED = "scheduled", "cancelled"
 

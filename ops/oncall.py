@@ -31,7 +31,8 @@ from ops.notify import (
     insert_once,
     load_alert,
 )
-from store.hot import HotStore, alerts, deliveries, escalations
+from store.hot import HotStore
+from store.schema import alerts, deliveries, escalations
 
 WEEK = timedelta(days=7)
 UNACKNOWLEDGED = ("open", "escalated")  # an escalation in the portal is not an acknowledgement

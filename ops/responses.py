@@ -16,14 +16,8 @@ from access.audit import audit
 from access.roles import AccessError
 from core.event import as_utc, utcnow
 from ops.notify import alert_action_hook
-from store.hot import (
-    HotStore,
-    alert_actions,
-    alerts,
-    events,
-    review_decisions,
-    review_queue,
-)
+from store.hot import HotStore
+from store.schema import alert_actions, alerts, events, review_decisions, review_queue
 
 # --- alerts: acknowledge, escalate, resolve ------------------------------------------------------------------
 

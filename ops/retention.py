@@ -30,7 +30,8 @@ import sqlalchemy as sa
 from config.settings import RetentionConfig, parse_duration_hours
 from core.event import as_utc
 from store import files
-from store.hot import HotStore, events
+from store.hot import HotStore
+from store.schema import events
 from store.tiers import TierEntry, archive_entries, warm_entries, write_atomically, write_avro_records
 
 HOUR_S = 3600.0

@@ -28,7 +28,8 @@ from config.settings import (
     SourcesConfig,
 )
 from core.event import as_utc, utcnow
-from store.hot import HotStore, config_documents
+from store.hot import HotStore
+from store.schema import config_documents
 
 
 @dataclass(frozen=True)

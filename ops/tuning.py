@@ -8,9 +8,7 @@ from access.accounts import acting
 from access.audit import record
 from access.roles import AccessError
 from config.settings import FiltersConfig
-from store.hot import (
-    HotStore,
-)
+from store.hot import HotStore
 from store.thresholds import ThresholdStore
 
 # --- thresholds ----------------------------------------------------------------------------------------------

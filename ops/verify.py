@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from config.settings import RetentionConfig
 from core.event import as_utc, utcnow
 from ops.retention import kept_in
-from store.hot import HotStore, events
+from store.hot import HotStore
+from store.schema import events
 from store.tiers import archive_entries, warm_entries
 
 Key = tuple[str, str]  # (source, night)

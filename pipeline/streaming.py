@@ -37,7 +37,8 @@ from pipeline.runners.local.reader import (
     resume_reading,
     tune_local_reader,
 )
-from store.hot import HotStore, alert_id_for
+from store.events import alert_id_for
+from store.hot import HotStore
 from store.layout import Outputs
 from transforms.associate import AssociateSources
 from transforms.common import counter, local_counts, reset_local_counts

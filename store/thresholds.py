@@ -19,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 from config.settings import ClassificationConfig, FiltersConfig
 from core.decoders.common import validation_reason
 from core.event import utcnow
-from store.hot import HotStore, thresholds
+from store.hot import HotStore
+from store.schema import thresholds
 
 log = logging.getLogger("nightwatch.thresholds")
 

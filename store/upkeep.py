@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
-from store.hot import HotStore, metadata
+from store.hot import HotStore
+from store.schema import metadata
 
 
 def upkeep(store: HotStore) -> Iterator[str]:

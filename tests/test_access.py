@@ -12,7 +12,8 @@ from access import accounts, audit, passwords, procedures
 from access.roles import AccessError, PermissionDenied
 from config.settings import load_config
 from ops import responses, sysconfig, tuning
-from store.hot import HotStore, alerts, audit_log, events, review_queue, role_grants, users
+from store.hot import HotStore
+from store.schema import alerts, audit_log, events, review_queue, role_grants, users
 from store.thresholds import ThresholdStore, with_cut_value
 from tests.conftest import copy_night
 

@@ -444,7 +444,8 @@ def test_agent_config_is_validated(tmp_path):
 def stored_events(db_url: str) -> list[Event]:
     import sqlalchemy as sa
 
-    from store.hot import HotStore, events
+    from store.hot import HotStore
+    from store.schema import events
 
     store = HotStore(db_url)
     with store.engine.connect() as conn:

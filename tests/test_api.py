@@ -34,7 +34,8 @@ from hypothesis import HealthCheck, given, settings
 
 from access import accounts, apikeys
 from core.event import Event, utcnow
-from store.hot import HotStore, alerts, audit_log, events, review_queue
+from store.hot import HotStore
+from store.schema import alerts, audit_log, events, review_queue
 from store.tiers import read_warm
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,8 @@ from pathlib import Path
 from cli.main import main
 from ops.backup import fingerprints
 from pipeline.batch import run
-from store.hot import HotStore, events
+from store.hot import HotStore
+from store.schema import events
 from tests.conftest import DATA
 
 

@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 from access import accounts, audit, procedures
 from access.roles import PermissionDenied
 from ops import responses, sysconfig, tuning
-from store.hot import HotStore, alerts, events, review_queue
+from store.hot import HotStore
+from store.schema import alerts, events, review_queue
 from store.thresholds import ThresholdStore
 from tests.conftest import copy_night
 from tests.test_access import PASSWORD, with_people

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from config.settings import load_config
 from core.event import as_utc, utcnow
 from ops import health
-from store.hot import HotStore, dead_letters, events, injection_reports
+from store.hot import HotStore
+from store.schema import dead_letters, events, injection_reports
 from tests.conftest import copy_night, window_rows
 
 CONFIG = load_config()

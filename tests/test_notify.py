@@ -25,7 +25,8 @@ from config import load_config
 from core.event import Event
 from ops import responses
 from ops.notify import Notifier, deliveries_for, load_alert, send_by_hand, unsent_critical
-from store.hot import HotStore, alerts, audit_log
+from store.hot import HotStore
+from store.schema import alerts, audit_log
 
 T0 = datetime(2026, 1, 7, 12, 0, tzinfo=timezone.utc)  # a Wednesday, business hours, rotation week 0
 PASSWORD = "a-long-enough-password"

@@ -13,7 +13,8 @@ import yaml
 from cli.main import main
 from core.event import utcnow
 from ops import inject, scaling
-from store.hot import HotStore, events
+from store.hot import HotStore
+from store.schema import events
 from store.tiers import archive_entries, warm_entries
 from tests.conftest import window_rows
 

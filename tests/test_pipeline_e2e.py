@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.batch import run
-from store.hot import HotStore, alerts, dead_letters, events, review_queue
+from store.hot import HotStore
+from store.schema import alerts, dead_letters, events, review_queue
 from store.tiers import read_archive, read_warm
 from tests.conftest import DATA, sample_files
 

@@ -57,6 +57,9 @@ def test_sdist_carries_configuration_and_schemas(tmp_path):
         "config/retention.yaml",
         "devtools/simulator/schemas/ztf/alert.avsc",
         "transforms/route.py",
+        "store/migrations/env.py",
+        "store/migrations/script.py.mako",
+        "store/migrations/versions/0001_baseline.py",
         "setup.py",
     ):
         assert needed in names, needed

@@ -6,7 +6,8 @@ import sqlalchemy as sa
 
 from cli.main import main
 from pipeline.batch import run
-from store.hot import HotStore, alerts, events
+from store.hot import HotStore
+from store.schema import alerts, events
 from tests.conftest import DATA
 
 RANGE = ["--start", "2015-01-01", "--end", "2030-01-01"]

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from cli.main import main
 from pipeline.batch import run
-from store.hot import HotStore, events
+from store.hot import HotStore
+from store.schema import events
 from store.tiers import read_archive, read_warm
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from pipeline.batch import run
-from store.hot import HotStore, alerts, dead_letters, events, review_queue
+from store.hot import HotStore
+from store.schema import alerts, dead_letters, events, review_queue
 from tests.conftest import DATA
 
 

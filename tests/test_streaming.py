@@ -21,8 +21,9 @@ from core.event import utcnow
 from devtools.pubsub import ATTR_DEDUP_KEY, Emulator, OutgoingPacket, PacketPublisher, ensure_topics
 from devtools.simulator import generate_packets
 from pipeline.streaming import run_stream
-from store.hot import HotStore, alerts, associations, dead_letters, events, metrics
+from store.hot import HotStore
 from store.layout import Outputs
+from store.schema import alerts, associations, dead_letters, events, metrics
 from store.thresholds import ThresholdStore, with_cut_value
 from tests.conftest import DATA
 
@@ -319,7 +320,7 @@ def test_every_real_sample_packet_streams_through(emulator, tmp_path):
 
 def test_simulate_publishes_a_live_feed_and_counts_it(emulator, tmp_path, capsys):
     from cli.main import main
-    from store.hot import published
+    from store.schema import published
 
     config = streaming_config(tmp_path)
     argv = [

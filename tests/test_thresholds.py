@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from cli.main import main
 from pipeline.batch import run
-from store.hot import HotStore, events
+from store.hot import HotStore
+from store.schema import events
 from store.thresholds import LiveRules, ThresholdStore, with_cut_value, with_rule_condition
 from tests.conftest import DATA
 

@@ -14,7 +14,7 @@ from apache_beam.testing import test_stream
 from apache_beam.utils.timestamp import Timestamp
 
 from core.association import Candidate, cell_of, cells_within, match
-from store.hot import associations, events, metrics
+from store.schema import associations, events, metrics
 from tests.test_transforms import grb, optical
 from transforms.associate import AssociateSources
 from transforms.metrics import Sample, WindowedMetrics

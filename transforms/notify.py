@@ -11,7 +11,8 @@ import apache_beam as beam
 from config.settings import NightwatchConfig
 from core.event import Event
 from ops.notify import Notifier
-from store.hot import HotStore, alert_id_for
+from store.events import alert_id_for
+from store.hot import HotStore
 from transforms.common import counter
 
 log = logging.getLogger("nightwatch.notify")

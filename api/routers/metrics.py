@@ -28,7 +28,7 @@ from api.params import (
     store_of,
     utc,
 )
-from store.hot import agent_metrics, metrics
+from store.schema import agent_metrics, metrics
 
 router = APIRouter()
 MetricsReader = Depends(requires("view_dashboard"))

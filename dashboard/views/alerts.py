@@ -16,7 +16,7 @@ from dashboard import context, ui
 from dashboard.event_view import show_event
 from ops import responses
 from ops.responses import RESPONDERS, response_deadline
-from store.hot import alerts, events
+from store.schema import alerts, events
 
 LEVELS = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}

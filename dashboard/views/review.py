@@ -16,7 +16,7 @@ from dashboard.decisions import archive_decision
 from dashboard.event_view import show_event
 from dashboard.views.alerts import timer
 from ops import responses
-from store.hot import events, review_queue
+from store.schema import events, review_queue
 
 STATUSES = ["pending", "promoted", "rejected"]
 

@@ -23,7 +23,8 @@ from ops.health.report import (
     Panel,
     Runbook,
 )
-from store.hot import HotStore, injection_reports
+from store.hot import HotStore
+from store.schema import injection_reports
 
 
 def _critical_recall(store: HotStore) -> float | None:

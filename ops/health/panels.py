@@ -25,7 +25,8 @@ from ops.health.report import (
     judge,
     worst,
 )
-from store.hot import HotStore, alerts, dead_letters, events, metrics
+from store.hot import HotStore
+from store.schema import alerts, dead_letters, events, metrics
 
 # --- reading the store -----------------------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from core.event import as_utc
 from ops.notify.notice import Notice
-from store.hot import HotStore, alert_actions, alerts, events
+from store.hot import HotStore
+from store.schema import alert_actions, alerts, events
 
 
 @dataclass(frozen=True)

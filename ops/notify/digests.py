@@ -14,7 +14,8 @@ from config.settings import DigestSpec
 from core.event import as_utc
 from ops.notify.notice import THROTTLED, Clock, Notice
 from ops.notify.outbox import Outbox
-from store.hot import HotStore, alerts, deliveries, events, review_queue
+from store.hot import HotStore
+from store.schema import alerts, deliveries, events, review_queue
 
 
 class Digests:

@@ -23,7 +23,8 @@ from config.settings import RetrySpec
 from core.event import as_utc
 from ops.notify.channels import Sender
 from ops.notify.notice import DELIVERED, FAILED, PAGING_PREFIXES, REACHED, RETRYING, SUPPRESSED, Clock, Notice, is_page
-from store.hot import HotStore, deliveries
+from store.hot import HotStore
+from store.schema import deliveries
 
 log = logging.getLogger("nightwatch.notify")
 

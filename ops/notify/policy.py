@@ -15,7 +15,8 @@ from config.settings import NotificationsConfig
 from ops.maintenance import active_window
 from ops.notify.alerts import AlertInfo
 from ops.notify.notice import REACHED, SUPPRESSED, THROTTLED, Clock
-from store.hot import HotStore, deliveries
+from store.hot import HotStore
+from store.schema import deliveries
 
 
 class Policy:

@@ -13,7 +13,8 @@ from core.event import utcnow
 from ops.notify.alerts import AlertInfo, alert_notice, load_alert
 from ops.notify.notice import DELIVERED, PAGING_PREFIXES, Clock
 from ops.notify.notifier import Notifier
-from store.hot import HotStore, alerts, deliveries
+from store.hot import HotStore
+from store.schema import alerts, deliveries
 
 
 def unsent_critical(store: HotStore) -> list[AlertInfo]:

@@ -18,7 +18,8 @@ from apache_beam.io import fileio
 
 from core.event import Packet, utcnow
 from store import files
-from store.hot import HotStore, events
+from store.hot import HotStore
+from store.schema import events
 from store.tiers import join
 
 

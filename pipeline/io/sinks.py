@@ -18,7 +18,7 @@ from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
 from core.event import DeadLetter, Event, utcnow
-from store.hot import alert_id_for
+from store.events import alert_id_for
 from store.tiers import PartitionIndex, join, write_archive_partition, write_warm_partition
 from transforms.common import DEAD_LETTER, counter, dead_letter_for
 from transforms.hotstore import HotStoreDoFn

@@ -1,0 +1,133 @@
+"""Events, alerts, the review queue and dead letters: their rows, and the hot store's writes and reads of them.
+
+Every write is idempotent on its id: storing the same event twice leaves one row, and says it was new once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.event import DeadLetter, Event, utcnow
+from store.inserts import insert_new
+from store.schema import alerts, dead_letters, events, review_queue
+
+
+def alert_id_for(event_id: str) -> str:
+    return f"alert:{event_id}"
+
+
+def event_row(event: Event, stored_at: datetime) -> dict[str, Any]:
+    return {
+        **event.columns(),
+        "reasons": json.dumps(event.reasons),
+        "rules_version": event.lineage.get("rules_version"),
+        "filter_version": event.lineage.get("filter_version"),
+        "run_id": event.lineage.get("run_id"),
+        "payload": event.to_json(),
+        "stored_at": stored_at,
+    }
+
+
+def alert_row(event: Event, created_at: datetime) -> dict[str, Any]:
+    alert_id = alert_id_for(event.event_id)
+    where = f" at RA {event.ra:.4f}, Dec {event.dec:+.4f}" if event.ra is not None else ""
+    return {
+        "alert_id": alert_id,
+        "event_id": event.event_id,
+        "level": event.alert_level,
+        "status": "open",
+        "score": event.score,
+        "title": f"{event.alert_level}: {event.source} {event.kind}{where}",
+        "dedup_key": alert_id,
+        "injected": event.injected,
+        "created_at": created_at,
+    }
+
+
+def review_row(event: Event, created_at: datetime) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "status": "pending",
+        "score": event.score,
+        "injected": event.injected,
+        "created_at": created_at,
+    }
+
+
+def dead_letter_row(letter: DeadLetter, stored_at: datetime) -> dict[str, Any]:
+    return {
+        "dead_letter_id": letter.dead_letter_id,
+        "source": letter.source,
+        "stage": letter.stage,
+        "reason": letter.reason,
+        "payload": letter.payload,
+        "origin": letter.origin,
+        "event_id": letter.event_id,
+        "injected": letter.injected,
+        "received_time": letter.received_time,
+        "stored_at": stored_at,
+    }
+
+
+class EventQueries:
+    """The hot store's events, alerts, reviews and dead letters (a part of `store.hot.HotStore`)."""
+
+    engine: sa.Engine
+
+    def _insert_new(self, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert the rows whose key is not stored yet; return the keys that were new."""
+        if not rows:
+            return set()
+        with self.engine.begin() as conn:
+            return insert_new(conn, table, key, rows)
+
+    def add_events(self, batch: Iterable[Event]) -> set[str]:
+        now = utcnow()
+        return self._insert_new(events, "event_id", [event_row(event, now) for event in batch])
+
+    def add_alerts(self, batch: Iterable[Event]) -> set[str]:
+        now = utcnow()
+        return self._insert_new(alerts, "alert_id", [alert_row(event, now) for event in batch])
+
+    def add_reviews(self, batch: Iterable[Event]) -> set[str]:
+        now = utcnow()
+        return self._insert_new(review_queue, "event_id", [review_row(event, now) for event in batch])
+
+    def add_dead_letters(self, batch: Iterable[DeadLetter]) -> set[str]:
+        now = utcnow()
+        return self._insert_new(dead_letters, "dead_letter_id", [dead_letter_row(letter, now) for letter in batch])
+
+    def top_alerts(self, run_id: str, limit: int = 5) -> list[tuple[str, dict[str, Any]]]:
+        """The highest-level, highest-score alerts this run created: a line each, and the event's enrichments."""
+        level_rank = sa.case({"CRITICAL": 0, "HIGH": 1}, value=alerts.c.level, else_=2)
+        query = (
+            sa.select(alerts.c.title, alerts.c.score, events.c.event_id, events.c.event_time, events.c.payload)
+            .join(events, events.c.event_id == alerts.c.event_id)
+            .where(events.c.run_id == run_id)
+            .order_by(level_rank, alerts.c.score.desc(), events.c.event_time)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            (f"{row.title} (score {row.score:.2f}, {row.event_id})", json.loads(row.payload).get("enrichments", {}))
+            for row in rows
+        ]
+
+    def alert_volume_by_night(self, include_injected: bool = False) -> dict[str, int]:
+        """Alerts (CRITICAL and HIGH) per observing night: the guide's alert-volume panel (< 50 a night)."""
+        query = (
+            sa.select(events.c.night, sa.func.count())
+            .select_from(alerts.join(events, events.c.event_id == alerts.c.event_id))
+            .group_by(events.c.night)
+            .order_by(events.c.night)
+        )
+        if not include_injected:
+            query = query.where(alerts.c.injected.is_(False))
+        with self.engine.connect() as conn:
+            return {str(night): int(count) for night, count in conn.execute(query)}
