@@ -12,7 +12,7 @@ from typing import Any
 
 from devtools.simulator.packet import UTC, State
 
-UNIX_EPOCH_JD = 2440587.5
+_UNIX_EPOCH_JD = 2440587.5
 UNIX_EPOCH_MJD = 40587.0
 TAI_MINUS_UTC_S = 37.0
 _MISSION_EPOCH = datetime(2001, 1, 1, tzinfo=UTC)  # Fermi / Swift MET epoch
@@ -20,7 +20,7 @@ _LEAP_SECONDS_SINCE_2001 = 5
 
 
 def julian_date(t: datetime) -> float:
-    return t.timestamp() / 86400.0 + UNIX_EPOCH_JD
+    return t.timestamp() / 86400.0 + _UNIX_EPOCH_JD
 
 
 def mjd_tai(t: datetime) -> float:
@@ -28,7 +28,7 @@ def mjd_tai(t: datetime) -> float:
 
 
 def from_jd(jd: float) -> datetime:
-    return datetime.fromtimestamp((jd - UNIX_EPOCH_JD) * 86400.0, UTC)
+    return datetime.fromtimestamp((jd - _UNIX_EPOCH_JD) * 86400.0, UTC)
 
 
 def iso_time(t: datetime, decimals: int = 2, z: bool = True) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from devtools.simulator.common import fermi_ids, galactic, iso_time, mission_seconds, random_sky, trigger_second
 from devtools.simulator.packet import State
 
-GCN_SCHEMA = "https://gcn.nasa.gov/schema/main/gcn/notices"
+_GCN_SCHEMA = "https://gcn.nasa.gov/schema/main/gcn/notices"
 
 
 def fermi_json(st: State, t: datetime, err: float, *, tense: str = "current", record_number: int = 0) -> dict:
@@ -25,7 +25,7 @@ def fermi_json(st: State, t: datetime, err: float, *, tense: str = "current", re
     archive = f"http://heasarc.gsfc.nasa.gov/FTP/fermi/data/gbm/triggers/{trigger:%Y}/{bn}"
     grb = u(0.75, 0.99)
     return {
-        "$schema": f"{GCN_SCHEMA}/fermi/gbm/trigger.schema.json",
+        "$schema": f"{_GCN_SCHEMA}/fermi/gbm/trigger.schema.json",
         "mission": "Fermi",
         "instrument": "GBM",
         "messenger": "EM",
@@ -71,7 +71,7 @@ def swift_json(st: State, t: datetime, err: float, *, retraction: bool = False, 
     trigid = str(int(mission_seconds(trigger)) + 25)
     fermi = int(mission_seconds(trigger) - u(0.0, 30.0))
     notice: dict[str, Any] = {
-        "$schema": f"{GCN_SCHEMA}/swift/bat/Guano.schema.json",
+        "$schema": f"{_GCN_SCHEMA}/swift/bat/Guano.schema.json",
         "mission": "Swift",
         "instrument": "BAT-GUANO",
         "messenger": "EM",
@@ -111,7 +111,7 @@ def ep_json(st: State, t: datetime, err: float) -> dict:
     sent = trigger + timedelta(seconds=rng.uniform(120.0, 900.0))
     ra, dec = random_sky(rng, -90.0, 90.0)
     return {
-        "$schema": f"{GCN_SCHEMA}/einstein_probe/wxt/alert.schema.json",
+        "$schema": f"{_GCN_SCHEMA}/einstein_probe/wxt/alert.schema.json",
         "mission": "Einstein Probe",
         "instrument": "WXT",
         "messenger": "EM",
@@ -140,7 +140,7 @@ def icecube_json(st: State, t: datetime, err: float, *, retraction: bool = False
     run, event = rng.randint(140000, 149999), rng.randint(10**6, 9 * 10**7)
     suffix = string.ascii_uppercase[st.next_serial() % 26]
     notice: dict[str, Any] = {
-        "$schema": f"{GCN_SCHEMA}/icecube/single_neutrino_alerts.schema.json",
+        "$schema": f"{_GCN_SCHEMA}/icecube/single_neutrino_alerts.schema.json",
         "mission": "IceCube",
         "instrument": "IC86",
         "messenger": "Neutrino",
@@ -176,7 +176,7 @@ def svom_json(st: State, t: datetime, err: float, *, tense: str = "current") -> 
     sent = trigger + timedelta(seconds=rng.uniform(15.0, 120.0))
     ra, dec = random_sky(rng, -90.0, 90.0)
     return {
-        "$schema": f"{GCN_SCHEMA}/svom/trigger.schema.json",
+        "$schema": f"{_GCN_SCHEMA}/svom/trigger.schema.json",
         "mission": "SVOM",
         "instrument": "ECLAIRs",
         "messenger": "EM",

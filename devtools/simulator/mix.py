@@ -9,11 +9,9 @@ from datetime import datetime, timedelta
 
 from devtools.simulator.common import draw
 from devtools.simulator.corrupt import corrupt
-from devtools.simulator.gcn import GCN_CLASS_WEIGHTS, gcn_packet
+from devtools.simulator.designed import CLASS_WEIGHTS, design_packet
 from devtools.simulator.packet import DEFAULT_START, SOURCES, UTC, SimulatedPacket, State
-from devtools.simulator.rubin import RUBIN_CLASS_WEIGHTS, rubin_packet
 from devtools.simulator.schema import DEFAULT_RUBIN_VERSION, parse_version, rubin_schema, ztf_schema
-from devtools.simulator.ztf import ZTF_CLASS_WEIGHTS, ztf_packet
 
 RUBIN_WIRES = ("container", "confluent", "both")
 DEFAULT_MIX: dict[str, float] = {"ztf": 0.6, "rubin": 0.35, "gcn": 0.05}
@@ -46,10 +44,10 @@ def parse_mix(text: str) -> dict[str, float]:
         except ValueError:
             raise ValueError(f"bad weight {value.strip()!r} for source {key!r}") from None
         raw[key] = weight
-    return normalise_mix(raw)
+    return _normalise_mix(raw)
 
 
-def normalise_mix(mix: dict[str, float]) -> dict[str, float]:
+def _normalise_mix(mix: dict[str, float]) -> dict[str, float]:
     for key, weight in mix.items():
         if key not in SOURCES:
             raise ValueError(f"unknown source {key!r} in mix; known sources: {', '.join(SOURCES)}")
@@ -84,7 +82,7 @@ def generate_packets(
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"count must be an int >= 0, got {count!r}")
-    weights = normalise_mix(DEFAULT_MIX if mix is None else dict(mix))
+    weights = _normalise_mix(DEFAULT_MIX if mix is None else dict(mix))
     if not isinstance(bad_fraction, (int, float)) or not 0.0 <= bad_fraction <= 1.0:
         raise ValueError(f"bad_fraction must be within 0..1, got {bad_fraction!r}")
     if rubin_wire not in RUBIN_WIRES:
@@ -125,19 +123,11 @@ def _generate(
     for i, offset in enumerate(offsets):
         t = start + timedelta(seconds=offset)
         source = draw(rng, weights)
-        if source == "ztf":
-            cls = draw(rng, ZTF_CLASS_WEIGHTS)
-            payload, name, meta = ztf_packet(st, cls, t)
-        elif source == "rubin":
-            cls = draw(rng, RUBIN_CLASS_WEIGHTS)
-            wire = rubin_wire
-            if wire == "both":
-                wire = "container" if st.rubin_count % 2 == 0 else "confluent"
-            st.rubin_count += 1
-            payload, name, meta = rubin_packet(st, cls, t, wire)
-        else:
-            cls = draw(rng, GCN_CLASS_WEIGHTS)
-            payload, name, meta = gcn_packet(st, cls, t)
+        cls = draw(rng, CLASS_WEIGHTS[source])
+        wire = rubin_wire
+        if wire == "both":
+            wire = "container" if st.rubin_count % 2 == 0 else "confluent"
+        payload, name, meta = design_packet(st, source, cls, t, wire)
         if i in bad:
             payload = corrupt(st, source, payload, meta)
             cls = "bad"
