@@ -28,8 +28,8 @@ from config.settings import NightwatchConfig, PubSubSpec
 from core.event import Event, Packet, utcnow
 from devtools.pubsub import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
 from pipeline.graph import PIPELINE_VERSION, Graph, build_pipeline
-from pipeline.launch.local.dofns import reuse_local_dofns
-from pipeline.launch.local.reader import (
+from pipeline.runners.local.dofns import reuse_local_dofns
+from pipeline.runners.local.reader import (
     MAX_IN_FLIGHT,
     PULL_TIMEOUT_S,
     limit_in_flight,
