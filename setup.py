@@ -12,6 +12,7 @@ REQUIRES = [
     "fastavro>=1.9",
     "backports.zstd>=1.0; python_version < '3.14'",  # the archive's zstandard codec (stdlib from 3.14)
     "pydantic>=2.6",
+    "pydantic-settings>=2",  # the NIGHTWATCH_* environment overrides (config/environment.py)
     "pyyaml>=6",
     "astropy>=6",
     "lxml>=5",

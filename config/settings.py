@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from config.environment import environment
+
 CONFIG_DIR = Path(__file__).resolve().parent
 CLASSES = ("critical", "significant", "interesting", "routine", "rejected")
 SOURCES = ("ztf", "rubin", "gcn")
@@ -614,7 +616,7 @@ def load_config(config_dir: str | Path | None = None) -> NightwatchConfig:
 
     The folder is `config_dir`, else $NIGHTWATCH_CONFIG_DIR, else the shipped defaults.
     """
-    folder = Path(config_dir or os.environ.get("NIGHTWATCH_CONFIG_DIR") or CONFIG_DIR)
+    folder = Path(config_dir or environment().config_dir or CONFIG_DIR)
     parts: dict[str, Any] = {}
     digest = hashlib.sha256()
     for key, (file_name, model) in _FILES.items():
