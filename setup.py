@@ -1,10 +1,12 @@
 """Nightwatch: a Beam streaming pipeline for astronomical alerts.
 
-Also usable as Beam's ``--setup_file`` so Dataflow workers install the same packages.
+Also Beam's ``--setup_file``: Dataflow workers install ``install_requires``, the job's dependencies only. The
+console and the API are extras (``console``, ``api``, both: ``all``); a full install is ``pip install '.[all]'``.
 """
 
 from setuptools import find_namespace_packages, setup
 
+# What the Beam job imports (pipeline, transforms, agents, core, store, ops, access, config).
 REQUIRES = [
     "apache-beam[gcp]==2.77.0",
     "google-cloud-pubsub>=2.20",
@@ -27,12 +29,26 @@ REQUIRES = [
     "pyongc>=1.2",
     "scipy>=1.11",
     "requests>=2.31",
-    # The operations console (dashboard/): a client package, so part of every install.
-    "streamlit>=1.40",
-    # The external API (api/): REST and a live alert feed, served by uvicorn.
-    "fastapi>=0.115",
-    "uvicorn>=0.30",
 ]
+
+# Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.
+EXTRAS = {
+    # The operations console (dashboard/).
+    "console": ["streamlit>=1.40"],
+    # The external API (api/): REST and a live alert feed, served by uvicorn.
+    "api": ["fastapi>=0.115", "uvicorn>=0.30"],
+    # selenium drives Debian's chromium + chromium-driver in the console's browser test.
+    "dev": [
+        "pytest>=8",
+        "ruff>=0.6",
+        "import-linter>=2.0",
+        "build>=1.0",
+        "selenium>=4.20",
+        "aiosmtpd>=1.4",
+        "schemathesis>=4.0",
+    ],
+}
+EXTRAS["all"] = EXTRAS["console"] + EXTRAS["api"]
 
 setup(
     name="nightwatch",
@@ -58,17 +74,6 @@ setup(
     ),
     package_data={"config": ["*.yaml"], "devtools.simulator.schemas.ztf": ["*.avsc"]},
     install_requires=REQUIRES,
-    extras_require={
-        # selenium drives Debian's chromium + chromium-driver in the console's browser test.
-        "dev": [
-            "pytest>=8",
-            "ruff>=0.6",
-            "import-linter>=2.0",
-            "build>=1.0",
-            "selenium>=4.20",
-            "aiosmtpd>=1.4",
-            "schemathesis>=4.0",
-        ],
-    },
+    extras_require=EXTRAS,
     entry_points={"console_scripts": ["nightwatch = cli.main:main"]},
 )
