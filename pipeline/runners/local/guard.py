@@ -3,9 +3,10 @@ they were written for.
 
 `reader.py` and `dofns.py` replace or wrap private methods of Beam's BundleBasedDirectRunner (one a copy of a
 private method body). On any other Beam version they are not installed: one warning is logged and the job runs
-on Beam's stock local runner (slower, but correct). Each module also records a sha256 of the upstream source it
-replaces or wraps (`UPSTREAM_SHA256`); tests/test_local_runner_guard.py fails when that source changes, so an
-upgrade of the pin says which fix to review.
+on Beam's stock local runner (slower; no flow control; a drain cannot pause the reader). Each module also
+records a sha256 of the upstream source it replaces or wraps (`UPSTREAM_SHA256`);
+tests/test_local_runner_guard.py fails when that source changes, so an upgrade of the pin says which fix to
+review.
 """
 
 from __future__ import annotations
