@@ -1,10 +1,12 @@
 """Nightwatch: a Beam streaming pipeline for astronomical alerts.
 
-Also usable as Beam's ``--setup_file`` so Dataflow workers install the same packages.
+Also Beam's ``--setup_file``: Dataflow workers install ``install_requires``, the job's dependencies only. The
+console and the API are extras (``console``, ``api``, both: ``all``); a full install is ``pip install '.[all]'``.
 """
 
 from setuptools import find_namespace_packages, setup
 
+# What the Beam job imports (pipeline, transforms, agents, core, store, ops, access, config).
 REQUIRES = [
     "apache-beam[gcp]==2.77.0",
     "google-cloud-pubsub>=2.20",
@@ -12,6 +14,7 @@ REQUIRES = [
     "fastavro>=1.9",
     "backports.zstd>=1.0; python_version < '3.14'",  # the archive's zstandard codec (stdlib from 3.14)
     "pydantic>=2.6",
+    "pydantic-settings>=2",  # the NIGHTWATCH_* environment overrides (config/environment.py)
     "pyyaml>=6",
     "astropy>=6",
     "lxml>=5",
@@ -27,12 +30,26 @@ REQUIRES = [
     "pyongc>=1.2",
     "scipy>=1.11",
     "requests>=2.31",
-    # The operations console (dashboard/): a client package, so part of every install.
-    "streamlit>=1.40",
-    # The external API (api/): REST and a live alert feed, served by uvicorn.
-    "fastapi>=0.115",
-    "uvicorn>=0.30",
 ]
+
+# Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.
+EXTRAS = {
+    # The operations console (dashboard/).
+    "console": ["streamlit>=1.40"],
+    # The external API (api/): REST and a live alert feed, served by uvicorn.
+    "api": ["fastapi>=0.115", "uvicorn>=0.30"],
+    # selenium drives Debian's chromium + chromium-driver in the console's browser test.
+    "dev": [
+        "pytest>=8",
+        "ruff>=0.6",
+        "import-linter>=2.0",
+        "build>=1.0",
+        "selenium>=4.20",
+        "aiosmtpd>=1.4",
+        "schemathesis>=4.0",
+    ],
+}
+EXTRAS["all"] = EXTRAS["console"] + EXTRAS["api"]
 
 setup(
     name="nightwatch",
@@ -62,17 +79,6 @@ setup(
         "store": ["migrations/*.py", "migrations/alembic.ini", "migrations/script.py.mako", "migrations/versions/*.py"],
     },
     install_requires=REQUIRES,
-    extras_require={
-        # selenium drives Debian's chromium + chromium-driver in the console's browser test.
-        "dev": [
-            "pytest>=8",
-            "ruff>=0.6",
-            "import-linter>=2.0",
-            "build>=1.0",
-            "selenium>=4.20",
-            "aiosmtpd>=1.4",
-            "schemathesis>=4.0",
-        ],
-    },
+    extras_require=EXTRAS,
     entry_points={"console_scripts": ["nightwatch = cli.main:main"]},
 )

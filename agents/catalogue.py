@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 
 from agents.base import Agent, Finding, register
 from core.event import Event
+from core.sky import separation_deg
 
 ARCSEC = 1.0 / 3600.0
 # A GCN error region wider than this is searched only to here: beyond it a list of galaxies says nothing.
@@ -34,13 +35,6 @@ def unit_vectors(ra_deg: Any, dec_deg: Any) -> np.ndarray:
     ra, dec = np.radians(np.asarray(ra_deg, dtype=float)), np.radians(np.asarray(dec_deg, dtype=float))
     cos_dec = np.cos(dec)
     return np.stack([cos_dec * np.cos(ra), cos_dec * np.sin(ra), np.sin(dec)], axis=-1)
-
-
-def separation_deg(ra1: Any, dec1: Any, ra2: Any, dec2: Any) -> np.ndarray:
-    """Angular separation (haversine, exact at small angles), vectorised."""
-    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(value, dtype=float)) for value in (ra1, dec1, ra2, dec2))
-    half = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
-    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(half, 0.0, 1.0))))
 
 
 class SkyIndex:

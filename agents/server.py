@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from agents.base import Agent, AgentContext
 from agents.registry import build_agent
 from agents.remote import API_PREFIX
+from config.environment import environment
 from config.settings import NightwatchConfig
 from core.event import Event
 
@@ -77,7 +78,7 @@ class AgentService:
             "pid": os.getpid(),
             "started_at": self.started,
             "uptime_s": round(time.time() - self.started, 3),
-            "restarts": int(os.environ.get(RESTARTS_ENV, "0")),
+            "restarts": environment().agent_restarts,
             **counts,
             "in_flight": in_flight,
             "oldest_in_flight_s": round(oldest_s, 3),
@@ -147,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"agent": service.agent.name, "findings": findings})
 
     def _restart(self) -> None:
-        token = os.environ.get(TOKEN_ENV)
+        token = environment().agent_token
         offered = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if token and not hmac.compare_digest(token, offered):
             self._reply(401, {"error": f"restart needs the token in ${TOKEN_ENV} as a bearer token"})
@@ -170,7 +171,7 @@ class AgentHTTPServer(ThreadingHTTPServer):
         time.sleep(0.2)  # let the 202 reach the caller
         log.warning("restarting agent server %s (pid %d)", self.service.agent.name, os.getpid())
         self.socket.close()
-        os.environ[RESTARTS_ENV] = str(int(os.environ.get(RESTARTS_ENV, "0")) + 1)
+        os.environ[RESTARTS_ENV] = str(environment().agent_restarts + 1)  # read by the restarted process
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, sys.orig_argv)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core import names
+
 STATUSES = ("ok", "skipped", "timeout", "error")
 
 
@@ -55,6 +57,6 @@ def tallies(counters: dict[str, int]) -> dict[str, dict[str, int]]:
     found: dict[str, dict[str, int]] = {}
     for key, value in counters.items():
         parts = key.split(".")
-        if len(parts) == 3 and parts[0] == "agents" and parts[2] in STATUSES:
+        if len(parts) == 3 and parts[2] in STATUSES and key == names.agent_call(parts[1], parts[2]):
             found.setdefault(parts[1], dict.fromkeys(STATUSES, 0))[parts[2]] += value
     return dict(sorted(found.items()))

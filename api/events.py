@@ -12,6 +12,7 @@ from typing import Any, Literal
 from api import queries, warm
 from api.cursors import Key
 from api.queries import EventFilter
+from core.sky import separation_deg
 from store.hot import HotStore
 
 Tier = Literal["hot", "warm", "all"]
@@ -58,9 +59,8 @@ class Tiers:
         if tier in ("warm", "all"):
             for event_id, r, d in warm.warm_positions(self.warm_root, where, box):
                 candidates.setdefault(event_id, (r, d))
-        inside = [
-            (separation, event_id)
-            for event_id, (r, d) in candidates.items()
-            if (separation := queries.separation_deg(ra, dec, r, d)) <= radius
-        ]
-        return sorted(inside)
+        if not candidates:
+            return []
+        ras, decs = zip(*candidates.values(), strict=True)
+        apart = separation_deg(ra, dec, ras, decs).tolist()
+        return sorted((s, event_id) for s, event_id in zip(apart, candidates, strict=True) if s <= radius)

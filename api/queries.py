@@ -53,15 +53,6 @@ def cone_box(ra: float, dec: float, radius: float) -> Box:
     return Box(dec_min, dec_max, ranges)
 
 
-def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    """Great-circle distance (haversine: accurate at the small angles a cone search cares about)."""
-    phi1, phi2 = math.radians(dec1), math.radians(dec2)
-    half = (
-        math.sin((phi2 - phi1) / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(ra2 - ra1) / 2) ** 2
-    )
-    return math.degrees(2 * math.asin(math.sqrt(min(1.0, max(0.0, half)))))
-
-
 @dataclass(frozen=True)
 class EventFilter:
     source: str | None = None

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from cli.common import Parser, deprecated_alias, outputs, store_options, store_url, with_emulator
 from cli.run import runner_options
 from config.settings import NightwatchConfig, load_config
+from core import names
 from core.decoders import PacketDecoder
 from core.event import Packet, utcnow
 from devtools.feed import FeedPlan, run_feed
@@ -136,11 +137,12 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
         def progress(counts: dict[str, int]) -> None:
             if time.monotonic() - last["t"] >= 5:
                 last["t"] = time.monotonic()
-                stored = sum(v for k, v in counts.items() if k.startswith("stored."))
                 print(
-                    f"  streaming: received {counts.get('received', 0)}, stored {stored}, "
-                    f"dead letters {counts.get('dead_letters', 0)}, alerts {counts.get('alerts.new', 0)}, "
-                    f"metric windows {counts.get('metrics.windows_written', 0)}",
+                    f"  streaming: received {counts.get(names.RECEIVED, 0)}, "
+                    f"stored {names.total(counts, names.stored)}, "
+                    f"dead letters {counts.get(names.DEAD_LETTERS, 0)}, "
+                    f"alerts {counts.get(names.new(names.ALERTS), 0)}, "
+                    f"metric windows {counts.get(names.METRICS_WRITTEN, 0)}",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from pathlib import Path
 
 from access import accounts, audit, procedures
 from cli.common import open_store, store_options, system_actor
+from config.environment import environment
 from store.hot import HotStore
 
 ROLES = ["observer", "operator", "admin", "super_admin", "none"]
@@ -28,10 +28,11 @@ def _users(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _bootstrap(args: argparse.Namespace, store: HotStore) -> None:
-    password = accounts.bootstrap(store, args.name, os.environ.get("NIGHTWATCH_ADMIN_PASSWORD") or None)
+    given = environment().admin_password
+    password = accounts.bootstrap(store, args.name, given)
     if password is None:
         print(f"a Super Admin exists ({', '.join(accounts.super_admins(store))}): nothing to do")
-    elif os.environ.get("NIGHTWATCH_ADMIN_PASSWORD"):
+    elif given:
         print(f"created Super Admin {args.name!r} with the password in NIGHTWATCH_ADMIN_PASSWORD")
     else:
         print(f"created Super Admin {args.name!r}; password (shown once, change it on the Access page):")

@@ -7,12 +7,12 @@ ConfigError naming the file and the field.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from config.environment import environment
 from config.settings import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -57,7 +57,7 @@ class RunbooksConfig(BaseModel):
 
 
 def load_runbooks(config_dir: str | Path | None = None) -> RunbooksConfig:
-    folder = Path(config_dir or os.environ.get("NIGHTWATCH_CONFIG_DIR") or CONFIG_DIR)
+    folder = Path(config_dir or environment().config_dir or CONFIG_DIR)
     path = folder / FILE_NAME
     if not path.is_file():
         path = CONFIG_DIR / FILE_NAME

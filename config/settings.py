@@ -8,7 +8,6 @@ Every file carries a `version`; the filter and rules versions are recorded on ea
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from config.decisions import (  # noqa: F401 - re-exported for callers
     FiltersConfig,
     Rule,
 )
+from config.environment import environment
 from config.maintenance import (  # noqa: F401 - re-exported for callers
     MaintenanceConfig,
     WindowType,
@@ -113,7 +113,7 @@ def load_config(config_dir: str | Path | None = None) -> NightwatchConfig:
 
     The folder is `config_dir`, else $NIGHTWATCH_CONFIG_DIR, else the shipped defaults.
     """
-    folder = Path(config_dir or os.environ.get("NIGHTWATCH_CONFIG_DIR") or CONFIG_DIR)
+    folder = Path(config_dir or environment().config_dir or CONFIG_DIR)
     parts: dict[str, Any] = {}
     digest = hashlib.sha256()
     for key, (file_name, model) in _FILES.items():

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from config.settings import AssociationSpec
 from core.event import Event
+from core.sky import separation_deg
 
 CELL_DEG = 10.0
 OPTICAL = ("ztf", "rubin")
@@ -32,13 +33,6 @@ class Link(NamedTuple):
     counterpart_id: str
     separation_deg: float
     time_offset_s: float
-
-
-def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    """Great-circle distance (haversine, stable for small angles)."""
-    ra1, dec1, ra2, dec2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    a = math.sin((dec2 - dec1) / 2) ** 2 + math.cos(dec1) * math.cos(dec2) * math.sin((ra2 - ra1) / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(a))))
 
 
 def cell_of(ra: float, dec: float) -> tuple[int, int]:
@@ -80,10 +74,11 @@ def match(candidates: Iterable[Candidate], window_s: float) -> Iterator[Link]:
     triggers = [c for c in candidates if c.role == "trigger"]
     counterparts = [c for c in candidates if c.role == "counterpart"] if triggers else []
     for trig in triggers:
-        for other in counterparts:
-            offset = other.time_s - trig.time_s
-            if abs(offset) > window_s:
-                continue
-            separation = separation_deg(trig.ra, trig.dec, other.ra, other.dec)
+        near = [other for other in counterparts if abs(other.time_s - trig.time_s) <= window_s]
+        if not near:
+            continue
+        # One vectorised call per trigger, not one per pair.
+        apart = separation_deg(trig.ra, trig.dec, [other.ra for other in near], [other.dec for other in near])
+        for other, separation in zip(near, apart.tolist(), strict=True):
             if separation <= trig.radius_deg:
-                yield Link(trig.event_id, other.event_id, separation, offset)
+                yield Link(trig.event_id, other.event_id, separation, other.time_s - trig.time_s)

@@ -8,12 +8,12 @@ else from $NIGHTWATCH_DB_URL / $NIGHTWATCH_OUTPUT / $NIGHTWATCH_CONFIG_DIR, else
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 
 import streamlit as st
 
+from config.environment import environment
 from config.settings import NightwatchConfig, load_config
 from store.hot import HotStore
 from store.layout import Outputs
@@ -27,10 +27,11 @@ class Settings:
 
 
 def settings() -> Settings:
+    env = environment()
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--output", default=os.environ.get("NIGHTWATCH_OUTPUT", "out"))
+    parser.add_argument("--output", default=env.output)
     parser.add_argument("--db-url", default=None)
-    parser.add_argument("--config", default=os.environ.get("NIGHTWATCH_CONFIG_DIR"))
+    parser.add_argument("--config", default=str(env.config_dir) if env.config_dir else None)
     args, _ = parser.parse_known_args(sys.argv[1:])
     outputs = Outputs.under(args.output, args.db_url)  # --db-url, else $NIGHTWATCH_DB_URL, else OUTPUT/nightwatch.db
     return Settings(outputs.db_url, outputs.archive_root, args.config)

@@ -16,17 +16,17 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from agents.summary import STATUSES, brief, tallies
 from config.settings import CLASSES, load_config
+from core import names
 from core.event import utcnow
 from pipeline.graph import build_pipeline, read_packets
 from pipeline.options import NightwatchOptions
 from store.hot import HotStore
 from store.layout import Outputs
-from transforms.common import METRICS_NAMESPACE
 
 log = logging.getLogger("nightwatch")
 
 # Stages after which an event never reached the events table: these dead letters replace a class.
-LOSING_STAGES = ("decode", "filter", "classify", "route", "sink:events")
+LOSING_STAGES = names.LOSING_STAGES
 
 
 @dataclass
@@ -44,19 +44,17 @@ class RunSummary:
 
     @property
     def received(self) -> int:
-        return self.count("received")
+        return self.count(names.RECEIVED)
 
     @property
     def by_class(self) -> dict[str, int]:
-        return {name: self.count(f"stored.{name}") for name in CLASSES}
+        return {name: self.count(names.stored(name)) for name in CLASSES}
 
     @property
     def dead_letters(self) -> dict[str, int]:
-        prefix = "dead_letters."
+        fallback = names.DEAD_LETTERS_FALLBACK.removeprefix(names.dead_letters(""))
         return {
-            name.removeprefix(prefix): value
-            for name, value in sorted(self.counters.items())
-            if name.startswith(prefix) and name != "dead_letters.fallback_file"
+            stage: value for stage, value in names.parts(self.counters, names.dead_letters).items() if stage != fallback
         }
 
     @property
@@ -76,33 +74,28 @@ class RunSummary:
             "run_id": self.run_id,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
-            "packets": self.count("packets"),
+            "packets": self.count(names.PACKETS),
             "received": self.received,
-            "received_by_source": {
-                name.removeprefix("received."): value
-                for name, value in sorted(self.counters.items())
-                if name.startswith("received.")
-            },
+            "received_by_source": names.parts(self.counters, names.received),
             "by_class": self.by_class,
             "alerts": {
-                "CRITICAL": self.count("alerts.CRITICAL"),
-                "HIGH": self.count("alerts.HIGH"),
-                "new": self.count("alerts.new"),
-                "already_stored": self.count("alerts.already_stored"),
+                "CRITICAL": self.count(names.alert_level("CRITICAL")),
+                "HIGH": self.count(names.alert_level("HIGH")),
+                "new": self.count(names.new(names.ALERTS)),
+                "already_stored": self.count(names.already_stored(names.ALERTS)),
             },
-            "review_queue": {"new": self.count("review.new"), "already_stored": self.count("review.already_stored")},
+            "review_queue": {
+                "new": self.count(names.new(names.REVIEW)),
+                "already_stored": self.count(names.already_stored(names.REVIEW)),
+            },
             "low": self.by_class["routine"],
             "dead_letters": self.dead_letters,
-            "events_new": self.count("events.new"),
-            "events_already_stored": self.count("events.already_stored"),
-            "warm_rows_written": self.count("warm.rows"),
-            "archive_records_written": self.count("archive.rows"),
+            "events_new": self.count(names.new(names.EVENTS)),
+            "events_already_stored": self.count(names.already_stored(names.EVENTS)),
+            "warm_rows_written": self.count(names.rows(names.WARM)),
+            "archive_records_written": self.count(names.rows(names.ARCHIVE)),
             "agents": tallies(self.counters),
-            "notifications": {
-                name.removeprefix("notify."): value
-                for name, value in sorted(self.counters.items())
-                if name.startswith("notify.")
-            },
+            "notifications": names.parts(self.counters, names.notified),
             "accounting": {
                 "received": self.received,
                 "classified": sum(self.by_class.values()),
@@ -153,7 +146,7 @@ def _pairs(mapping: dict[str, int]) -> str:
 
 
 def counters_of(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
-    query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    query = result.metrics().query(MetricsFilter().with_namespace(names.METRICS_NAMESPACE))
     totals: dict[str, int] = {}
     for counter in query["counters"]:
         value = counter.committed if counter.committed is not None else counter.attempted
@@ -213,12 +206,12 @@ def run(argv: list[str]) -> RunSummary:
         started_at=started.isoformat(),
         finished_at=finished.isoformat(),
     )
-    failed_outputs = {k: v for k, v in summary.counters.items() if k.startswith("sink_failed.")}
+    failed_outputs = names.parts(summary.counters, names.sink_failed)
     if failed_outputs:
         summary.problems.append(f"some outputs failed and were dead-lettered: {_pairs(failed_outputs)}")
-    if summary.count("dead_letters.fallback_file"):
+    if summary.count(names.DEAD_LETTERS_FALLBACK):
         summary.problems.append(
-            f"{summary.count('dead_letters.fallback_file')} dead letters could not reach the hot store; "
+            f"{summary.count(names.DEAD_LETTERS_FALLBACK)} dead letters could not reach the hot store; "
             f"see {outputs.dead_letter_root}"
         )
     if not summary.accounted:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from config.settings import NightwatchConfig
+from core import names
 from core.decisions import DESTINATIONS
 from core.event import Event
 from pipeline.io.sinks import WriteDeadLetters, WriteHotTable, WriteTier
@@ -65,7 +66,7 @@ class _AtProcessingTime(beam.DoFn):
 
 def _science_only(event: Event) -> Iterator[Event]:
     if event.injected:
-        counter("tiers.injected_skipped").inc()  # counted, so a drain knows they will not reach the tiers
+        counter(names.TIERS_INJECTED_SKIPPED).inc()  # counted, so a drain knows they will not reach the tiers
         return
     yield event
 
@@ -96,9 +97,9 @@ def build_pipeline(
     )
     dispatched = enriched.events | "Dispatch" >> Dispatch()
 
-    stored = dispatched.events | "StoreEvents" >> WriteHotTable(outputs.db_url, "events")
-    alerts = dispatched.alerts | "StoreAlerts" >> WriteHotTable(outputs.db_url, "alerts")
-    review = dispatched.review | "StoreReviewQueue" >> WriteHotTable(outputs.db_url, "review")
+    stored = dispatched.events | "StoreEvents" >> WriteHotTable(outputs.db_url, names.EVENTS)
+    alerts = dispatched.alerts | "StoreAlerts" >> WriteHotTable(outputs.db_url, names.ALERTS)
+    review = dispatched.review | "StoreReviewQueue" >> WriteHotTable(outputs.db_url, names.REVIEW)
     # Once stored, each new alert goes out on its level's channels (short timeouts; failures become retries).
     notified = alerts.stored | "Notify" >> NotifyAlerts(config, outputs.db_url)
     batch_s = config.streaming.windows.tier_batch_s
@@ -108,9 +109,11 @@ def build_pipeline(
     # The warm tier keeps no raw packet: dropping it before the tier's grouping halves what is held and moved.
     # (A failed warm write dead-letters the event without its bytes; the archive write carries them.)
     without_raw = science | "WarmWithoutRaw" >> beam.Map(lambda event: event.model_copy(update={"raw": b""}))
-    warm = _tier_input(without_raw, streaming, batch_s, "Warm") | "WriteWarm" >> WriteTier(outputs.warm_root, "warm")
+    warm = _tier_input(without_raw, streaming, batch_s, "Warm") | "WriteWarm" >> WriteTier(
+        outputs.warm_root, names.WARM
+    )
     archive = _tier_input(science, streaming, batch_s, "Archive") | "WriteArchive" >> WriteTier(
-        outputs.archive_root, "archive"
+        outputs.archive_root, names.ARCHIVE
     )
 
     steps = (decoded, filtered, classified, routed, dispatched, stored, alerts, review)

@@ -25,6 +25,7 @@ from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubS
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from config.settings import NightwatchConfig, PubSubSpec
+from core import names
 from core.event import Event, Packet, utcnow
 from devtools.pubsub import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
 from pipeline.graph import PIPELINE_VERSION, Graph, build_pipeline
@@ -70,7 +71,7 @@ class _CountIngested(beam.DoFn):
     """Counts packets as they enter the job: what draining waits on."""
 
     def process(self, item: tuple[Packet, dict[str, str]]) -> Iterator[Packet]:
-        counter("ingested").inc()
+        counter(names.INGESTED).inc()
         yield item[0]
 
 
@@ -228,15 +229,13 @@ class _InFlightLimit:
 
 def _in_flight(counts: dict[str, int]) -> int:
     """Packets let in but not yet stored or dead-lettered, plus routed events not yet in both tiers."""
-    from pipeline.batch import LOSING_STAGES
-
-    finished = sum(v for k, v in counts.items() if k.startswith("stored."))
-    finished += sum(counts.get(f"dead_letters.{stage}", 0) for stage in LOSING_STAGES)
-    undecoded = counts.get("ingested", 0) - counts.get("packets", 0)
-    routed = sum(v for k, v in counts.items() if k.startswith("routed."))
-    science = routed - counts.get("tiers.injected_skipped", 0)  # injected events never go to the tiers
-    tiers = sum(science - counts.get(f"{tier}.handled", 0) for tier in ("warm", "archive"))
-    return counts.get("received", 0) - finished + undecoded + tiers
+    finished = names.total(counts, names.stored)
+    finished += sum(counts.get(names.dead_letters(stage), 0) for stage in names.LOSING_STAGES)
+    undecoded = counts.get(names.INGESTED, 0) - counts.get(names.PACKETS, 0)
+    routed = names.total(counts, names.routed)
+    science = routed - counts.get(names.TIERS_INJECTED_SKIPPED, 0)  # injected events never go to the tiers
+    tiers = sum(science - counts.get(names.handled(tier), 0) for tier in names.TIERS)
+    return counts.get(names.RECEIVED, 0) - finished + undecoded + tiers
 
 
 def run_stream(
@@ -293,8 +292,8 @@ def run_stream(
                 break
             time.sleep(1.0)
             counts = local_counts()
-            if counts.get("ingested", 0) != last_seen:
-                last_seen, last_change = counts.get("ingested", 0), time.monotonic()
+            if counts.get(names.INGESTED, 0) != last_seen:
+                last_seen, last_change = counts.get(names.INGESTED, 0), time.monotonic()
             elif idle_s and time.monotonic() - last_change >= idle_s:
                 stopper.reason = f"idle for {idle_s:.0f} s"
                 break
@@ -337,7 +336,7 @@ def _wait_until_drained(timeout_s: float, settle_s: float = 3.0) -> bool:
     last, stable_since = None, time.monotonic()
     while time.monotonic() < deadline:
         counts = local_counts()
-        snapshot = (counts.get("ingested", 0), counts.get("received", 0), _in_flight(counts))
+        snapshot = (counts.get(names.INGESTED, 0), counts.get(names.RECEIVED, 0), _in_flight(counts))
         if snapshot != last:
             last, stable_since = snapshot, time.monotonic()
         elif snapshot[2] == 0 and time.monotonic() - stable_since >= settle_s:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from config.environment import environment
 from store.hot import sqlite_url
 from store.tiers import join
 
@@ -21,7 +21,7 @@ class Outputs:
     @classmethod
     def under(cls, output: str, db_url: str | None) -> Outputs:
         """Tiers under `output`; the hot store at `db_url`, else $NIGHTWATCH_DB_URL, else a SQLite file there."""
-        db_url = db_url or os.environ.get("NIGHTWATCH_DB_URL") or None
+        db_url = db_url or environment().db_url
         if db_url is None:
             if "://" in output:
                 raise ValueError(f"--output {output} is remote: give the hot store with --db_url")

@@ -24,12 +24,13 @@ import yaml
 
 from agents.base import Agent, AgentContext, Finding
 from agents.calls import AgentCaller, AgentPool, CircuitBreaker
-from agents.catalogue import Catalogues, SkyIndex, separation_deg
+from agents.catalogue import Catalogues, SkyIndex
 from agents.followup import altitude_deg, julian_date, sun_position
 from agents.registry import build_agent
 from agents.remote import health, restart
 from config.settings import AgentSpec, ConfigError, load_config
 from core.event import Event
+from core.sky import separation_deg
 from store.tiers import WARM_SCHEMA, read_warm
 from tests.agent_servers import ScriptedAgentServer
 

@@ -6,10 +6,12 @@ import threading
 from collections import Counter
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing import test_stream
 
 from pipeline.runners.local.dofns import reuse_local_dofns
+from pipeline.runners.local.guard import restore_local_runner
 
 CALLS: Counter[str] = Counter()
 LOCK = threading.Lock()
@@ -30,6 +32,13 @@ class CountingDoFn(beam.DoFn):
     def teardown(self) -> None:
         with LOCK:
             CALLS["teardown"] += 1
+
+
+@pytest.fixture(autouse=True)
+def stock_local_runner():
+    restore_local_runner()
+    yield
+    restore_local_runner()
 
 
 def run_many_bundles() -> None:

@@ -22,7 +22,8 @@ def revision(store: HotStore) -> str | None:
 def older_store(url: str, drop_column: str) -> None:
     """A store as an older Nightwatch made it: the events table without one column."""
     old = sa.MetaData()
-    sa.Table("events", old, *[column.copy() for column in events.columns if column.name != drop_column])
+    # Column.copy() is deprecated since SQLAlchemy 1.4; _copy() is what Table.to_metadata() uses.
+    sa.Table("events", old, *[column._copy() for column in events.columns if column.name != drop_column])
     engine = sa.create_engine(url)
     old.create_all(engine)
     engine.dispose()

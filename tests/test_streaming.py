@@ -20,6 +20,7 @@ from config.settings import CONFIG_DIR, load_config
 from core.event import utcnow
 from devtools.pubsub import ATTR_DEDUP_KEY, Emulator, OutgoingPacket, PacketPublisher, ensure_topics
 from devtools.simulator import generate_packets
+from pipeline.runners.local.guard import restore_local_runner
 from pipeline.streaming import run_stream
 from store.hot import HotStore
 from store.layout import Outputs
@@ -28,6 +29,13 @@ from store.thresholds import ThresholdStore, with_cut_value
 from tests.conftest import DATA
 
 PROJECT = "nightwatch-tests"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stock_local_runner_afterwards():
+    """The streaming jobs here patch the local runner (pipeline/runners/local); the other modules get Beam's."""
+    yield
+    restore_local_runner()
 
 
 @pytest.fixture(scope="module")

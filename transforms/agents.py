@@ -26,6 +26,7 @@ from agents.base import AgentContext, enrichment
 from agents.calls import AgentCall, AgentCaller, AgentPool
 from agents.registry import build_agent
 from config.settings import NightwatchConfig
+from core import names
 from core.event import Event, utcnow
 from transforms.common import counter
 from transforms.hotstore import HotStoreDoFn
@@ -66,14 +67,14 @@ class AgentsDoFn(beam.DoFn):
             enriched, calls = self._pool.enrich(batch)
         except Exception as exc:  # noqa: BLE001 - the events go on without enrichment, with the reason
             log.exception("agents step failed on a batch of %d", len(batch))
-            counter("agents.step_failed").inc(len(batch))
+            counter(names.AGENTS_STEP_FAILED).inc(len(batch))
             reason = f"agents step failed: {type(exc).__name__}: {exc}"
             enriched = [self._marked(event, dict.fromkeys(self._config.agents.enabled(), reason)) for event in batch]
             calls = []
         if self._unavailable:
             enriched = [self._marked(event, self._unavailable) for event in enriched]
         for call in calls:
-            counter(f"agents.{call.agent}.{call.status}").inc()
+            counter(names.agent_call(call.agent, call.status)).inc()
             yield pvalue.TaggedOutput(AGENT_CALLS, call)
         yield from enriched
 
@@ -85,7 +86,7 @@ class AgentsDoFn(beam.DoFn):
             if event.event_class in spec.classes and event.source in spec.sources and name not in marked:
                 status = "skipped" if event.event_class == "critical" else "error"
                 marked[name] = enrichment(status, 0.0, 0, reason=reason)
-                counter(f"agents.{name}.{status}").inc()
+                counter(names.agent_call(name, status)).inc()
         return event.model_copy(update={"enrichments": marked})
 
 
@@ -185,9 +186,9 @@ class _WriteAgentMetrics(HotStoreDoFn):
         try:
             self._store.upsert_agent_metrics([row])
         except Exception:  # noqa: BLE001 - metrics are derived; a failed write is counted, the events are safe
-            counter("agent_metrics.write_failed").inc()
+            counter(names.AGENT_METRICS_WRITE_FAILED).inc()
             return
-        counter("agent_metrics.windows_written").inc()
+        counter(names.AGENT_METRICS_WRITTEN).inc()
         yield row
 
 

@@ -15,6 +15,7 @@ import apache_beam as beam
 from apache_beam.transforms import trigger, window
 
 from config.settings import AssociationSpec, NightwatchConfig
+from core import names
 from core.association import Candidate, Link, candidate_for, cell_of, cells_within, match
 from core.event import Event
 from transforms.common import counter
@@ -55,11 +56,11 @@ class _WriteLinks(HotStoreDoFn):
         try:
             raised = self._store.apply_association(link)
         except Exception:  # noqa: BLE001 - the link is re-found on the next firing; count the failure
-            counter("associations.write_failed").inc()
+            counter(names.ASSOCIATIONS_WRITE_FAILED).inc()
             return
         self._stored.add(pair)
         if raised is not None:
-            counter("associations.new").inc()
+            counter(names.ASSOCIATIONS_NEW).inc()
             yield from raised
 
 

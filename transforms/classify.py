@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 
+from core import names
 from core.decisions import classify
 from core.event import Event
 from transforms.common import StepTransform
@@ -15,7 +16,7 @@ from transforms.rules import LiveRulesStep
 class ClassifyDoFn(LiveRulesStep):
     """Applies the rules in force: the shipped ones, or the newest live version in the hot store (`db_url`)."""
 
-    stage = "classify"
+    stage = names.CLASSIFY
 
     def transform(self, event: Event) -> Iterator[Event]:
         yield classify(event, self._live.classification())

@@ -12,9 +12,10 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
+from core import names
 from core.event import DeadLetter, Event
 
-METRICS_NAMESPACE = "nightwatch"
+METRICS_NAMESPACE = names.METRICS_NAMESPACE
 DEAD_LETTER = "dead_letter"
 
 
@@ -83,7 +84,7 @@ class EventStep(beam.DoFn):
         try:
             yield from self.transform(event)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a dead letter
-            counter(f"failed.{self.stage}").inc()
+            counter(names.failed(self.stage)).inc()
             yield dead_letter_for(event, self.stage, exc)
 
 

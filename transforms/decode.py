@@ -11,6 +11,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from config.settings import NightwatchConfig
+from core import names
 from core.decoders import DecodeFailure, PacketDecoder, guess_source
 from core.event import DeadLetter, Packet
 from transforms.common import DEAD_LETTER, StepTransform, counter
@@ -40,7 +41,7 @@ class DecodeDoFn(beam.DoFn):
             self._last_report = now
 
     def process(self, packet: Packet) -> Iterator[Any]:
-        counter("packets").inc()
+        counter(names.PACKETS).inc()
         self._report_progress()
         try:
             results = self._decoder.decode(packet)
@@ -49,14 +50,14 @@ class DecodeDoFn(beam.DoFn):
                 DecodeFailure(guess_source(packet), f"decoder failed: {type(exc).__name__}: {exc}", packet.payload)
             ]
         for result in results:
-            counter("received").inc()
-            counter(f"received.{result.source}").inc()
+            counter(names.RECEIVED).inc()
+            counter(names.received(result.source)).inc()
             if isinstance(result, DecodeFailure):
                 yield pvalue.TaggedOutput(
                     DEAD_LETTER,
                     DeadLetter(
                         source=result.source,
-                        stage="decode",
+                        stage=names.DECODE,
                         reason=result.reason,
                         payload=result.payload,
                         origin=packet.origin,

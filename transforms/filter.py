@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 
+from core import names
 from core.decisions import apply_cuts
 from core.event import Event
 from transforms.common import StepTransform, counter
@@ -15,12 +16,12 @@ from transforms.rules import LiveRulesStep
 class FilterDoFn(LiveRulesStep):
     """Applies the cuts in force: the shipped ones, or the newest live version in the hot store (`db_url`)."""
 
-    stage = "filter"
+    stage = names.FILTER
 
     def transform(self, event: Event) -> Iterator[Event]:
         result = apply_cuts(event, self._live.filters())
         if result.event_class == "rejected":
-            counter(f"filtered.{event.source}").inc()
+            counter(names.filtered(event.source)).inc()
         yield result
 
 

@@ -19,6 +19,7 @@ from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Timestamp
 
 from config.settings import NightwatchConfig
+from core import names
 from core.event import DeadLetter, Event, utcnow
 from core.night import observing_night
 from transforms.common import counter
@@ -77,7 +78,7 @@ class GuardLateness(beam.DoFn):
     def process(self, element: Any, timestamp: Timestamp = beam.DoFn.TimestampParam) -> Iterator[Any]:
         now = time.time()
         if now - float(timestamp) > self._limit_s:
-            counter(f"{self._what}.beyond_lateness").inc()
+            counter(names.beyond_lateness(self._what)).inc()
             yield window.TimestampedValue(self._mark(element) if self._mark else element, now)
         else:
             yield element
@@ -174,9 +175,9 @@ class _WriteMetrics(HotStoreDoFn):
             row = {**row, "queue_depth": self._store.queue_depth(row["source"])}
             self._store.upsert_metrics([row])
         except Exception:  # noqa: BLE001 - metrics are derived; a failed write is counted, the events are safe
-            counter("metrics.write_failed").inc()
+            counter(names.METRICS_WRITE_FAILED).inc()
             return
-        counter("metrics.windows_written").inc()
+        counter(names.METRICS_WRITTEN).inc()
         yield row
 
 

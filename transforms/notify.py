@@ -9,6 +9,7 @@ from typing import Any
 import apache_beam as beam
 
 from config.settings import NightwatchConfig
+from core import names
 from core.event import Event
 from ops.notify import Notifier
 from store.events import alert_id_for
@@ -34,11 +35,11 @@ class _NotifyDoFn(beam.DoFn):
         try:
             results = self._notifier.notify_alert(alert_id_for(event.event_id))
         except Exception as exc:  # noqa: BLE001 - e.g. the store is unreachable: `alerts check` will show it
-            counter("notify.error").inc()
+            counter(names.notified("error")).inc()
             log.warning("could not notify %s: %s", event.event_id, exc)
             return
         for result in results:
-            counter(f"notify.{result['status']}").inc()
+            counter(names.notified(result["status"])).inc()
             yield {key: result[key] for key in ("alert_id", "channel", "status")}
 
     def teardown(self) -> None:

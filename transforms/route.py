@@ -13,13 +13,14 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from config.settings import NightwatchConfig
+from core import names
 from core.decisions import DESTINATIONS, route
 from core.event import Event
 from transforms.common import DEAD_LETTER, EventStep, counter
 
 
 class RouteDoFn(EventStep):
-    stage = "route"
+    stage = names.ROUTE
 
     def __init__(self, config: NightwatchConfig, run_id: str, pipeline_version: str):
         self._timezone = config.sources.site.timezone
@@ -28,7 +29,7 @@ class RouteDoFn(EventStep):
 
     def transform(self, event: Event) -> Iterator[Any]:
         routed, destination = route(event, self._timezone, self._run_id, self._pipeline_version)
-        counter(f"routed.{destination}").inc()
+        counter(names.routed(destination)).inc()
         yield routed
 
 
@@ -47,7 +48,7 @@ class Route(beam.PTransform):
 
 
 class DispatchDoFn(EventStep):
-    stage = "dispatch"
+    stage = names.DISPATCH
 
     def transform(self, event: Event) -> Iterator[Any]:
         destination = event.lineage.get("route")

@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
+from core import names
 from core.event import DeadLetter, Event, utcnow
 from store.events import alert_id_for
 from store.tiers import PartitionIndex, join, write_archive_partition, write_warm_partition
@@ -35,9 +36,9 @@ class _HotStoreWriter(HotStoreDoFn):
 
     def _add(self, batch: list[Event]) -> set[str]:
         adders: dict[str, Callable[[list[Event]], set[str]]] = {
-            "events": self._store.add_events,
-            "alerts": self._store.add_alerts,
-            "review": self._store.add_reviews,
+            names.EVENTS: self._store.add_events,
+            names.ALERTS: self._store.add_alerts,
+            names.REVIEW: self._store.add_reviews,
         }
         return adders[self._what](batch)
 
@@ -45,19 +46,19 @@ class _HotStoreWriter(HotStoreDoFn):
         try:
             new_keys = self._add(batch)
         except Exception as exc:  # noqa: BLE001 - a failed write must not lose the batch
-            counter(f"sink_failed.{self._what}").inc(len(batch))
+            counter(names.sink_failed(self._what)).inc(len(batch))
             for event in batch:
-                yield dead_letter_for(event, f"sink:{self._what}", exc)
+                yield dead_letter_for(event, names.sink_stage(self._what), exc)
             return
         stored_time = utcnow()
-        counter(f"{self._what}.new").inc(len(new_keys))
-        counter(f"{self._what}.already_stored").inc(len(batch) - len(new_keys))
+        counter(names.new(self._what)).inc(len(new_keys))
+        counter(names.already_stored(self._what)).inc(len(batch) - len(new_keys))
         for event in batch:
-            if self._what == "events":
-                counter(f"stored.{event.event_class}").inc()
-            elif self._what == "alerts":
-                counter(f"alerts.{event.alert_level}").inc()
-            key = alert_id_for(event.event_id) if self._what == "alerts" else event.event_id
+            if self._what == names.EVENTS:
+                counter(names.stored(event.event_class)).inc()
+            elif self._what == names.ALERTS:
+                counter(names.alert_level(event.alert_level)).inc()
+            key = alert_id_for(event.event_id) if self._what == names.ALERTS else event.event_id
             if key in new_keys:  # a redelivered event is stored once and goes on once
                 yield event.model_copy(update={"stored_time": stored_time})
 
@@ -92,8 +93,8 @@ class _DeadLetterWriter(HotStoreDoFn):
         except Exception as exc:  # noqa: BLE001 - the store is down: keep the letters in a file instead
             self._write_fallback(batch, exc)
         for letter in batch:
-            counter(f"dead_letters.{letter.stage}").inc()
-            counter("dead_letters").inc()
+            counter(names.dead_letters(letter.stage)).inc()
+            counter(names.DEAD_LETTERS).inc()
             yield letter
 
     def _write_fallback(self, batch: list[DeadLetter], exc: Exception) -> None:
@@ -106,7 +107,7 @@ class _DeadLetterWriter(HotStoreDoFn):
             lines.append(json.dumps(record))
         with FileSystems.create(path) as handle:  # if this fails too, the bundle fails loudly
             handle.write(("\n".join(lines) + "\n").encode())
-        counter("dead_letters.fallback_file").inc(len(batch))
+        counter(names.DEAD_LETTERS_FALLBACK).inc(len(batch))
 
 
 class WriteDeadLetters(beam.PTransform):
@@ -142,17 +143,17 @@ class _PartitionWriterDoFn(beam.DoFn):
     def process(self, keyed: tuple[tuple[str, str], Iterable[Event]]) -> Iterator[Any]:
         (night, part), events = keyed
         events = list(events)
-        counter(f"{self._tier}.handled").inc(len(events))
+        counter(names.handled(self._tier)).inc(len(events))
         try:
             path, written = self._write(self._root, night, part, events, self._index)
         except Exception as exc:  # noqa: BLE001
-            counter(f"sink_failed.{self._tier}").inc(len(events))
+            counter(names.sink_failed(self._tier)).inc(len(events))
             for event in events:
-                yield dead_letter_for(event, f"sink:{self._tier}", exc)
+                yield dead_letter_for(event, names.sink_stage(self._tier), exc)
             return
-        counter(f"{self._tier}.rows").inc(written)
+        counter(names.rows(self._tier)).inc(written)
         if path:
-            counter(f"{self._tier}.files").inc()
+            counter(names.files(self._tier)).inc()
             yield path
 
 
@@ -161,13 +162,13 @@ class WriteTier(beam.PTransform):
 
     def __init__(self, root: str, tier: str):
         super().__init__()
-        if tier not in ("warm", "archive"):
+        if tier not in names.TIERS:
             raise ValueError(f"unknown tier {tier!r}")
         self._root = root
         self._tier = tier
 
     def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
-        if self._tier == "warm":
+        if self._tier == names.WARM:
             key, write = (lambda event: (event.night, event.event_class)), write_warm_partition
         else:
             key, write = (lambda event: (event.night, event.source)), write_archive_partition

@@ -6,7 +6,7 @@ elements, so most of its time went there (measured with py-spy: about half of th
 `get_dofn_specs` alone), and every bundle reopened the hot store and rebuilt the agents. Dataflow and Flink
 keep a DoFn instance per worker thread and set it up once; this makes the local runner do the same. The
 instances are torn down when the job ends: `reuse_local_dofns` is a context around the job. Production
-runners are not touched.
+runners are not touched. Installed only on the Beam it was written for (`guard.py`).
 Adapted from apache_beam/runners/direct/transform_evaluator.py (Apache License 2.0), Beam 2.77.
 """
 
@@ -17,6 +17,19 @@ import threading
 import types
 from collections.abc import Iterator
 from typing import Any
+
+from pipeline.runners.local.guard import fixes_apply
+
+# The upstream code this module replaces (start_bundle, finish_bundle: their bodies are copied below), wraps
+# (should_execute_serially, get_dofn_specs) or answers through the `_inspect_<method>` hook
+# (get_function_arguments), with the sha256 of each one's source when the fix was written (guard.py).
+UPSTREAM_SHA256 = {
+    "apache_beam.runners.direct.transform_evaluator._ParDoEvaluator.start_bundle": "23c7e2f6f26f091dd2c51711a19deebae07f76c9032a110fce51ca552b3fd13e",  # noqa: E501
+    "apache_beam.runners.direct.transform_evaluator._ParDoEvaluator.finish_bundle": "26c32886c271dabb0632e50ec05c8386e224c54e3bb45c41c727589256cce5f7",  # noqa: E501
+    "apache_beam.runners.direct.transform_evaluator.TransformEvaluatorRegistry.should_execute_serially": "30fcdba9c0dfdd7e723cdba351e8da5a2993a4dce1c63101f691000c9ca96d62",  # noqa: E501
+    "apache_beam.transforms.userstate.get_dofn_specs": "eeb36145d3115aa02ec8d05667f4190084047c5229734d49250d6a950db0e923",  # noqa: E501
+    "apache_beam.transforms.core.get_function_arguments": "4c712c85a96792bf8a5c17541305855382cb80b390aa461c747f213ccdfba9fd",  # noqa: E501
+}
 
 _LOCK = threading.Lock()
 # (id of the ParDo transform, thread id) -> (the transform, its DoFn instance, whether it is stateful). The
@@ -119,45 +132,82 @@ def _finish_bundle(self: Any) -> Any:
     return TransformResult(self, bundles, [], result_counters, None)
 
 
-@contextlib.contextmanager
-def reuse_local_dofns() -> Iterator[None]:
-    """While a local streaming job runs: its DoFns set up once per step and thread; torn down at the end."""
+# Beam's originals while the fixes are installed, and the wrappers' memos: all undone by restore_dofn_reuse().
+_ORIGINAL: dict[str, Any] = {}
+_SERIAL: dict[int, tuple[Any, bool]] = {}
+_SPECS: dict[int, tuple[Any, Any]] = {}
+
+
+def _should_execute_serially(self: Any, applied_ptransform: Any) -> bool:
+    # Asked for every bundle of every step; the answer inspects the DoFn's signatures and never changes.
+    known = _SERIAL.get(id(applied_ptransform))
+    if known is None or known[0] is not applied_ptransform:
+        known = (applied_ptransform, _ORIGINAL["should_execute_serially"](self, applied_ptransform))
+        _SERIAL[id(applied_ptransform)] = known
+    return known[1]
+
+
+def _get_dofn_specs(dofn: Any) -> Any:
+    # Every DoFnRunner (one a bundle) walks the DoFn's methods for state and timers; they never change.
+    known = _SPECS.get(id(dofn))
+    if known is None or known[0] is not dofn:
+        known = (dofn, _ORIGINAL["get_dofn_specs"](dofn))
+        _SPECS[id(dofn)] = known
+    return known[1]
+
+
+def install_dofn_reuse() -> bool:
+    """Patch the local runner (idempotent). Returns whether the fixes are installed: not on a Beam other than
+    the one they were written for (one warning is logged)."""
+    if _ORIGINAL:
+        return True
+    if not fixes_apply():
+        return False
     from apache_beam.runners.direct import transform_evaluator
     from apache_beam.transforms import userstate
 
     evaluator = transform_evaluator._ParDoEvaluator
     registry = transform_evaluator.TransformEvaluatorRegistry
-    original = evaluator.start_bundle, evaluator.finish_bundle, registry.should_execute_serially
-    serial: dict[int, tuple[Any, bool]] = {}
-
-    def should_execute_serially(self: Any, applied_ptransform: Any) -> bool:
-        # Asked for every bundle of every step; the answer inspects the DoFn's signatures and never changes.
-        known = serial.get(id(applied_ptransform))
-        if known is None or known[0] is not applied_ptransform:
-            known = (applied_ptransform, original[2](self, applied_ptransform))
-            serial[id(applied_ptransform)] = known
-        return known[1]
-
-    specs: dict[int, tuple[Any, Any]] = {}
-    original_specs = userstate.get_dofn_specs
-
-    def get_dofn_specs(dofn: Any) -> Any:
-        # Every DoFnRunner (one a bundle) walks the DoFn's methods for state and timers; they never change.
-        known = specs.get(id(dofn))
-        if known is None or known[0] is not dofn:
-            known = (dofn, original_specs(dofn))
-            specs[id(dofn)] = known
-        return known[1]
-
+    _ORIGINAL.update(
+        start_bundle=evaluator.__dict__["start_bundle"],
+        finish_bundle=evaluator.__dict__["finish_bundle"],
+        should_execute_serially=registry.__dict__["should_execute_serially"],
+        get_dofn_specs=userstate.get_dofn_specs,
+    )
     evaluator.start_bundle, evaluator.finish_bundle = _start_bundle, _finish_bundle
-    registry.should_execute_serially = should_execute_serially
-    userstate.get_dofn_specs = get_dofn_specs
+    registry.should_execute_serially = _should_execute_serially
+    userstate.get_dofn_specs = _get_dofn_specs
+    return True
+
+
+def restore_dofn_reuse() -> None:
+    """Put Beam's methods back, forget the memos and tear down the cached DoFns (idempotent)."""
+    if _ORIGINAL:
+        from apache_beam.runners.direct import transform_evaluator
+        from apache_beam.transforms import userstate
+
+        evaluator = transform_evaluator._ParDoEvaluator
+        evaluator.start_bundle = _ORIGINAL["start_bundle"]
+        evaluator.finish_bundle = _ORIGINAL["finish_bundle"]
+        transform_evaluator.TransformEvaluatorRegistry.should_execute_serially = _ORIGINAL["should_execute_serially"]
+        userstate.get_dofn_specs = _ORIGINAL["get_dofn_specs"]
+        _ORIGINAL.clear()
+    _SERIAL.clear()
+    _SPECS.clear()
+    teardown_cached_dofns()
+
+
+@contextlib.contextmanager
+def reuse_local_dofns() -> Iterator[None]:
+    """While a local streaming job runs: its DoFns set up once per step and thread; torn down at the end.
+    On a Beam other than the one the fixes were written for, nothing is patched (guard.py)."""
+    if not install_dofn_reuse():
+        yield
+        return
     try:
         yield
     finally:
-        evaluator.start_bundle, evaluator.finish_bundle, registry.should_execute_serially = original
-        userstate.get_dofn_specs = original_specs
-        teardown_cached_dofns()
+        restore_dofn_reuse()
 
 
 def teardown_cached_dofns() -> int:

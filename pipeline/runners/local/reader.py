@@ -6,8 +6,9 @@ subscription per source, a quiet source (the satellite sends a few notices a nig
 worker for 30 s on every empty pull, and the busy sources starve behind it. The local reader also
 acknowledges messages as it pulls them, so draining pauses it: what it has pulled is finished, what it has not
 stays on the subscription. Production runners (Dataflow, Flink) have their own readers and are not touched;
-this only replaces the local evaluator's pull.
-Adapted from apache_beam/runners/direct/transform_evaluator.py (Apache License 2.0).
+this only replaces the local evaluator's pull. Installed only on the Beam it was written for (`guard.py`);
+`restore_local_reader()` puts Beam's pull back.
+Adapted from apache_beam/runners/direct/transform_evaluator.py (Apache License 2.0), Beam 2.77.
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pipeline.runners.local.guard import fixes_apply
+
+# The upstream code this module replaces, and the sha256 of its source when the fix was written (guard.py).
+UPSTREAM_SHA256 = {
+    "apache_beam.runners.direct.transform_evaluator._PubSubReadEvaluator._read_from_pubsub": "88f18895e47e8a7f4d3f3b6fcffa62b7a950af94190755d88ff711bc5e02e1b8",  # noqa: E501
+}
+
 MAX_MESSAGES = 500
 PULL_TIMEOUT_S = 1.0
 # A pull's reply must fit gRPC's 4 MiB limit; big packets (Rubin alerts with cutouts, ~70-230 kB) halve the batch.
 _batch = {"max_messages": MAX_MESSAGES}
-_applied = False
+_original: Any = None  # Beam's own pull while the tuned one is installed
 # Set while a job drains: the reader stops pulling, so nothing more is acknowledged and left unprocessed.
 _PAUSED = threading.Event()
 # Flow control: packets pulled but not yet finished, beyond which the reader waits. The local reader acknowledges
@@ -110,12 +118,30 @@ def _emulator_client() -> Any:
     return _clients[host]
 
 
-def tune_local_reader() -> None:
-    """Install the tuned pull into the local runner's Pub/Sub evaluator (idempotent)."""
-    global _applied
-    if _applied:
-        return
+def tune_local_reader() -> bool:
+    """Install the tuned pull into the local runner's Pub/Sub evaluator (idempotent). Returns whether it is
+    installed: not on a Beam other than the one it was written for (one warning is logged)."""
+    global _original
+    if _original is not None:
+        return True
+    if not fixes_apply():
+        return False
     from apache_beam.runners.direct import transform_evaluator
 
-    transform_evaluator._PubSubReadEvaluator._read_from_pubsub = _read_from_pubsub
-    _applied = True
+    evaluator = transform_evaluator._PubSubReadEvaluator
+    _original = evaluator.__dict__["_read_from_pubsub"]
+    evaluator._read_from_pubsub = _read_from_pubsub
+    return True
+
+
+def restore_local_reader() -> None:
+    """Put Beam's own pull back and reset the reader's process-wide state (batch size, limit, pause)."""
+    global _original, _backpressure
+    if _original is not None:
+        from apache_beam.runners.direct import transform_evaluator
+
+        transform_evaluator._PubSubReadEvaluator._read_from_pubsub = _original
+        _original = None
+    _batch["max_messages"] = MAX_MESSAGES
+    _backpressure = None
+    _PAUSED.clear()

@@ -1,0 +1,33 @@
+"""Environment overrides, read in one place: every `NIGHTWATCH_*` variable Nightwatch itself reads.
+
+`environment()` reads them afresh on each call (a test or an operator may change them between runs). An empty
+variable counts as unset. Secrets the configuration names by variable (a channel's `url_env`, ...) are looked
+up by that name where they are used, not here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NIGHTWATCH_", env_ignore_empty=True, extra="ignore")
+
+    config_dir: Path | None = None
+    """NIGHTWATCH_CONFIG_DIR: the configuration folder (else the shipped config/)."""
+    db_url: str | None = None
+    """NIGHTWATCH_DB_URL: the hot store's URL (else OUTPUT/nightwatch.db), when no --db-url is given."""
+    output: str = "out"
+    """NIGHTWATCH_OUTPUT: the console's output folder when it is not given after `--`."""
+    agent_token: str | None = None
+    """NIGHTWATCH_AGENT_TOKEN: the bearer token the agent server's restart endpoint requires (unset: none)."""
+    admin_password: str | None = None
+    """NIGHTWATCH_ADMIN_PASSWORD: the first Super Admin's password for `nightwatch users bootstrap` (else generated)."""
+    agent_restarts: int = 0
+    """NIGHTWATCH_AGENT_RESTARTS: how often the agent server restarted itself (set by the server for its new self)."""
+
+
+def environment() -> Environment:
+    return Environment()

@@ -1,0 +1,81 @@
+"""setup.py installs what the Beam job needs (all a Dataflow worker gets with --setup_file); the console and
+the API are extras."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from importlib import metadata
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.conftest import REPO
+
+# The packages a job runs (the job-without-web contract in .importlinter), with the dev tools the streaming
+# job imports (the Pub/Sub emulator helpers).
+JOB = ("pipeline", "transforms", "agents", "core", "store", "ops", "access", "config", "devtools/pubsub.py")
+PROJECT = {"pipeline", "transforms", "agents", "core", "store", "ops", "access", "config", "devtools", "tests"}
+WEB = {"streamlit", "fastapi", "uvicorn"}
+
+
+def assigned(name: str):
+    """The literal value assigned to `name` at the top of setup.py (EXTRAS["all"] is derived)."""
+    for node in ast.parse((REPO / "setup.py").read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
+            return ast.literal_eval(node.value)
+    raise KeyError(name)
+
+
+def closure(requirements: list[str]) -> set[str]:
+    """Every distribution the requirements install, their dependencies included (as installed here)."""
+    seen: set[str] = set()
+    todo = [(Requirement(text), "") for text in requirements]
+    while todo:
+        requirement, extra = todo.pop()
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        extras = sorted(requirement.extras)
+        key = name + "".join(f"[{e}]" for e in extras)
+        if key in seen:
+            continue
+        seen.add(key)
+        seen.add(name)
+        for text in metadata.requires(requirement.name) or []:
+            todo += [(Requirement(text), e) for e in ["", *extras]]
+    return {key for key in seen if "[" not in key}
+
+
+def job_imports() -> set[str]:
+    """Third-party top-level modules the job's packages import."""
+    found = set()
+    for target in JOB:
+        path = REPO / target
+        for source in [path] if path.is_file() else path.rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text())):
+                if isinstance(node, ast.Import):
+                    found |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    found.add(node.module.split(".")[0])
+    return {name for name in found if name not in sys.stdlib_module_names and name not in PROJECT}
+
+
+def test_web_packages_are_extras_not_job_requirements():
+    requires, extras = assigned("REQUIRES"), assigned("EXTRAS")
+    assert not {canonicalize_name(Requirement(text).name) for text in requires} & WEB
+    assert {Requirement(text).name for text in extras["console"]} == {"streamlit"}
+    assert {Requirement(text).name for text in extras["api"]} == {"fastapi", "uvicorn"}
+    assert "pytest" in {Requirement(text).name for text in extras["dev"]}
+
+
+def test_install_requires_covers_every_module_the_job_imports():
+    installed = closure(assigned("REQUIRES"))
+    providers = metadata.packages_distributions()
+    missing = {
+        module: providers.get(module)
+        for module in job_imports()
+        if not {canonicalize_name(dist) for dist in providers.get(module, [])} & installed
+    }
+    assert not missing, f"the job imports modules install_requires does not install: {missing}"
+    assert not WEB & installed, "a web package reaches a Dataflow worker through install_requires"
