@@ -1,5 +1,8 @@
 """`nightwatch bench` (`make bench`): throughput, latency, per-stage cost and memory, like against like in one run.
 
+Why this module is long: the scenarios share their packets, clocks and sizing, and the table compares them side
+by side; each scenario is a short function here.
+
 Scenarios, each in a process of its own so its peak memory is its own:
 - `reference`: the plain-Python loop calling the same stage functions as the pipeline (decode, filter,
   classify, route, agents, hot store, warm, archive) with no Beam; CPU time per stage per event.

@@ -10,8 +10,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing import test_stream
 
+from pipeline.runners.local import restore_local_runner
 from pipeline.runners.local.dofns import reuse_local_dofns
-from pipeline.runners.local.guard import restore_local_runner
 
 CALLS: Counter[str] = Counter()
 LOCK = threading.Lock()

@@ -10,14 +10,14 @@ import pytest
 from apache_beam.runners.direct import transform_evaluator
 from apache_beam.transforms import userstate
 
-from pipeline.runners.local import dofns, guard, reader
+from pipeline.runners.local import dofns, guard, reader, restore_local_runner
 
 
 @pytest.fixture(autouse=True)
 def stock_runner():
-    guard.restore_local_runner()
+    restore_local_runner()
     yield
-    guard.restore_local_runner()
+    restore_local_runner()
 
 
 def stock_methods() -> tuple:
@@ -55,11 +55,11 @@ def test_fixes_install_and_restore():
     reader._batch["max_messages"] = 7
     reader.limit_in_flight(lambda: True)
     reader.pause_reading()
-    guard.restore_local_runner()
+    restore_local_runner()
     assert stock_methods() == stock
     assert reader._batch["max_messages"] == reader.MAX_MESSAGES
     assert reader._backpressure is None and not reader._PAUSED.is_set()
-    guard.restore_local_runner()  # idempotent
+    restore_local_runner()  # idempotent
     assert stock_methods() == stock
 
 

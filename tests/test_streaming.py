@@ -20,7 +20,7 @@ from config.settings import CONFIG_DIR, load_config
 from core.event import utcnow
 from devtools.pubsub import ATTR_DEDUP_KEY, Emulator, OutgoingPacket, PacketPublisher, ensure_topics
 from devtools.simulator import generate_packets
-from pipeline.runners.local.guard import restore_local_runner
+from pipeline.runners.local import restore_local_runner
 from pipeline.streaming import run_stream
 from store.hot import HotStore
 from store.layout import Outputs

@@ -61,12 +61,3 @@ def resolve(dotted: str) -> Any:
 def source_sha256(dotted: str) -> str:
     """sha256 of the source text of the upstream function or method `dotted`."""
     return hashlib.sha256(inspect.getsource(resolve(dotted)).encode()).hexdigest()
-
-
-def restore_local_runner() -> None:
-    """Undo every fix: Beam's original methods back, the fixes' process-wide state reset."""
-    from pipeline.runners.local.dofns import restore_dofn_reuse
-    from pipeline.runners.local.reader import restore_local_reader
-
-    restore_local_reader()
-    restore_dofn_reuse()
