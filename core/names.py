@@ -133,3 +133,10 @@ def parts(counts: Mapping[str, int], family: Callable[[str], str]) -> dict[str, 
 def total(counts: Mapping[str, int], family: Callable[[str], str]) -> int:
     """The sum over one family, e.g. every event stored whatever its class."""
     return sum(parts(counts, family).values())
+
+
+# --- Pub/Sub message attributes: what sources publish and the alerts topic carries -------------------------------
+
+ATTR_SOURCE = "source"
+ATTR_INJECTED = "injected"  # "true" on packets of the injection test and the canary
+ATTR_DEDUP_KEY = "dedup_key"

@@ -20,13 +20,11 @@ from datetime import datetime
 from pathlib import Path
 
 from config.settings import PubSubSpec
+from core.names import ATTR_INJECTED, ATTR_SOURCE
 
 log = logging.getLogger("nightwatch.pubsub")
 
 EMULATOR_ENV = "PUBSUB_EMULATOR_HOST"
-ATTR_SOURCE = "source"
-ATTR_INJECTED = "injected"  # "true" on packets of the injection test and the canary
-ATTR_DEDUP_KEY = "dedup_key"
 
 
 def event_time_attribute(moment: datetime) -> str:

@@ -27,7 +27,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from config.settings import NightwatchConfig, PubSubSpec
 from core import names
 from core.event import Event, Packet, utcnow
-from devtools.pubsub import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
+from core.names import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
 from pipeline.graph import PIPELINE_VERSION, Graph, build_pipeline
 from pipeline.runners.local.dofns import reuse_local_dofns
 from pipeline.runners.local.reader import (

@@ -18,7 +18,8 @@ import yaml
 
 from config.settings import CONFIG_DIR, load_config
 from core.event import utcnow
-from devtools.pubsub import ATTR_DEDUP_KEY, Emulator, OutgoingPacket, PacketPublisher, ensure_topics
+from core.names import ATTR_DEDUP_KEY
+from devtools.pubsub import Emulator, OutgoingPacket, PacketPublisher, ensure_topics
 from devtools.simulator import generate_packets
 from pipeline.runners.local import restore_local_runner
 from pipeline.streaming import run_stream
