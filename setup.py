@@ -67,6 +67,7 @@ setup(
             "selenium>=4.20",
             "aiosmtpd>=1.4",
             "schemathesis>=4.0",
+            "hypothesis>=6",
         ],
     },
     entry_points={"console_scripts": ["nightwatch = cli.main:main"]},

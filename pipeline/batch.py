@@ -195,7 +195,14 @@ def run(argv: list[str]) -> RunSummary:
             packets = p | "ReadPackets" >> ReadArchive(opts.replay_archive, replay_range(opts))
         else:
             packets = read_packets(
-                p, opts.input, opts.simulate, opts.injected, seed=opts.seed, mix=mix, bad_fraction=opts.bad_fraction
+                p,
+                opts.input,
+                opts.simulate,
+                opts.injected,
+                config.limits.input,
+                seed=opts.seed,
+                mix=mix,
+                bad_fraction=opts.bad_fraction,
             )
         build_pipeline(packets, config, outputs, run_id)
     result = p.result  # the with-block ran the pipeline and waited for it
