@@ -348,6 +348,62 @@ def test_bad_parameters_are_422_with_the_error_shape(api):
     assert_error(wrong_method, 405, "method_not_allowed")
 
 
+def crafted_cursor(*values) -> str:
+    import base64
+
+    raw = json.dumps(list(values), separators=(",", ":")).encode()  # ensure_ascii: "\\udfff", "\\u0000"
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+CRAFTED = {
+    "year 1 at +05:00": lambda name: crafted_cursor(name, "0001-01-01T00:00:00+05:00", "x"),
+    "year 9999 at -05:00": lambda name: crafted_cursor(name, "9999-12-31T23:59:59-05:00", "x"),
+    "a 400-digit number": lambda name: crafted_cursor(name, 10**400, "x"),
+    "a lone surrogate": lambda name: crafted_cursor(name, "2025-09-06T02:00:00+00:00", "\udfff"),
+    "a NUL": lambda name: crafted_cursor(name, "2025-09-06T02:00:00+00:00", "a\x00b"),
+    "a huge cursor": lambda name: crafted_cursor(name, "2025-09-06T02:00:00+00:00", "x" * 5000),
+}
+CONE_CRAFTED = {
+    "a 400-digit number": crafted_cursor("cone", 10**400, "x"),
+    "a lone surrogate": crafted_cursor("cone", 1.5, "\udfff"),
+    "a NUL": crafted_cursor("cone", 1.5, "\x00"),
+    "a boolean": crafted_cursor("cone", True, "x"),
+}
+
+
+@pytest.mark.parametrize("crafted", sorted(CRAFTED))
+def test_crafted_cursors_are_422_never_500(api, crafted):
+    """Issue 15 item 6: crafted cursors on every listing, the cone search and Last-Event-ID."""
+    for path, listing in (("/v1/events", "events"), ("/v1/alerts", "alerts"), ("/v1/review-queue", "review")):
+        error = assert_error(api.get(path, params={"cursor": CRAFTED[crafted](listing)}), 422, "invalid_request")
+        assert error["details"][0]["location"] == "query.cursor", (path, error)
+    if crafted in CONE_CRAFTED:
+        cone = api.get("/v1/events/cone?ra=10&dec=0&radius=5", params={"cursor": CONE_CRAFTED[crafted]})
+        assert_error(cone, 422, "invalid_request")
+    if len(CRAFTED[crafted]("alerts")) <= 2048:  # the header's own length limit answers 422 first otherwise
+        headers = {"Last-Event-ID": CRAFTED[crafted]("alerts")}
+        with api.get("/v1/alerts/stream", headers=headers, stream=True) as feed:
+            assert_error(feed, 422, "invalid_request")
+
+
+def test_crafted_cursor_values_are_refused_before_any_query(postgres_url):
+    """The checks hold whatever the store: on PostgreSQL (where a NUL fails the query) nothing reaches SQL."""
+    from api import queries
+    from api.errors import ApiError
+
+    for crafted in CRAFTED.values():
+        with pytest.raises(ApiError) as refused:
+            queries.decode_cursor("events", crafted("events"), queries.EVENT_KEY)
+        assert refused.value.status == 422
+    store = HotStore(postgres_url)
+    store.ensure_schema()
+    good = queries.decode_cursor(
+        "events", crafted_cursor("events", "2025-09-06T02:00:00+00:00", "ztf:1"), queries.EVENT_KEY
+    )
+    assert queries.hot_events(store, queries.EventFilter(), good, 5) == []
+    store.close()
+
+
 # --- alerts, acknowledging, review queue, metrics -------------------------------------------------------------
 
 
