@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -532,6 +533,84 @@ def test_rate_limit_answers_429_with_retry_after(api):
     assert error["details"]["rate_per_min"] == 6 and error["details"]["burst"] == 3
     # Other keys have buckets of their own.
     assert api.get("/v1/alerts?limit=1").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def tight_api(tmp_path_factory):
+    """A second real server with tight limits (config/limits.yaml in its own config folder), over a store of its
+    own so its client-address buckets do not touch the main server's."""
+    output = tmp_path_factory.mktemp("tight")
+    config_dir = tmp_path_factory.mktemp("tight-config")
+    (config_dir / "limits.yaml").write_text(
+        "version: '1'\napi: {unknown_key_per_min: 6, unknown_key_burst: 3, max_feeds_per_key: 2}\n"
+    )
+    store = HotStore(f"sqlite:///{output / 'nightwatch.db'}")
+    store.ensure_schema()
+    accounts.create_user_as_system(store, "test", "olga", "observer", "a-long-enough-password")
+    token, _ = apikeys.create_key(store, "test", "olga", "observer")
+    port = free_port()
+    env = {**os.environ, "NIGHTWATCH_CONFIG_DIR": str(config_dir)}
+    server = subprocess.Popen(
+        [*NIGHTWATCH, "api", "--port", str(port), "--output", str(output)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(base + "/v1/health", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert server.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    yield Api(base, output, store, {"observer": token})
+    server.terminate()
+    server.wait(timeout=20)
+    store.close()
+
+
+def test_unknown_keys_are_throttled_per_client_address(tight_api):
+    """Issue 15 item 11: 20 guesses at once from one address: 3 (the burst) are looked up, then 429 for every
+    request with a key from that address, a valid one included, until the bucket refills (6 a minute)."""
+    answers = [
+        requests.get(tight_api.base + "/v1/events", headers={"Authorization": f"Bearer nw_guess{i}"}, timeout=10)
+        for i in range(20)
+    ]
+    assert [a.status_code for a in answers].count(401) == 3
+    refused = assert_error(answers[-1], 429, "rate_limited")
+    assert "unknown API keys from this address" in refused["message"]
+    assert 1 <= int(answers[-1].headers["Retry-After"]) <= 10
+    assert tight_api.get("/v1/events").status_code == 429  # guessing stops, valid guesses included
+    time.sleep(int(answers[-1].headers["Retry-After"]))
+    assert tight_api.get("/v1/events").status_code == 200  # refilled: a real key works again
+    assert tight_api.get("/v1/health", key=None).status_code == 200  # no key at all is not throttled
+
+
+def test_live_feeds_per_key_are_capped(tight_api):
+    """Issue 15 item 11: a key may hold `max_feeds_per_key` live feeds (2 here); one more is a 429 until one ends."""
+    headers = {"Authorization": f"Bearer {tight_api.keys['observer']}"}
+    url = tight_api.base + "/v1/alerts/stream"
+    first = requests.get(url, headers=headers, stream=True, timeout=10)
+    second = requests.get(url, headers=headers, stream=True, timeout=10)
+    assert first.status_code == second.status_code == 200
+    third = requests.get(url, headers=headers, stream=True, timeout=10)
+    error = assert_error(third, 429, "rate_limited")
+    assert error["details"] == {"key_id": error["details"]["key_id"], "max_feeds_per_key": 2}
+    first.close()
+    deadline = time.monotonic() + 10  # the server notices the closed connection at its next write
+    while True:
+        again = requests.get(url, headers=headers, stream=True, timeout=10)
+        if again.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert again.status_code == 200
+    again.close()
+    second.close()
 
 
 def test_one_bucket_is_shared_by_concurrent_requests(store):
