@@ -9,6 +9,8 @@ of console logins. `api`: throttling of unknown API keys per client address, liv
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -70,6 +72,29 @@ class LimitsConfig(Strict):
     login: LoginLimits = LoginLimits()
     api: ApiLimits = ApiLimits()
     files: FileLimits = FileLimits()
+
+
+@contextmanager
+def file_mode(files: FileLimits | None = None) -> Iterator[int]:
+    """Within the block, files are created with `files.mode` (default 0600) and folders with its x bits (0700):
+    the process umask is set (inherited by worker processes and threads alike), then restored."""
+    files = files or FileLimits()
+    previous = os.umask(files.umask)
+    try:
+        yield int(files.mode, 8)
+    finally:
+        os.umask(previous)
+
+
+def tighten(path: str | Path, files: FileLimits | None = None) -> None:
+    """Give an existing file the configured mode (a hot store created before, with a looser umask)."""
+    mode = int((files or FileLimits()).mode, 8)
+    for name in (str(path), f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            if os.stat(name).st_uid == os.getuid():
+                os.chmod(name, mode)
+        except OSError:
+            pass
 
 
 def load_limits(config_dir: str | Path | None = None) -> LimitsConfig:
