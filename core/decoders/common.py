@@ -47,7 +47,7 @@ def as_float(value: Any, name: str) -> float:
         raise DecodeError(f"field {name} is a boolean, not a number: {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise DecodeError(f"field {name} is not a number: {value!r}") from exc
     if not math.isfinite(number):
         raise DecodeError(f"field {name} is not finite: {value!r}")

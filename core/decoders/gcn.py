@@ -49,6 +49,17 @@ def _event(packet: Packet, event_id: str, reason_prefix: str, **fields: Any) -> 
         raise DecodeError(f"{reason_prefix}: {validation_reason(exc)}") from exc
 
 
+def _json_number(value: Any, name: str) -> Any:
+    """A JSON coordinate must be a JSON number: not a string, not a boolean (as_float says which)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise DecodeError(
+            f"field {name} is a boolean, not a number: {value!r}"
+            if isinstance(value, bool)
+            else f"field {name} is not a number: {value!r}"
+        )
+    return value
+
+
 def _error_radius(value: Any) -> float | None:
     """GCN `ra_dec_error`: a radius in degrees, or an ellipse [a, b, angle] taken by its semi-major axis.
 
@@ -58,9 +69,13 @@ def _error_radius(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, list):
-        axes = [in_range(axis, "ra_dec_error", 0.0, 180.0) for axis in value[:2] if axis is not None]
+        axes = [
+            in_range(_json_number(axis, "ra_dec_error"), "ra_dec_error", 0.0, 180.0)
+            for axis in value[:2]
+            if axis is not None
+        ]
         return max(axes) if axes else None
-    return in_range(value, "ra_dec_error", 0.0, 180.0)
+    return in_range(_json_number(value, "ra_dec_error"), "ra_dec_error", 0.0, 180.0)
 
 
 def decode_gcn_json(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
@@ -93,7 +108,7 @@ def decode_gcn_json(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
     ra, dec = notice.get("ra"), notice.get("dec")
     where = {}
     if ra is not None or dec is not None:  # null or absent is no position; NaN, -99, true are refused
-        where["ra"], where["dec"] = position(ra, dec)
+        where["ra"], where["dec"] = position(_json_number(ra, "ra"), _json_number(dec, "dec"))
         where["pos_error_deg"] = _error_radius(notice.get("ra_dec_error"))
     classification = notice.get("classification")
     likely = (
