@@ -141,7 +141,8 @@ def restore(url: str, path: Path) -> dict[str, list[str]]:
         target.parent.mkdir(parents=True, exist_ok=True)
         for stale in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
             stale.unlink(missing_ok=True)
-        shutil.copyfile(path, target)
+        with file_mode(load_limits().files):  # the restored store is owner-only, like the one it replaces
+            shutil.copyfile(path, target)
         store = HotStore(url)
     else:
         subprocess.run(

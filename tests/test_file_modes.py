@@ -83,6 +83,10 @@ def test_dead_letter_files_and_backups_are_owner_only(tmp_path, loose_umask, bea
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert stat.S_IMODE(Path(f"{target}.json").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "backups").stat().st_mode) == 0o700
+    from ops.backup import restore
+
+    restore(f"sqlite:///{tmp_path / 'restored' / 'hot.db'}", target)
+    assert stat.S_IMODE((tmp_path / "restored" / "hot.db").stat().st_mode) == 0o600
 
 
 def test_the_mode_is_configurable(tmp_path, loose_umask):
