@@ -49,7 +49,8 @@ test: setup
 dashboard: setup
 	$(NW) users bootstrap --output $(OUT)
 	$(VENV)/bin/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) \
-		--server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer -- --output $(OUT)
+		--server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer \
+		--client.showErrorDetails none -- --output $(OUT)
 
 # The external API on http://127.0.0.1:$(API_PORT)/v1 over $(OUT)/. A key belongs to a user: `users bootstrap`
 # makes the first one (admin) if there is none; the server prints how to create the first key.

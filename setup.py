@@ -47,6 +47,7 @@ EXTRAS = {
         "selenium>=4.20",
         "aiosmtpd>=1.4",
         "schemathesis>=4.0",
+        "hypothesis>=6",
     ],
 }
 EXTRAS["all"] = EXTRAS["console"] + EXTRAS["api"]

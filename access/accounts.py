@@ -7,6 +7,8 @@ the browser still shows. Each change writes one audit row in the same transactio
 
 from __future__ import annotations
 
+import functools
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,10 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from access import roles
+from access import roles, throttle
 from access.audit import audit, audit_alone
 from access.passwords import check_new_password, check_password, generate_password, hash_password
 from access.roles import AccessError, PermissionDenied
+from config.limits import LoginLimits, load_limits
 from core.event import as_utc, utcnow
 from store.hot import HotStore
 from store.schema import role_grants, users
@@ -179,15 +182,74 @@ def bootstrap(store: HotStore, name: str = "admin", password: str | None = None)
     return password
 
 
-def authenticate(store: HotStore, name: str, password: str) -> User | None:
-    """The user if the name and password match an active local account (records the login), else None."""
-    with store.engine.connect() as conn:
-        row = conn.execute(sa.select(users).where(users.c.name == name.strip())).first()
+class LoginLocked(AccessError):
+    """Too many failed logins for this account or from this client: refused without checking the password."""
+
+    def __init__(self, retry_after_s: float):
+        self.retry_after_s = max(1, math.ceil(retry_after_s))
+        super().__init__(f"too many failed logins: try again in {self.retry_after_s} s")
+
+
+@functools.lru_cache(maxsize=1)
+def _login_limits() -> LoginLimits:
+    return load_limits().login
+
+
+def login_field_problem(value: str, what: str, max_chars: int) -> str | None:
+    """Why a login field cannot even be looked up (too long, a NUL, a lone surrogate), or None."""
+    if not isinstance(value, str):
+        return f"{what} is not text"
+    if len(value) > max_chars:
+        return f"{what} longer than {max_chars} characters"
+    if "\x00" in value:
+        return f"{what} holds a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{what} is not valid Unicode text"
+    return None
+
+
+def _loggable(name: str) -> str:
+    """A name as the audit log can hold it (actor and target columns: 160 characters, no NUL)."""
+    text = name.strip().encode("ascii", "backslashreplace").decode("ascii").replace("\x00", "\\x00")
+    return (text[:120] + "…") if len(text) > 120 else (text or "?")
+
+
+def authenticate(
+    store: HotStore, name: str, password: str, client: str | None = None, limits: LoginLimits | None = None
+) -> User | None:
+    """The user if the name and password match an active local account (records the login), else None.
+
+    Throttled per account and per `client` (the caller's address, when known; access/throttle.py): during a
+    lockout it raises `LoginLocked` without checking anything. Fields that no account can have (too long, a NUL,
+    a lone surrogate) fail like a wrong password, before any query.
+    """
+    limits = limits or _login_limits()
+    name = name.strip() if isinstance(name, str) else ""
+    subjects = [throttle.subject("user", name)] + ([throttle.subject("client", client)] if client else [])
+    lock = throttle.locked(store, subjects)
+    if lock is not None:
+        raise LoginLocked(lock.retry_after_s)
+    problem = login_field_problem(name, "user name", limits.max_name_chars) or login_field_problem(
+        password, "password", limits.max_password_chars
+    )
+    row = None
+    if problem is None:
+        with store.engine.connect() as conn:
+            row = conn.execute(sa.select(users).where(users.c.name == name)).first()
     # Hash even for an unknown name, so the answer takes as long whether or not the user exists.
-    ok = check_password(password, row.password_hash if row else _DUMMY_HASH)
+    ok = problem is None and check_password(password, row.password_hash if row else _DUMMY_HASH)
     if row is None or not ok or not row.active:
-        audit_alone(store, name.strip() or "?", "login.failed", name.strip(), None, None, "local")
+        started = throttle.record_failure(store, subjects, limits)
+        who = _loggable(name)
+        if started:  # one audit row per lockout, not one per guess
+            detail = f"local: locked after repeated failures ({', '.join(s.split(':')[0] for s in started)})"
+            audit_alone(store, who, "login.locked", who, None, None, detail + (f" from {client}" if client else ""))
+        else:
+            audit_alone(store, who, "login.failed", who, None, None, f"local: {problem}" if problem else "local")
         return None
+    throttle.record_success(store, subjects)
     return record_login(store, row.name, "local")
 
 
@@ -271,13 +333,18 @@ def reinstate(store: HotStore, actor: str, name: str, reason: str) -> User:
     return _change_user(store, actor, name, "user.reinstate", reason, active=True)
 
 
-def reset_password(store: HotStore, actor: str, name: str, password: str) -> User:
-    """A new password for a user (Super Admin), or for oneself (anyone logged in)."""
+def reset_password(store: HotStore, actor: str, name: str, password: str, current_password: str | None = None) -> User:
+    """A new password for a user (Super Admin), or for oneself (anyone logged in, giving the current one)."""
     if name != actor:
         acting(store, actor, "manage_users")
     else:
-        me = get_user(store, actor)
+        with store.engine.connect() as conn:
+            me = conn.execute(sa.select(users).where(users.c.name == actor)).first()
         if me is None or not me.active:
             raise PermissionDenied(f"user {actor!r} cannot change a password")
+        if me.password_hash is None:
+            raise AccessError("your account signs in with single sign-on: ask a Super Admin for a local password")
+        if not current_password or not check_password(current_password, me.password_hash):
+            raise AccessError("the current password is wrong: give it to change your password")
     check_new_password(password)
     return _change_user(store, actor, name, "user.password", "password changed", password_hash=hash_password(password))

@@ -12,13 +12,16 @@ threads); the call's timeout is the caller's remaining budget. The wire format i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from agents.base import Agent, Finding, register
+from config.environment import environment
 from core.event import Event
+from store.layout import Outputs
 
 API_PREFIX = "/v1/agents"
 
@@ -66,9 +69,37 @@ class RemoteAgent(Agent):
         return response.json()
 
 
-def restart(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
-    """Ask an agent server to restart itself (the Agent Timeout runbook's "restart agent if stuck")."""
-    response = requests.post(f"{url.rstrip('/')}/admin/restart", timeout=timeout_s)
+TOKEN_ENV = "NIGHTWATCH_AGENT_TOKEN"
+TOKEN_FILE_ENV = "NIGHTWATCH_AGENT_TOKEN_FILE"
+TOKEN_FILE_NAME = "agent-token"
+
+
+def token_path(db_url: str | None = None) -> Path:
+    """Where an agent server keeps its generated admin token: $NIGHTWATCH_AGENT_TOKEN_FILE, else beside a SQLite
+    hot store (the outputs), else ~/.nightwatch/agent-token."""
+    if environment().agent_token_file:
+        return environment().agent_token_file
+    if db_url is None:
+        db_url = Outputs.under("out", None).db_url  # the commands' default hot store
+    if db_url.startswith("sqlite:///"):
+        return Path(db_url.removeprefix("sqlite:///")).parent / TOKEN_FILE_NAME
+    return Path.home() / ".nightwatch" / TOKEN_FILE_NAME
+
+
+def admin_token_for_client(db_url: str | None = None) -> str | None:
+    """The token to send: $NIGHTWATCH_AGENT_TOKEN, else the token file's, else None."""
+    if environment().agent_token:
+        return environment().agent_token
+    path = token_path(db_url)
+    return path.read_text().strip() if path.is_file() else None
+
+
+def restart(url: str, timeout_s: float = 5.0, token: str | None = None) -> dict[str, Any]:
+    """Ask an agent server to restart itself (the Agent Timeout runbook's "restart agent if stuck"), with the
+    admin token (given, else $NIGHTWATCH_AGENT_TOKEN, else the token file)."""
+    token = token or admin_token_for_client()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = requests.post(f"{url.rstrip('/')}/admin/restart", timeout=timeout_s, headers=headers)
     response.raise_for_status()
     return response.json()
 

@@ -3,8 +3,9 @@
 Threaded (one thread per connection, keep-alive), JSON in and out (see `agents.remote` for the wire format).
 `/health` reports calls, errors, the calls in flight and the oldest of them, so a stuck agent shows. A restart
 (`nightwatch agents restart`, or POST /admin/restart) re-executes the process in place: stuck threads are
-gone, the catalogue is reloaded, the port stays the same. If $NIGHTWATCH_AGENT_TOKEN is set, the restart
-needs it as a bearer token.
+gone, the catalogue is reloaded, the port stays the same. The restart always needs a bearer token: the one
+in $NIGHTWATCH_AGENT_TOKEN, else the one in the token file (`token_path`), generated on the first start with
+mode 0600 (its path printed once) if it does not exist. `nightwatch agents restart` reads the same file.
 """
 
 from __future__ import annotations
@@ -13,24 +14,25 @@ import hmac
 import json
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from agents.base import Agent, AgentContext
 from agents.registry import build_agent
-from agents.remote import API_PREFIX
+from agents.remote import API_PREFIX, TOKEN_ENV, token_path
 from config.environment import environment
 from config.settings import NightwatchConfig
 from core.event import Event
 
 log = logging.getLogger("nightwatch.agent_server")
 RESTARTS_ENV = "NIGHTWATCH_AGENT_RESTARTS"
-TOKEN_ENV = "NIGHTWATCH_AGENT_TOKEN"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
@@ -148,10 +150,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"agent": service.agent.name, "findings": findings})
 
     def _restart(self) -> None:
-        token = environment().agent_token
+        token = self.server.admin_token
         offered = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if token and not hmac.compare_digest(token, offered):
-            self._reply(401, {"error": f"restart needs the token in ${TOKEN_ENV} as a bearer token"})
+        if not token or not hmac.compare_digest(token.encode(), offered.encode()):
+            self._reply(
+                401,
+                {
+                    "error": f"restart needs the admin token (${TOKEN_ENV}, or the file {self.server.token_file}) "
+                    "as a bearer token"
+                },
+            )
             return
         self._reply(202, {"restarting": True, "agent": self.server.service.agent.name, "pid": os.getpid()})
         self.wfile.flush()
@@ -162,9 +170,13 @@ class AgentHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], service: AgentService):
+    def __init__(
+        self, address: tuple[str, int], service: AgentService, admin_token: str = "", token_file: Path | None = None
+    ):
         super().__init__(address, _Handler)
         self.service = service
+        self.admin_token = admin_token  # never empty when made by make_server: admin endpoints need it
+        self.token_file = token_file
 
     def restart(self) -> None:
         """Re-execute this process with the same command line: stuck threads die, the port is reused."""
@@ -185,6 +197,28 @@ def make_server(
         raise ValueError(f"no agent {name!r} in config/agents.yaml: one of {', '.join(config.agents.agents)}")
     if spec.kind == "remote":
         raise ValueError(f"agent {name!r} is itself remote (it calls {spec.url}): serve an in-process agent")
+    token, path = admin_token(db_url)
     agent = build_agent(name, spec, AgentContext(config, db_url))
     agent.setup()
-    return AgentHTTPServer((host, port), AgentService(agent))
+    return AgentHTTPServer((host, port), AgentService(agent), token, path)
+
+
+def admin_token(db_url: str | None) -> tuple[str, Path | None]:
+    """The token admin endpoints need: $NIGHTWATCH_AGENT_TOKEN, else the token file's, else a new one written
+    to the token file (owner-only) with its path printed once."""
+    if environment().agent_token:
+        return environment().agent_token, None
+    path = token_path(db_url)
+    if path.is_file():
+        return path.read_text().strip(), path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    print(
+        f"agent server: admin token generated in {path} (mode 0600): POST /admin/restart needs it as a bearer "
+        "token (`nightwatch agents restart` reads it from there)",
+        flush=True,
+    )
+    return token, path

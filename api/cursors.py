@@ -28,29 +28,63 @@ def encode_cursor(listing: str, key: Key) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# The longest string a key holds (store/schema.py: event ids 256, alert ids 300), with room to spare.
+MAX_KEY_CHARS = 512
+
+
+def _key_time(value: Any) -> datetime:
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError("not a time")
+    moment = datetime.fromisoformat(value)  # a time without a zone is UTC, as SQLite returns them
+    # Year 1 at +05:00 or year 9999 at -05:00 has no UTC time a database can hold: refuse rather than overflow.
+    if not 1 < moment.year < 9999:
+        raise ValueError("a time out of range")
+    return as_utc(moment)
+
+
+def _key_text(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_KEY_CHARS or "\x00" in value:
+        raise ValueError("not a key string")
+    value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError (a ValueError)
+    return value
+
+
+def _key_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("not a number")
+    number = float(value)  # a 400-digit integer raises OverflowError
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
 def decode_cursor(listing: str, cursor: str | None, kinds: Sequence[type]) -> Key | None:
-    """The key a cursor holds, checked against the listing it was made for; 422 if it is not one of ours."""
+    """The key a cursor holds, checked against the listing it was made for; 422 if it is not one of ours.
+
+    Every value is checked for what the stores can compare against (a time a database holds, a finite number,
+    text without NUL or lone surrogates), so a crafted cursor is a 422, never a failed query.
+    """
     if not cursor:
         return None
     try:
+        if len(cursor) > 4 * MAX_KEY_CHARS:
+            raise ValueError("too long")
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(data, list) or not data:
+            raise ValueError("not a cursor")
         name, *values = data
         if name != listing or len(values) != len(kinds):
             raise ValueError("another listing's cursor")
         key = []
         for kind, value in zip(kinds, values, strict=True):
             if kind is datetime:
-                key.append(as_utc(datetime.fromisoformat(value)))
+                key.append(_key_time(value))
             elif kind is float:
-                if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                    raise ValueError("not a number")
-                key.append(float(value))
+                key.append(_key_number(value))
             else:
-                if not isinstance(value, str):
-                    raise ValueError("not a string")
-                key.append(value)
+                key.append(_key_text(value))
         return tuple(key)
-    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, UnicodeError, RecursionError) as exc:
         raise invalid(f"invalid cursor for {listing}: use the `next` link of the previous page", "cursor") from exc
 
 

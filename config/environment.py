@@ -22,7 +22,9 @@ class Environment(BaseSettings):
     output: str = "out"
     """NIGHTWATCH_OUTPUT: the console's output folder when it is not given after `--`."""
     agent_token: str | None = None
-    """NIGHTWATCH_AGENT_TOKEN: the bearer token the agent server's restart endpoint requires (unset: none)."""
+    """NIGHTWATCH_AGENT_TOKEN: the bearer token the agent server's restart endpoint requires (else its token file)."""
+    agent_token_file: Path | None = None
+    """NIGHTWATCH_AGENT_TOKEN_FILE: where the agent server keeps a generated token (else beside the hot store)."""
     admin_password: str | None = None
     """NIGHTWATCH_ADMIN_PASSWORD: the first Super Admin's password for `nightwatch users bootstrap` (else generated)."""
     agent_restarts: int = 0

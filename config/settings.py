@@ -40,6 +40,12 @@ from config.decisions import (  # noqa: F401 - re-exported for callers
     Rule,
 )
 from config.environment import environment
+from config.limits import (  # noqa: F401 - re-exported for callers
+    ApiLimits,
+    InputLimits,
+    LimitsConfig,
+    LoginLimits,
+)
 from config.maintenance import (  # noqa: F401 - re-exported for callers
     MaintenanceConfig,
     WindowType,
@@ -92,6 +98,7 @@ class NightwatchConfig(Strict):
     notifications: NotificationsConfig
     oncall: OnCallConfig
     maintenance: MaintenanceConfig
+    limits: LimitsConfig = LimitsConfig()
     fingerprint: str
 
 
@@ -105,6 +112,7 @@ _FILES = {
     "notifications": ("notifications.yaml", NotificationsConfig),
     "oncall": ("oncall.yaml", OnCallConfig),
     "maintenance": ("maintenance.yaml", MaintenanceConfig),
+    "limits": ("limits.yaml", LimitsConfig),
 }
 
 

@@ -58,6 +58,8 @@ class Packet(BaseModel):
     received_time: datetime = Field(default_factory=utcnow)
     published_time: datetime | None = None  # when the source published it (Pub/Sub publish time)
     injected: bool = False
+    # Set when the bytes were not (all) read: a limit or a non-regular file; the packet becomes one dead letter.
+    refused: str | None = None
 
 
 class Event(BaseModel):

@@ -6,12 +6,16 @@ actions are checked again in access.accounts, so hiding a page or a button is ne
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from access import roles
 from dashboard import auth, context, ui
 from dashboard.views import access_page, admin, alerts, monitoring, review, thresholds, users
 from ops.maintenance import active_window
+
+log = logging.getLogger("nightwatch.console")
 
 # Page name -> (module, the permission needed to open it; None: any logged-in user).
 PAGES = {
@@ -47,4 +51,16 @@ def main() -> None:
     module.render(user)
 
 
-main()
+def guarded() -> None:
+    """main(), with any unexpected error logged in full on the server and a friendly line for the user (Streamlit's
+    own details are off too: `client.showErrorDetails = "none"` in .streamlit/config.toml and the Makefile)."""
+    try:
+        main()
+    except Exception as exc:
+        if type(exc).__module__.startswith("streamlit"):  # st.rerun / st.stop work by raising: let them through
+            raise
+        log.exception("console error")
+        st.error(ui.FRIENDLY_ERROR)
+
+
+guarded()

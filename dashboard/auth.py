@@ -12,7 +12,8 @@ from typing import Any
 import streamlit as st
 
 from access import accounts
-from access.accounts import User
+from access.accounts import LoginLocked, User
+from access.roles import AccessError
 from dashboard import context
 
 SESSION_USER = "nightwatch_user"
@@ -80,6 +81,15 @@ def logout(silent: bool = False) -> None:
         st.logout()
 
 
+def _client_address() -> str | None:
+    """The browser's address as Streamlit sees it (behind a proxy: the proxy's), when known."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - not in a browser session (tests, bare mode)
+        return None
+    return address if isinstance(address, str) and address else None
+
+
 def login_page() -> None:
     st.title("Nightwatch operations console")
     notice = st.session_state.pop("nightwatch_notice", None)
@@ -97,7 +107,15 @@ def login_page() -> None:
         password = st.text_input("Password", type="password", key="login_password")
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
-        user = accounts.authenticate(context.store(), name, password)
+        try:
+            # Throttled per account and per client address (access/throttle.py), fields checked before any query.
+            user = accounts.authenticate(context.store(), name, password, client=_client_address())
+        except LoginLocked as exc:
+            st.error(f"Refused: {exc}.")
+            return
+        except AccessError as exc:
+            st.error(str(exc))
+            return
         if user is None:
             st.error("Wrong user name or password, or the account has been revoked.")
         else:

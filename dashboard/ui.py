@@ -38,6 +38,13 @@ def show_flash() -> None:
         st.error(message)
 
 
+# What a user reads when the console fails unexpectedly; the detail goes to the server log (dashboard/app.py).
+FRIENDLY_ERROR = (
+    "Something went wrong on the server: the details are in the server log, not shown here. "
+    "Try again; if it persists, tell the operators the time it happened."
+)
+
+
 def run_action(action: Callable[[], Any], success: str | Callable[[Any], str]) -> Any:
     """Carry out an action through access.accounts; a refusal or a bad request is shown, never raised.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from config.limits import file_mode, load_limits
 from core.event import as_utc, utcnow
 from store.hot import HotStore
 from store.schema import SCHEMA_VERSION, metadata
@@ -57,7 +59,20 @@ def _sqlite_path(url: str) -> Path:
 
 
 def backup(store: HotStore, folder: Path) -> Path:
-    """Write a backup of the store into `folder`; returns its path (the manifest is `<path>.json`)."""
+    """Write a backup of the store into `folder`; returns its path (the manifest is `<path>.json`).
+
+    The backup and its manifest are created with the configured file mode (owner-only by default: a backup
+    holds the password and key hashes and the audit log), whatever the process umask.
+    """
+    files = load_limits().files
+    with file_mode(files):
+        target = _backup(store, folder)
+    for path in (target, Path(f"{target}.json")):
+        os.chmod(path, int(files.mode, 8))  # pg_dump may set its own mode
+    return target
+
+
+def _backup(store: HotStore, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = f"{utcnow():%Y%m%dT%H%M%S%f}"
     dialect = store.engine.dialect.name
@@ -127,7 +142,8 @@ def restore(url: str, path: Path) -> dict[str, list[str]]:
         target.parent.mkdir(parents=True, exist_ok=True)
         for stale in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
             stale.unlink(missing_ok=True)
-        shutil.copyfile(path, target)
+        with file_mode(load_limits().files):  # the restored store is owner-only, like the one it replaces
+            shutil.copyfile(path, target)
         store = HotStore(url)
     else:
         subprocess.run(

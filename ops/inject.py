@@ -82,7 +82,7 @@ def make_packets(count: int, mix: dict[str, float], seed: int) -> list[Simulated
 
 def expected_classes(packets: Sequence[SimulatedPacket], config: NightwatchConfig) -> dict[str, str]:
     """event id -> designed class, by decoding each packet the way the pipeline will."""
-    decoder = PacketDecoder(config.sources)
+    decoder = PacketDecoder(config.sources, config.limits.input)
     expected: dict[str, str] = {}
     for packet in packets:
         for decoded in decoder.decode(Packet(payload=packet.payload, origin=packet.name, source_hint=packet.source)):

@@ -15,7 +15,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from agents.summary import STATUSES, brief, tallies
-from config.settings import CLASSES, load_config
+from config.limits import file_mode, tighten
+from config.settings import CLASSES, NightwatchConfig, load_config
 from core import names
 from core.event import utcnow
 from pipeline.graph import build_pipeline, read_packets
@@ -164,10 +165,19 @@ def pipeline_options(argv: list[str]) -> PipelineOptions:
 
 
 def run(argv: list[str]) -> RunSummary:
-    """Run the batch pipeline with Beam-style arguments; return the summary (also stored as a run)."""
+    """Run the batch pipeline with Beam-style arguments; return the summary (also stored as a run).
+
+    Everything it writes (hot store, tiers, dead letters) is created with the configured file mode, owner-only
+    by default (config/limits.yaml `files.mode`; the process umask during the run).
+    """
     options = pipeline_options(argv)
     opts = options.view_as(NightwatchOptions)
     config = load_config(opts.config_dir)
+    with file_mode(config.limits.files):
+        return _run(options, opts, config)
+
+
+def _run(options: PipelineOptions, opts: NightwatchOptions, config: NightwatchConfig) -> RunSummary:
     outputs = Outputs.under(opts.output, opts.db_url)
     run_id = opts.run_id or f"run-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     if opts.input and not FileSystems.match([opts.input])[0].metadata_list:
@@ -175,6 +185,8 @@ def run(argv: list[str]) -> RunSummary:
 
     store = HotStore(outputs.db_url)
     store.ensure_schema()
+    if store.engine.dialect.name == "sqlite" and store.engine.url.database:
+        tighten(store.engine.url.database, config.limits.files)  # a store made earlier with a looser umask
     started = utcnow()
     mix = None
     if opts.mix:
@@ -188,7 +200,14 @@ def run(argv: list[str]) -> RunSummary:
             packets = p | "ReadPackets" >> ReadArchive(opts.replay_archive, replay_range(opts))
         else:
             packets = read_packets(
-                p, opts.input, opts.simulate, opts.injected, seed=opts.seed, mix=mix, bad_fraction=opts.bad_fraction
+                p,
+                opts.input,
+                opts.simulate,
+                opts.injected,
+                config.limits.input,
+                seed=opts.seed,
+                mix=mix,
+                bad_fraction=opts.bad_fraction,
             )
         build_pipeline(packets, config, outputs, run_id)
     result = p.result  # the with-block ran the pipeline and waited for it

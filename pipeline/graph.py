@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
+from config.limits import InputLimits
 from config.settings import NightwatchConfig
 from core import names
 from core.decisions import DESTINATIONS
@@ -47,10 +48,15 @@ class Graph:
 
 
 def read_packets(
-    p: beam.Pipeline, input_glob: str | None, simulate: int, injected: bool = False, **simulator: object
+    p: beam.Pipeline,
+    input_glob: str | None,
+    simulate: int,
+    injected: bool = False,
+    limits: InputLimits | None = None,
+    **simulator: object,
 ) -> beam.PCollection:
     if input_glob:
-        return p | "ReadPackets" >> ReadPacketFiles(input_glob, injected)
+        return p | "ReadPackets" >> ReadPacketFiles(input_glob, injected, limits)
     if simulate > 0:
         return p | "ReadPackets" >> SimulatedPackets(simulate, **simulator)
     raise ValueError("give --input GLOB or --simulate N")

@@ -24,6 +24,7 @@ import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
+from config.limits import file_mode
 from config.settings import NightwatchConfig, PubSubSpec
 from core import names
 from core.event import Event, Packet, utcnow
@@ -238,7 +239,14 @@ def _in_flight(counts: dict[str, int]) -> int:
     return counts.get(names.RECEIVED, 0) - finished + undecoded + tiers
 
 
-def run_stream(
+def run_stream(*args: Any, **kwargs: Any) -> tuple[dict[str, int], dict[str, Any]]:
+    """`_run_stream` with everything it writes created with the configured file mode (owner-only by default)."""
+    config = kwargs["config"] if "config" in kwargs else args[1]
+    with file_mode(config.limits.files):
+        return _run_stream(*args, **kwargs)
+
+
+def _run_stream(
     argv: list[str],
     config: NightwatchConfig,
     outputs: Outputs,

@@ -351,3 +351,102 @@ def test_audit_log_append_only_on_postgresql(postgres_url):
         assert conn.execute(sa.select(sa.func.count()).select_from(users)).scalar() == 1
     assert len(audit.audit_entries(store)) == 1
     store.close()
+
+
+# --- login throttling, lockout, field checks, own password (issue 15, items 5, 7, 12) --------------------------
+
+
+def attempts_checked(store: HotStore, name: str, password: str, tries: int, client: str | None = None) -> int:
+    """How many of `tries` login attempts were actually checked (not refused by a lockout)."""
+    from access.accounts import LoginLocked
+
+    checked = 0
+    for _ in range(tries):
+        try:
+            accounts.authenticate(store, name, password, client=client)
+            checked += 1
+        except LoginLocked:
+            pass
+    return checked
+
+
+def test_failed_logins_lock_the_account_with_exponential_back_off_audited_once(store):
+    import time
+
+    from access import throttle
+    from access.accounts import LoginLocked
+
+    accounts.create_user_as_system(store, "test", "ana", "operator", PASSWORD)
+    started = time.monotonic()
+    # 60 guesses as fast as they come (well within a minute): only the first 5 are checked, then 30 s locked.
+    assert attempts_checked(store, "ana", "wrong password!", 60) == 5
+    assert time.monotonic() - started < 30
+    with pytest.raises(LoginLocked, match=r"too many failed logins: try again in (29|30) s"):
+        accounts.authenticate(store, "ana", PASSWORD)  # even the right password waits
+    assert len(audit_rows(store, "login.failed")) == 4 and len(audit_rows(store, "login.locked")) == 1
+    # The lockout ends; the next failure locks again for twice as long (one more audit row, not one per guess).
+    with store.engine.begin() as conn:
+        conn.execute(throttle.login_throttle.update().values(locked_until=0.0))
+    assert accounts.authenticate(store, "ana", "wrong again!!") is None
+    with pytest.raises(LoginLocked) as locked:
+        accounts.authenticate(store, "ana", "wrong again!!")
+    assert 59 <= locked.value.retry_after_s <= 60
+    assert len(audit_rows(store, "login.locked")) == 2 and len(audit_rows(store, "login.failed")) == 4
+    # After it, the right password works and clears the count.
+    with store.engine.begin() as conn:
+        conn.execute(throttle.login_throttle.update().values(locked_until=0.0))
+    assert accounts.authenticate(store, "ana", PASSWORD).name == "ana"
+    assert attempts_checked(store, "ana", "wrong password!", 5) == 5  # a fresh count
+
+
+def test_one_client_guessing_many_accounts_is_locked_out(store):
+    for name in ("bea", "cid"):
+        accounts.create_user_as_system(store, "test", name, "observer", PASSWORD)
+    names = [f"user{i}" for i in range(20)]
+    checked = sum(attempts_checked(store, name, "guess-guess-guess", 1, client="203.0.113.9") for name in names)
+    assert checked == 5  # the client is locked after 5, whatever names it tries
+    assert attempts_checked(store, "bea", PASSWORD, 1, client="203.0.113.9") == 0
+    assert accounts.authenticate(store, "bea", PASSWORD, client="198.51.100.4").name == "bea"  # others log in
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_login_fields_are_checked_before_any_query(backend, tmp_path, request):
+    """A 200-character name or a NUL used to crash the login page on PostgreSQL; now they fail like a bad password."""
+    url = f"sqlite:///{tmp_path}/hot.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    store = HotStore(url)
+    store.ensure_schema()
+    accounts.create_user_as_system(store, "test", "dan", "observer", PASSWORD)
+    for name, password in (("x" * 200, PASSWORD), ("d\x00an", PASSWORD), ("dan\udfff", PASSWORD), ("dan", "p" * 5000)):
+        assert accounts.authenticate(store, name, password, client="192.0.2.1") is None
+    assert len(audit_rows(store, "login.failed")) == 4 and all(
+        len(entry.actor) <= 160 for entry in audit_rows(store, "login.failed")
+    )
+    assert accounts.authenticate(store, "dan", PASSWORD).name == "dan"
+    store.close()
+
+
+def test_changing_ones_own_password_needs_the_current_one(night):
+    with pytest.raises(AccessError, match="current password is wrong"):
+        accounts.reset_password(night, "ops", "ops", "a-brand-new-password")
+    with pytest.raises(AccessError, match="current password is wrong"):
+        accounts.reset_password(night, "ops", "ops", "a-brand-new-password", "not-the-password")
+    accounts.reset_password(night, "ops", "ops", "a-brand-new-password", PASSWORD)
+    assert accounts.authenticate(night, "ops", "a-brand-new-password").name == "ops"
+    accounts.reset_password(night, "root", "ops", "set-by-the-super-admin")  # a Super Admin for someone else
+    assert accounts.authenticate(night, "ops", "set-by-the-super-admin").name == "ops"
+    with pytest.raises(PermissionDenied):
+        accounts.reset_password(night, "adm", "ops", "an-admin-may-not-do-this")
+
+
+def test_the_console_hides_error_details_from_users():
+    """Streamlit shows exceptions with their messages and tracebacks by default; the console turns that off."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    read = "from streamlit import config; config.get_config_options(force_reparse=True); "
+    read += "print(config.get_option('client.showErrorDetails'))"
+    shown = subprocess.run([sys.executable, "-c", read], cwd=REPO, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "none"  # false would mean "stacktrace" in this Streamlit
+    assert "--client.showErrorDetails none" in (REPO / "Makefile").read_text()

@@ -341,7 +341,10 @@ def test_a_wrong_answer_is_an_error_not_a_misaligned_enrichment(config):
 
 
 @pytest.fixture
-def agent_server(tmp_path):
+def agent_server(tmp_path, monkeypatch):
+    """The real agent server; its generated admin token in tmp_path/agent-token, where the clients read it."""
+    monkeypatch.delenv("NIGHTWATCH_AGENT_TOKEN", raising=False)
+    monkeypatch.setenv("NIGHTWATCH_AGENT_TOKEN_FILE", str(tmp_path / "agent-token"))
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "agent-server", "crossmatch", "--port", str(port)],
@@ -404,6 +407,32 @@ def test_agents_cli_health_and_restart(agent_server, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert wait_for(url, restarts=1)["restarts"] == 1
+
+
+def test_agent_server_restart_refuses_without_the_admin_token(agent_server, tmp_path):
+    """Issue 15 item 10: with no token configured, one is generated on first start (mode 0600, path printed)."""
+    import stat
+
+    url, process = agent_server
+    token_file = tmp_path / "agent-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    assert len(token) >= 40
+    first_line = process.stdout.readline()
+    assert f"admin token generated in {token_file} (mode 0600)" in first_line
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer "}):
+        refused = requests.post(f"{url}/admin/restart", headers=headers, timeout=5)
+        assert refused.status_code == 401 and "admin token" in refused.json()["error"]
+    assert health(url)["restarts"] == 0  # nothing happened
+    assert restart(url, token=token)["restarting"] is True
+    assert wait_for(url, restarts=1)["restarts"] == 1
+    # Re-executed with the same file: the token is kept and not printed again.
+    assert token_file.read_text().strip() == token
+    assert restart(url)["restarting"] is True  # the client reads the token file itself
+    assert wait_for(url, restarts=2)["restarts"] == 2
+    process.terminate()
+    rest = process.communicate(timeout=10)[0]
+    assert "admin token generated" not in rest
 
 
 class MagnitudeAgent(Agent):

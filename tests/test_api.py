@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -349,6 +350,61 @@ def test_bad_parameters_are_422_with_the_error_shape(api):
     assert_error(wrong_method, 405, "method_not_allowed")
 
 
+def crafted_cursor(*values) -> str:
+    import base64
+
+    raw = json.dumps(list(values), separators=(",", ":")).encode()  # ensure_ascii: "\\udfff", "\\u0000"
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+CRAFTED = {
+    "year 1 at +05:00": lambda name: crafted_cursor(name, "0001-01-01T00:00:00+05:00", "x"),
+    "year 9999 at -05:00": lambda name: crafted_cursor(name, "9999-12-31T23:59:59-05:00", "x"),
+    "a 400-digit number": lambda name: crafted_cursor(name, 10**400, "x"),
+    "a lone surrogate": lambda name: crafted_cursor(name, "2025-09-06T02:00:00+00:00", "\udfff"),
+    "a NUL": lambda name: crafted_cursor(name, "2025-09-06T02:00:00+00:00", "a\x00b"),
+    "a huge cursor": lambda name: crafted_cursor(name, "2025-09-06T02:00:00+00:00", "x" * 5000),
+}
+CONE_CRAFTED = {
+    "a 400-digit number": crafted_cursor("cone", 10**400, "x"),
+    "a lone surrogate": crafted_cursor("cone", 1.5, "\udfff"),
+    "a NUL": crafted_cursor("cone", 1.5, "\x00"),
+    "a boolean": crafted_cursor("cone", True, "x"),
+}
+
+
+@pytest.mark.parametrize("crafted", sorted(CRAFTED))
+def test_crafted_cursors_are_422_never_500(api, crafted):
+    """Issue 15 item 6: crafted cursors on every listing, the cone search and Last-Event-ID."""
+    for path, listing in (("/v1/events", "events"), ("/v1/alerts", "alerts"), ("/v1/review-queue", "review")):
+        error = assert_error(api.get(path, params={"cursor": CRAFTED[crafted](listing)}), 422, "invalid_request")
+        assert error["details"][0]["location"] == "query.cursor", (path, error)
+    if crafted in CONE_CRAFTED:
+        cone = api.get("/v1/events/cone?ra=10&dec=0&radius=5", params={"cursor": CONE_CRAFTED[crafted]})
+        assert_error(cone, 422, "invalid_request")
+    if len(CRAFTED[crafted]("alerts")) <= 2048:  # the header's own length limit answers 422 first otherwise
+        headers = {"Last-Event-ID": CRAFTED[crafted]("alerts")}
+        with api.get("/v1/alerts/stream", headers=headers, stream=True) as feed:
+            assert_error(feed, 422, "invalid_request")
+
+
+def test_crafted_cursor_values_are_refused_before_any_query(postgres_url):
+    """The checks hold whatever the store: on PostgreSQL (where a NUL fails the query) nothing reaches SQL."""
+    from api import queries
+    from api.cursors import decode_cursor
+    from api.errors import ApiError
+
+    for crafted in CRAFTED.values():
+        with pytest.raises(ApiError) as refused:
+            decode_cursor("events", crafted("events"), queries.EVENT_KEY)
+        assert refused.value.status == 422
+    store = HotStore(postgres_url)
+    store.ensure_schema()
+    good = decode_cursor("events", crafted_cursor("events", "2025-09-06T02:00:00+00:00", "ztf:1"), queries.EVENT_KEY)
+    assert queries.hot_events(store, queries.EventFilter(), good, 5) == []
+    store.close()
+
+
 # --- alerts, acknowledging, review queue, metrics -------------------------------------------------------------
 
 
@@ -477,6 +533,84 @@ def test_rate_limit_answers_429_with_retry_after(api):
     assert error["details"]["rate_per_min"] == 6 and error["details"]["burst"] == 3
     # Other keys have buckets of their own.
     assert api.get("/v1/alerts?limit=1").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def tight_api(tmp_path_factory):
+    """A second real server with tight limits (config/limits.yaml in its own config folder), over a store of its
+    own so its client-address buckets do not touch the main server's."""
+    output = tmp_path_factory.mktemp("tight")
+    config_dir = tmp_path_factory.mktemp("tight-config")
+    (config_dir / "limits.yaml").write_text(
+        "version: '1'\napi: {unknown_key_per_min: 6, unknown_key_burst: 3, max_feeds_per_key: 2}\n"
+    )
+    store = HotStore(f"sqlite:///{output / 'nightwatch.db'}")
+    store.ensure_schema()
+    accounts.create_user_as_system(store, "test", "olga", "observer", "a-long-enough-password")
+    token, _ = apikeys.create_key(store, "test", "olga", "observer")
+    port = free_port()
+    env = {**os.environ, "NIGHTWATCH_CONFIG_DIR": str(config_dir)}
+    server = subprocess.Popen(
+        [*NIGHTWATCH, "api", "--port", str(port), "--output", str(output)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(base + "/v1/health", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert server.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    yield Api(base, output, store, {"observer": token})
+    server.terminate()
+    server.wait(timeout=20)
+    store.close()
+
+
+def test_unknown_keys_are_throttled_per_client_address(tight_api):
+    """Issue 15 item 11: 20 guesses at once from one address: 3 (the burst) are looked up, then 429 for every
+    request with a key from that address, a valid one included, until the bucket refills (6 a minute)."""
+    answers = [
+        requests.get(tight_api.base + "/v1/events", headers={"Authorization": f"Bearer nw_guess{i}"}, timeout=10)
+        for i in range(20)
+    ]
+    assert [a.status_code for a in answers].count(401) == 3
+    refused = assert_error(answers[-1], 429, "rate_limited")
+    assert "unknown API keys from this address" in refused["message"]
+    assert 1 <= int(answers[-1].headers["Retry-After"]) <= 10
+    assert tight_api.get("/v1/events").status_code == 429  # guessing stops, valid guesses included
+    time.sleep(int(answers[-1].headers["Retry-After"]))
+    assert tight_api.get("/v1/events").status_code == 200  # refilled: a real key works again
+    assert tight_api.get("/v1/health", key=None).status_code == 200  # no key at all is not throttled
+
+
+def test_live_feeds_per_key_are_capped(tight_api):
+    """Issue 15 item 11: a key may hold `max_feeds_per_key` live feeds (2 here); one more is a 429 until one ends."""
+    headers = {"Authorization": f"Bearer {tight_api.keys['observer']}"}
+    url = tight_api.base + "/v1/alerts/stream"
+    first = requests.get(url, headers=headers, stream=True, timeout=10)
+    second = requests.get(url, headers=headers, stream=True, timeout=10)
+    assert first.status_code == second.status_code == 200
+    third = requests.get(url, headers=headers, stream=True, timeout=10)
+    error = assert_error(third, 429, "rate_limited")
+    assert error["details"] == {"key_id": error["details"]["key_id"], "max_feeds_per_key": 2}
+    first.close()
+    deadline = time.monotonic() + 10  # the server notices the closed connection at its next write
+    while True:
+        again = requests.get(url, headers=headers, stream=True, timeout=10)
+        if again.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert again.status_code == 200
+    again.close()
+    second.close()
 
 
 def test_one_bucket_is_shared_by_concurrent_requests(store):

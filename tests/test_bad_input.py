@@ -186,3 +186,136 @@ def test_dead_letters_name_the_likely_source(decoder):
     assert failure(decoder, RUBIN.read_bytes()[:5000]).source == "rubin"
     assert failure(decoder, b"{not json").source == "gcn"
     assert failure(decoder, b"\x89PNG\r\n").source == "unknown"
+
+
+# --- coordinates, error radii and text fields (issue 15, items 1, 13, 14) --------------------------------------
+
+
+def gcn_with(**changes) -> bytes:
+    """The real Fermi notice with fields changed (json.dumps writes NaN as the bare word, as a careless sender does)."""
+    return json.dumps(json.loads(GCN_JSON.read_text()) | changes).encode()
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"ra": float("nan"), "dec": float("nan")}, "field ra is not finite: nan"),
+        ({"ra": -99}, "ra -99.0 out of range [0, 360)"),  # -99 is not a missing value here
+        ({"ra": 360.0}, "ra 360.0 out of range [0, 360)"),
+        ({"dec": 90.5}, "dec 90.5 out of range [-90, 90]"),
+        ({"ra": True, "dec": False}, "field ra is a boolean, not a number: True"),
+        ({"dec": "south"}, "field dec is not a number: 'south'"),
+        ({"dec": None}, "position incomplete: dec is missing (ra and dec go together)"),
+        ({"ra_dec_error": float("nan")}, "field ra_dec_error is not finite: nan"),
+        ({"ra_dec_error": [1.0, float("inf"), 30]}, "field ra_dec_error is not finite: inf"),
+        ({"ra_dec_error": -1}, "ra_dec_error -1.0 out of range [0, 180]"),
+    ],
+)
+def test_gcn_coordinates_are_checked_with_exact_reasons(decoder, changes, reason):
+    assert failure(decoder, gcn_with(**changes)).reason == reason
+
+
+def test_gcn_without_a_position_is_still_an_event(decoder):
+    notice = json.loads(GCN_JSON.read_text())
+    del notice["ra"], notice["dec"], notice["ra_dec_error"]
+    [event] = decoder.decode(Packet(payload=json.dumps(notice).encode(), origin="t"))
+    assert event.ra is None and event.features["has_position"] is False
+
+
+@pytest.mark.parametrize(
+    ("c1", "reason"),
+    [
+        ("<C1>abc</C1>", "field C1 (ra) is not a number: 'abc'"),
+        ("<C1>NaN</C1>", "field C1 (ra) is not finite: 'NaN'"),
+        ("<C1></C1>", "position incomplete: C1 (ra) is missing (C1 (ra) and C2 (dec) go together)"),
+        ("<C1>-5</C1>", "C1 (ra) -5.0 out of range [0, 360)"),
+    ],
+)
+def test_a_voevent_position_that_does_not_parse_is_refused(decoder, c1, reason):
+    import re
+
+    text = re.sub(r"<C1>[^<]*</C1>", c1, VOEVENT.read_text())
+    assert failure(decoder, text.encode()).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("trigger", "reason"),
+    [
+        ("\udfff", "event_id holds a lone surrogate '\\udfff' at 10: not valid Unicode text"),
+        ("a\x00b", "event_id holds a NUL character at 11"),
+        ("x" * 300, "event_id is 323 characters: the store holds at most 256"),
+    ],
+)
+def test_ids_every_store_cannot_hold_are_dead_letters_at_decode(decoder, trigger, reason):
+    letter = failure(decoder, gcn_with(id=[trigger]))
+    assert letter.reason == reason
+    assert "\x00" not in letter.reason and letter.reason.encode("utf-8")  # the reason itself is storable
+
+
+def test_a_long_ztf_object_id_is_a_dead_letter_at_decode(decoder):
+    def long_object_id(schema, record):
+        record["objectId"] = "ZTF" + "x" * 197
+        return schema, record
+
+    reason = failure(decoder, rewrite_ztf(long_object_id)).reason
+    assert reason.endswith("object_id is 200 characters: the store holds at most 128")
+
+
+def test_hostile_text_in_quality_fields_is_refused(decoder):
+    assert "quality.instrument holds a NUL character at 1" in failure(decoder, gcn_with(instrument="G\x00BM")).reason
+
+
+def test_json_with_a_byte_order_mark_is_accepted(decoder):
+    plain = decoder.decode(Packet(payload=GCN_JSON.read_bytes(), origin="t"))
+    [event] = decoder.decode(Packet(payload=b"\xef\xbb\xbf" + GCN_JSON.read_bytes(), origin="t"))
+    assert event.event_id == plain[0].event_id and (event.ra, event.dec) == (29.24, -63.62)
+
+
+@pytest.mark.parametrize(
+    ("declared", "encoding"),
+    [
+        (None, "utf-16"),  # with a byte-order mark
+        (None, "utf-32"),
+        ("UTF-16", "utf-16-le"),  # no mark: the declaration says
+        ("UTF-16", "utf-16-be"),
+        ("UTF-32", "utf-32-be"),
+        (None, "utf-8-sig"),
+    ],
+)
+def test_voevent_in_utf16_and_utf32_is_accepted(decoder, declared, encoding):
+    text = VOEVENT.read_text()
+    if declared:
+        text = f'<?xml version="1.0" encoding="{declared}"?>\n' + text
+    [original] = decoder.decode(Packet(payload=VOEVENT.read_bytes(), origin="t"))
+    [event] = decoder.decode(Packet(payload=text.encode(encoding), origin="t"))
+    assert not isinstance(event, DecodeFailure), event
+    assert (event.event_id, event.ra, event.dec, event.pos_error_deg) == (
+        original.event_id,
+        original.ra,
+        original.dec,
+        original.pos_error_deg,
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_what_decode_lets_through_every_store_holds(decoder, backend, tmp_path, request):
+    """At the limits (an object id of exactly 128 characters) the event is stored; the dead letters of hostile
+    packets (a NUL, a lone surrogate in their reasons' subject) are stored too, on SQLite and PostgreSQL."""
+    from core.event import DeadLetter
+    from store.hot import HotStore, dead_letters, events
+
+    url = f"sqlite:///{tmp_path}/hot.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    store = HotStore(url)
+    store.ensure_schema()
+    [event] = decoder.decode(Packet(payload=gcn_with(id=["t" * 122]), origin="t"))
+    assert len(event.object_id) == 128
+    event.event_class, event.night = "routine", "2024-08-23"
+    assert store.add_events([event]) == {event.event_id}
+    letters = [failure(decoder, gcn_with(id=[bad])) for bad in ("\udfff", "a\x00b", "x" * 300)]
+    letters.append(failure(decoder, gcn_with(instrument="\x00\udfff")))
+    stored = store.add_dead_letters(
+        [DeadLetter(source=f.source, stage="decode", reason=f.reason, payload=f.payload, origin="t") for f in letters]
+    )
+    assert len(stored) == 4
+    assert store.count(events) == 1 and store.count(dead_letters) == 4
+    store.close()

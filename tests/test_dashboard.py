@@ -330,3 +330,45 @@ def test_login_page_offers_single_sign_on_when_configured(console):
     at.user = {"is_logged_in": False}
     at.run()
     assert "Log in with single sign-on" in [button.label for button in at.button]
+
+
+# --- issue 15: lockout on the login page, the current password, no error details for users ---------------------
+
+
+def test_the_login_page_locks_out_repeated_guesses(console):
+    for _ in range(5):
+        login("ops", "not the password")
+    at = login("ops", PASSWORD)  # the right password, during the lockout
+    assert "Refused: too many failed logins: try again in" in at.error[0].value
+    assert not at.sidebar.radio
+
+
+def test_changing_your_password_in_the_console_needs_the_current_one(console):
+    at = goto(login("obs"), "Access")
+    at.text_input(key="pw0").input("not my password")
+    at.text_input(key="pw1").input("a-new-long-password")
+    at.text_input(key="pw2").input("a-new-long-password")
+    at.button(key="FormSubmitter:password-Change password").click().run()
+    assert any("current password is wrong" in error.value for error in at.error)
+    assert accounts.authenticate(console, "obs", PASSWORD) is not None  # unchanged
+    at.text_input(key="pw0").input(PASSWORD)
+    at.text_input(key="pw1").input("a-new-long-password")
+    at.text_input(key="pw2").input("a-new-long-password")
+    at.button(key="FormSubmitter:password-Change password").click().run()
+    assert accounts.authenticate(console, "obs", "a-new-long-password") is not None
+
+
+def test_an_unexpected_error_shows_a_friendly_line_and_logs_the_detail(console, monkeypatch, caplog):
+    """The hot store unreachable: the user reads one friendly line, the traceback (with the SQL) goes to the log."""
+    from dashboard.ui import FRIENDLY_ERROR  # (importing dashboard.app would run the console here)
+
+    monkeypatch.setenv("NIGHTWATCH_DB_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.text_input(key="login_name").input("ops")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert [error.value for error in at.error] == [FRIENDLY_ERROR]
+    assert "127.0.0.1" not in texts(at) and "Traceback" not in texts(at)
+    assert any(record.name == "nightwatch.console" and record.exc_info for record in caplog.records)

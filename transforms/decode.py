@@ -28,7 +28,7 @@ class DecodeDoFn(beam.DoFn):
         self._decoder: PacketDecoder | None = None
 
     def setup(self) -> None:
-        self._decoder = PacketDecoder(self._config.sources)
+        self._decoder = PacketDecoder(self._config.sources, self._config.limits.input)
         self._seen = 0
         self._last_report = time.monotonic()
 

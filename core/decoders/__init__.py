@@ -13,9 +13,10 @@ from typing import Any
 
 import fastavro
 
+from config.limits import InputLimits
 from config.settings import SourcesConfig
-from core.decoders.common import DecodeError
-from core.decoders.container import read_container
+from core.decoders.common import DecodeError, safe_reason, storable
+from core.decoders.container import read_container_checked
 from core.decoders.gcn import decode_gcn_json, decode_voevent
 from core.decoders.rubin import decode_rubin, is_rubin_schema, registry
 from core.decoders.ztf import decode_ztf, is_ztf_schema
@@ -35,13 +36,28 @@ class DecodeFailure:
     event_id: str | None = None
 
 
+# XML in UTF-16 or UTF-32, with a byte-order mark or without (then `<?` in that encoding; XML 1.0 appendix F).
+_WIDE_XML_STARTS = (
+    b"\x00\x00\xfe\xff",
+    b"\xff\xfe\x00\x00",
+    b"\xfe\xff",
+    b"\xff\xfe",
+    b"\x00\x00\x00<",
+    b"<\x00\x00\x00",
+    b"\x00<\x00?",
+    b"<\x00?\x00",
+)
+
+
 def sniff(payload: bytes) -> str:
     """The packet's wire format from its first bytes."""
     if payload.startswith(AVRO_CONTAINER_MAGIC):
         return "avro-container"
+    if payload.startswith(_WIDE_XML_STARTS):
+        return "gcn-voevent"
     if len(payload) > 5 and payload[0] == CONFLUENT_MAGIC:
         return "rubin-confluent"
-    head = payload.lstrip()[:64]
+    head = payload[:4096].lstrip()[:64]
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
     if head.startswith(b"{") or head.startswith(b"["):
@@ -85,11 +101,38 @@ def _single_record_container(schema: dict[str, Any], record: dict[str, Any]) -> 
 class PacketDecoder:
     """Decodes packets of every supported format into events."""
 
-    def __init__(self, sources: SourcesConfig):
+    def __init__(self, sources: SourcesConfig, limits: InputLimits | None = None):
         self._sources = sources
+        self._limits = limits or InputLimits()
         self._registry = registry(sources.sources["rubin"].schema_dir if "rubin" in sources.sources else "")
 
     def decode(self, packet: Packet) -> list[Event | DecodeFailure]:
+        """Events and failures; every event fits every supported store, every reason is one clean line."""
+        results = []
+        for result in self._decode(packet):
+            if isinstance(result, Event):
+                problem = storable(result)
+                if problem:
+                    result = DecodeFailure(result.source, problem, result.raw or packet.payload)
+            if isinstance(result, DecodeFailure):
+                result = DecodeFailure(result.source, safe_reason(result.reason), result.payload, result.event_id)
+            results.append(result)
+        return results
+
+    def _refusal(self, packet: Packet, reason: str) -> list[Event | DecodeFailure]:
+        """A packet refused whole: its first bytes are kept (keeping all of it is what the limit prevents)."""
+        prefix = packet.payload[: self._limits.dead_letter_prefix_bytes]
+        return [DecodeFailure(guess_source(packet), reason, prefix)]
+
+    def _decode(self, packet: Packet) -> list[Event | DecodeFailure]:
+        if packet.refused:
+            return self._refusal(packet, packet.refused)
+        if len(packet.payload) > self._limits.max_packet_bytes:
+            return self._refusal(
+                packet,
+                f"packet of {len(packet.payload)} bytes is over the limit of {self._limits.max_packet_bytes} bytes "
+                f"(its first {self._limits.dead_letter_prefix_bytes} bytes kept)",
+            )
         try:
             wire = sniff(packet.payload)
             if wire == "avro-container":
@@ -107,34 +150,14 @@ class PacketDecoder:
             return [DecodeFailure(guess_source(packet), reason, packet.payload)]
 
     def _decode_container(self, packet: Packet) -> list[Event | DecodeFailure]:
-        fast = read_container(packet.payload)
-        if fast is not None:
-            schema, records = fast
-        else:
-            schema, records = self._read_container_fully(packet)
+        """Every record of the container, read within the limits (container.py says how)."""
+        schema, records = read_container_checked(
+            packet.payload, self._limits, lambda writer_schema: _source_of(writer_schema)[0]
+        )
         source, raw_format = _source_of(schema)
         if not records:
             raise DecodeError(f"{source} Avro container holds no alerts")
         return self._decode_records(packet, schema, records, source, raw_format)
-
-    @staticmethod
-    def _read_container_fully(packet: Packet) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """fastavro's reader, for what the fast path does not take: every check, every error message."""
-        try:
-            reader = fastavro.reader(io.BytesIO(packet.payload))
-            schema = reader.writer_schema
-        except Exception as exc:  # noqa: BLE001
-            raise DecodeError(f"corrupt Avro container header: {type(exc).__name__}: {exc}") from exc
-        source, raw_format = _source_of(schema)
-        try:
-            records = list(reader)
-        except Exception as exc:  # noqa: BLE001 - truncated or flipped bytes inside a block
-            raise DecodeError(f"corrupt {source} Avro data: {type(exc).__name__}: {exc}") from exc
-        if not records:
-            raise DecodeError(f"{source} Avro container holds no alerts")
-        if not packet.payload.endswith(reader._header["sync"]):  # every complete block ends with the sync marker
-            raise DecodeError(f"corrupt {source} Avro data: truncated after the last complete block")
-        return schema, records
 
     @staticmethod
     def _decode_records(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
@@ -42,13 +43,75 @@ def require(record: dict[str, Any], *path: str) -> Any:
 
 
 def as_float(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        raise DecodeError(f"field {name} is a boolean, not a number: {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise DecodeError(f"field {name} is not a number: {value!r}") from exc
     if not math.isfinite(number):
         raise DecodeError(f"field {name} is not finite: {value!r}")
     return number
+
+
+def in_range(value: Any, name: str, low: float, high: float, high_open: bool = False) -> float:
+    """A finite number within [low, high] (or [low, high)); DecodeError saying which bound it breaks."""
+    number = as_float(value, name)
+    if not low <= number <= high or (high_open and number == high):
+        raise DecodeError(f"{name} {number!r} out of range [{low:g}, {high:g}{')' if high_open else ']'}")
+    return number
+
+
+def position(ra: Any, dec: Any, ra_name: str = "ra", dec_name: str = "dec") -> tuple[float, float]:
+    """ICRS degrees, checked: both given, numbers (not booleans), finite, ra in [0, 360), dec in [-90, 90]."""
+    if ra is None or dec is None:
+        missing = ra_name if ra is None else dec_name
+        raise DecodeError(f"position incomplete: {missing} is missing ({ra_name} and {dec_name} go together)")
+    return in_range(ra, ra_name, 0.0, 360.0, high_open=True), in_range(dec, dec_name, -90.0, 90.0)
+
+
+# What every supported store holds (store/hot.py's column sizes): longer ids and names cannot be stored.
+TEXT_LIMITS = {"event_id": 256, "object_id": 128, "kind": 64, "band": 16, "raw_format": 64, "schema_version": 256}
+MAX_REASON_CHARS = 2000
+_OBJECT_AT = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")  # library messages naming a buffer's address
+
+
+def text_problem(value: str, name: str, max_chars: int | None = None) -> str | None:
+    """Why a string cannot be stored everywhere (too long, a NUL, a lone surrogate), or None."""
+    if max_chars is not None and len(value) > max_chars:
+        return f"{name} is {len(value)} characters: the store holds at most {max_chars}"
+    if "\x00" in value:
+        return f"{name} holds a NUL character at {value.index(chr(0))}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"{name} holds a lone surrogate {value[exc.start]!r} at {exc.start}: not valid Unicode text"
+    return None
+
+
+def storable(event: Any) -> str | None:
+    """Why an event cannot be written to every supported store (SQLite, PostgreSQL, Parquet, Avro), or None."""
+    for name, max_chars in TEXT_LIMITS.items():
+        value = getattr(event, name, None)
+        if isinstance(value, str):
+            problem = text_problem(value, name, max_chars)
+            if problem:
+                return f"{event.event_id[:64]!r}: {problem}" if name != "event_id" else problem
+    for group in ("quality", "features"):
+        for key, value in (getattr(event, group, None) or {}).items():
+            for part, label in ((key, f"{group} key"), (value, f"{group}.{key}")):
+                if isinstance(part, str):
+                    problem = text_problem(part, label[:80], 4096)
+                    if problem:
+                        return f"{event.event_id[:64]!r}: {problem}"
+    return None
+
+
+def safe_reason(reason: str) -> str:
+    """A dead-letter reason every store can hold: NULs and lone surrogates escaped, one bounded line."""
+    text = reason.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    text = _OBJECT_AT.sub("the data", " ".join(text.splitlines()))
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
 
 
 MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)

@@ -10,7 +10,14 @@ from typing import Any
 
 from lxml import etree
 
-from core.decoders.common import DecodeError, as_float, clean, parse_iso_utc, validation_reason
+from core.decoders.common import (
+    DecodeError,
+    clean,
+    in_range,
+    parse_iso_utc,
+    position,
+    validation_reason,
+)
 from core.event import Event, Packet
 
 KindOf = Callable[[str, str], str]
@@ -42,21 +49,38 @@ def _event(packet: Packet, event_id: str, reason_prefix: str, **fields: Any) -> 
         raise DecodeError(f"{reason_prefix}: {validation_reason(exc)}") from exc
 
 
+def _json_number(value: Any, name: str) -> Any:
+    """A JSON coordinate must be a JSON number: not a string, not a boolean (as_float says which)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise DecodeError(
+            f"field {name} is a boolean, not a number: {value!r}"
+            if isinstance(value, bool)
+            else f"field {name} is not a number: {value!r}"
+        )
+    return value
+
+
 def _error_radius(value: Any) -> float | None:
-    """GCN `ra_dec_error`: a radius in degrees, or an ellipse [a, b, angle] taken by its semi-major axis."""
-    value = clean(value)
+    """GCN `ra_dec_error`: a radius in degrees, or an ellipse [a, b, angle] taken by its semi-major axis.
+
+    Missing (absent or null) is no radius; anything else must be a finite number in [0, 180] (NaN is refused,
+    not dropped).
+    """
     if value is None:
         return None
     if isinstance(value, list):
-        axes = [clean(item) for item in value[:2]]
-        axes = [as_float(axis, "ra_dec_error") for axis in axes if axis is not None]
+        axes = [
+            in_range(_json_number(axis, "ra_dec_error"), "ra_dec_error", 0.0, 180.0)
+            for axis in value[:2]
+            if axis is not None
+        ]
         return max(axes) if axes else None
-    return as_float(value, "ra_dec_error")
+    return in_range(_json_number(value, "ra_dec_error"), "ra_dec_error", 0.0, 180.0)
 
 
 def decode_gcn_json(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
     try:
-        notice = json.loads(payload.decode("utf-8"))
+        notice = json.loads(payload.decode("utf-8-sig"))  # a byte-order mark is allowed
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DecodeError(f"invalid JSON: {exc}") from exc
     if not isinstance(notice, dict):
@@ -81,11 +105,11 @@ def decode_gcn_json(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
     digest = hashlib.sha256(canonical).hexdigest()[:12]
     schema_name = schema_path[-1].lower() if schema_path else ""
     alert_type = str(notice.get("alert_type") or "").lower()
-    ra, dec = clean(notice.get("ra")), clean(notice.get("dec"))
-    position = {}
-    if ra is not None or dec is not None:
-        position = {"ra": as_float(ra, "ra"), "dec": as_float(dec, "dec")}
-        position["pos_error_deg"] = _error_radius(notice.get("ra_dec_error"))
+    ra, dec = notice.get("ra"), notice.get("dec")
+    where = {}
+    if ra is not None or dec is not None:  # null or absent is no position; NaN, -99, true are refused
+        where["ra"], where["dec"] = position(_json_number(ra, "ra"), _json_number(dec, "dec"))
+        where["pos_error_deg"] = _error_radius(notice.get("ra_dec_error"))
     classification = notice.get("classification")
     likely = (
         max(classification, key=classification.get) if isinstance(classification, dict) and classification else None
@@ -111,10 +135,10 @@ def decode_gcn_json(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
         object_id=f"{mission}:{trigger}",
         event_time=parse_iso_utc(notice[time_field], time_field),
         quality=quality,
-        features={"has_position": bool(position)},
+        features={"has_position": bool(where)},
         raw_format="gcn-json",
         schema_version=schema_url or None,
-        **position,
+        **where,
     )
 
 
@@ -171,12 +195,13 @@ def decode_voevent(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
     iso_time = _text(root, "ISOTime")
     if iso_time is None:
         raise DecodeError(f"VOEvent {ivorn}: missing required field WhereWhen ISOTime")
-    position = {}
+    where = {}
     c1, c2 = _text(root, "C1"), _text(root, "C2")
-    if c1 is not None and c2 is not None:
-        position = {"ra": as_float(c1, "C1"), "dec": as_float(c2, "C2")}
+    if c1 is not None or c2 is not None or _find(root, "Position2D") is not None:
+        # A position that is there must parse: a damaged one is refused, never stored as "no position".
+        where["ra"], where["dec"] = position(c1, c2, "C1 (ra)", "C2 (dec)")
         radius = _text(root, "Error2Radius")
-        position["pos_error_deg"] = as_float(radius, "Error2Radius") if radius is not None else None
+        where["pos_error_deg"] = in_range(radius, "Error2Radius", 0.0, 180.0) if radius is not None else None
     most_likely = clean(params.get("Most_Likely_Index"))
     citations = _find(root, "Citations")
     retracted = citations is not None and any(
@@ -204,8 +229,8 @@ def decode_voevent(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
         object_id=f"{mission}:{trigger}",
         event_time=parse_iso_utc(iso_time, "ISOTime"),
         quality=quality,
-        features={"has_position": bool(position)},
+        features={"has_position": bool(where)},
         raw_format="gcn-voevent",
         schema_version=root.get("version"),
-        **position,
+        **where,
     )

@@ -93,6 +93,7 @@ def _decide(user: User, status: str, title: str) -> None:
 def _password(user: User) -> None:
     with st.expander("Change your password"):
         with st.form("password", clear_on_submit=True):
+            current = st.text_input("Current password", type="password", key="pw0")
             first = st.text_input("New password (12+ characters)", type="password", key="pw1")
             second = st.text_input("Again", type="password", key="pw2")
             if st.form_submit_button("Change password"):
@@ -100,7 +101,7 @@ def _password(user: User) -> None:
                     st.error("The two passwords differ.")
                 else:
                     ui.run_action(
-                        lambda: accounts.reset_password(context.store(), user.name, user.name, first),
+                        lambda: accounts.reset_password(context.store(), user.name, user.name, first, current),
                         "Password changed.",
                     )
 
