@@ -22,7 +22,8 @@ from access import apikeys, roles
 from access.apikeys import ApiKey
 from api.errors import ApiError
 from config.limits import load_limits
-from store.hot import HotStore, api_rate_buckets
+from store.hot import HotStore
+from store.schema import api_rate_buckets
 
 bearer = HTTPBearer(
     auto_error=False,

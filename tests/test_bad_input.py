@@ -302,7 +302,8 @@ def test_what_decode_lets_through_every_store_holds(decoder, backend, tmp_path, 
     """At the limits (an object id of exactly 128 characters) the event is stored; the dead letters of hostile
     packets (a NUL, a lone surrogate in their reasons' subject) are stored too, on SQLite and PostgreSQL."""
     from core.event import DeadLetter
-    from store.hot import HotStore, dead_letters, events
+    from store.hot import HotStore
+    from store.schema import dead_letters, events
 
     url = f"sqlite:///{tmp_path}/hot.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     store = HotStore(url)

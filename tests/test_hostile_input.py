@@ -257,7 +257,8 @@ def hostile_packets(rng: random.Random) -> dict[str, bytes]:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_mixed_batch_through_the_real_run(tmp_path, backend, request):
     from pipeline.batch import run
-    from store.hot import HotStore, dead_letters, events
+    from store.hot import HotStore
+    from store.schema import dead_letters, events
 
     folder = tmp_path / "in"
     folder.mkdir()
