@@ -12,6 +12,7 @@ REQUIRES = [
     "google-cloud-pubsub>=2.20",
     "pyarrow>=14",
     "fastavro>=1.9",
+    "cramjam>=2.7",  # snappy-compressed Avro blocks, decoded within the size limits (core/decoders/container.py)
     "backports.zstd>=1.0; python_version < '3.14'",  # the archive's zstandard codec (stdlib from 3.14)
     "pydantic>=2.6",
     "pydantic-settings>=2",  # the NIGHTWATCH_* environment overrides (config/environment.py)

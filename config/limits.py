@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, field_validator
 
 from config.base import CONFIG_DIR, Strict
+from config.environment import environment
 
 MIB = 1024 * 1024
 
@@ -99,7 +100,7 @@ def tighten(path: str | Path, files: FileLimits | None = None) -> None:
 
 def load_limits(config_dir: str | Path | None = None) -> LimitsConfig:
     """limits.yaml alone, for the processes that need no other configuration (the API, the console)."""
-    folder = Path(config_dir or os.environ.get("NIGHTWATCH_CONFIG_DIR") or CONFIG_DIR)
+    folder = Path(config_dir or environment().config_dir or CONFIG_DIR)
     path = folder / "limits.yaml"
     if not path.is_file():
         path = CONFIG_DIR / "limits.yaml"
