@@ -1,7 +1,8 @@
 """The whole configuration: `NightwatchConfig` and the loader that reads and validates every YAML file.
 
 The models live in one module per concern (config/decisions.py, sources.py, retention.py, streaming.py, agents.py,
-notifications.py, oncall.py, maintenance.py); they are imported here, so `config.settings` also names them all.
+notifications.py, oncall.py, maintenance.py, endpoints.py); they are imported here, so `config.settings` also names
+them all.
 Every file carries a `version`; the filter and rules versions are recorded on each event they decide.
 """
 
@@ -38,6 +39,10 @@ from config.decisions import (  # noqa: F401 - re-exported for callers
     DefaultClass,
     FiltersConfig,
     Rule,
+)
+from config.endpoints import (  # noqa: F401 - re-exported for callers
+    Endpoint,
+    EndpointsConfig,
 )
 from config.environment import environment
 from config.maintenance import (  # noqa: F401 - re-exported for callers
@@ -92,6 +97,7 @@ class NightwatchConfig(Strict):
     notifications: NotificationsConfig
     oncall: OnCallConfig
     maintenance: MaintenanceConfig
+    endpoints: EndpointsConfig
     fingerprint: str
 
 
@@ -105,6 +111,7 @@ _FILES = {
     "notifications": ("notifications.yaml", NotificationsConfig),
     "oncall": ("oncall.yaml", OnCallConfig),
     "maintenance": ("maintenance.yaml", MaintenanceConfig),
+    "endpoints": ("endpoints.yaml", EndpointsConfig),
 }
 
 

@@ -25,6 +25,20 @@ PAGES = {
 }
 
 
+def landing_page() -> str:
+    """The page to open on: `?page=dashboard|alerts|admin` (or a page's name), else the hostname the console is
+    called by (config/endpoints.yaml: the alert portal and admin have hostnames of their own), else ""."""
+    endpoints = context.config().endpoints
+    wanted = str(st.query_params.get("page", "") or "")
+    if wanted:
+        return wanted if wanted in PAGES else endpoints.landing_for_key(wanted)
+    try:
+        host = st.context.headers.get("Host", "") or ""
+    except Exception:  # noqa: BLE001 - no request headers (a script run, a test): no hostname to go by
+        host = ""
+    return endpoints.landing_for_host(host)
+
+
 def main() -> None:
     st.set_page_config(page_title="Nightwatch console", page_icon="🔭", layout="wide")
     user = auth.current_user()
@@ -32,6 +46,12 @@ def main() -> None:
         auth.login_page()
         return
     allowed = [name for name, (_, permission) in PAGES.items() if permission is None or user.can(permission)]
+    if not st.session_state.get("landed"):  # once per session: the page of the hostname or ?page= it came by
+        st.session_state["landed"] = True
+        if (wanted := landing_page()) in allowed:
+            st.session_state["page"] = wanted
+        elif wanted:
+            st.session_state["landing_refused"] = wanted
     if st.session_state.get("page") not in allowed:  # e.g. the role was lowered since the last click
         st.session_state["page"] = allowed[0]
     with st.sidebar:
@@ -41,6 +61,8 @@ def main() -> None:
             auth.logout()
             st.rerun()
     ui.show_flash()
+    if refused := st.session_state.pop("landing_refused", None):
+        st.info(f"{refused} needs a role you do not hold: opened {page} instead.")
     if (window := active_window(context.store())) is not None:
         st.warning(f"Maintenance in progress: {window.describe()}", icon="🛠️")
     module, _ = PAGES[page]

@@ -330,3 +330,30 @@ def test_login_page_offers_single_sign_on_when_configured(console):
     at.user = {"is_logged_in": False}
     at.run()
     assert "Log in with single sign-on" in [button.label for button in at.button]
+
+
+@pytest.mark.parametrize(
+    ("query", "role", "page"),
+    [("alerts", "operator", "Alerts"), ("admin", "admin", "Configuration"), ("dashboard", "observer", "Monitoring")],
+)
+def test_the_console_opens_on_the_page_its_endpoint_names(console, query, role, page):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["page"] = query
+    at.run()
+    at.text_input(key="login_name").input(LOGIN[role])
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == TITLES[page]
+    assert at.sidebar.radio(key="page").value == page
+
+
+def test_the_admin_hostname_opens_on_the_first_page_for_a_role_without_it(console):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["page"] = "admin"
+    at.run()
+    at.text_input(key="login_name").input("obs")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button[0].click().run()
+    assert at.title[0].value == "Monitoring"
+    assert "Configuration needs a role you do not hold" in texts(at)
