@@ -73,6 +73,7 @@ from config.retention import (  # noqa: F401 - re-exported for callers
 )
 from config.sources import (  # noqa: F401 - re-exported for callers
     Site,
+    SourceContact,
     SourcesConfig,
     SourceSpec,
 )

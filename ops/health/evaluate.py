@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from config.settings import NightwatchConfig
 from core.event import as_utc
+from ops import intake
 from ops.health.agents import agent_health
 from ops.health.panels import five_panels, latest_activity
 from ops.health.report import (
@@ -88,6 +89,7 @@ def evaluate(
     """The five panels over the recent `window` (charts over `history`), agent health and the severity."""
     now = as_utc(now)
     expected = {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()}
+    paused = sorted(intake.paused_sources(store, tuple(expected)))
     latest = latest_activity(store)
     stale = latest is None or latest < now - window
     end = now if not stale or latest is None else latest
@@ -100,8 +102,35 @@ def evaluate(
         idle = "nothing has been processed yet (the store is empty)"
     else:
         idle = f"nothing processed since {latest:%Y-%m-%d %H:%M:%S} UTC ({_ago(now - latest)} ago)"
-    level, reason, runbook = severity(panels, agents, stale, sum(expected.values()), _critical_recall(store), idle)
-    return HealthReport(now, start, end, stale, basis, panels, agents, level, reason, runbook)
+    # A source whose intake an operator paused is expected to send nothing: its silence is not an outage.
+    expected_total = sum(rate for name, rate in expected.items() if name not in paused)
+    level, reason, runbook = severity(panels, agents, stale, expected_total, _critical_recall(store), idle)
+    note = ""
+    if paused:
+        changed = {row.source: row for row in intake.rows(store) if row.paused}
+        who = changed.get(intake.ALL) or next(iter(changed.values()), None)
+        note = f"intake paused: {', '.join(paused)}" + (
+            f" (by {who.changed_by} at {as_utc(who.changed_at):%Y-%m-%d %H:%M} UTC"
+            + (f": {who.reason}" if who.reason else "")
+            + "); resume with `nightwatch intake resume`"
+            if who
+            else ""
+        )
+    return HealthReport(
+        now,
+        start,
+        end,
+        stale,
+        basis,
+        panels,
+        agents,
+        level,
+        reason,
+        runbook,
+        intake_paused=paused,
+        intake_note=note,
+        contacts=config.sources.contacts(),
+    )
 
 
 def _ago(delta: timedelta) -> str:
