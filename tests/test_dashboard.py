@@ -357,3 +357,28 @@ def test_the_admin_hostname_opens_on_the_first_page_for_a_role_without_it(consol
     at.button[0].click().run()
     assert at.title[0].value == "Monitoring"
     assert "Configuration needs a role you do not hold" in texts(at)
+
+
+def test_monitoring_shows_the_workers_a_stale_notifier_and_a_paused_intake(console):
+    from datetime import timedelta
+
+    from core.event import utcnow
+    from ops import intake
+    from ops.workers import record_beat
+    from store.schema import heartbeats
+
+    intake.set_paused(console, "ops", True, reason="restoring the hot store")
+    record_beat(console, "notifier:host:7", "notifier", state="running", started_at=utcnow(), processed=3, errors=0)
+    with console.engine.begin() as conn:
+        conn.execute(
+            heartbeats.update().values(beat_at=utcnow() - timedelta(minutes=10)).where(heartbeats.c.kind == "notifier")
+        )
+    at = goto(login("obs"), "Monitoring")
+    shown = texts(at)
+    assert "Intake paused" in shown and "by ops" in shown and "restoring the hot store" in shown
+    assert any("Alert service down" in error.value for error in at.error)
+    assert "Workers" in [header.value for header in at.subheader]
+    tables = [frame.value for frame in at.dataframe]
+    workers_table = next(table for table in tables if "worker" in table.columns)
+    assert set(workers_table["kind"]) == {"batch", "notifier"}
+    assert "STALE (running)" in set(workers_table["state"])
