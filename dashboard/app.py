@@ -11,6 +11,7 @@ import streamlit as st
 from access import roles
 from dashboard import auth, context, ui
 from dashboard.views import access_page, admin, alerts, monitoring, review, thresholds, users
+from ops.health.faults import RENDER_ERROR, record_fault
 from ops.maintenance import active_window
 
 # Page name -> (module, the permission needed to open it; None: any logged-in user).
@@ -66,7 +67,16 @@ def main() -> None:
     if (window := active_window(context.store())) is not None:
         st.warning(f"Maintenance in progress: {window.describe()}", icon="🛠️")
     module, _ = PAGES[page]
-    module.render(user)
+    try:
+        module.render(user)
+    except Exception as exc:  # noqa: BLE001 - a page that fails is shown as such and recorded (SEV-4), not a crash
+        # (Streamlit's own rerun/stop signals are not Exceptions, so they pass through.)
+        detail = f"{type(exc).__name__}: {exc}"
+        try:
+            record_fault(context.store(), page, RENDER_ERROR, detail, user.name)
+        except Exception:  # noqa: BLE001 - the store itself may be the fault; the page still says what failed
+            pass
+        st.error(f"This page failed to render ({detail}). It has been recorded as a console fault (SEV-4).")
 
 
 main()

@@ -238,6 +238,7 @@ def _in_flight(counts: dict[str, int]) -> int:
     routed = names.total(counts, names.routed)
     science = routed - counts.get(names.TIERS_INJECTED_SKIPPED, 0)  # injected events never go to the tiers
     tiers = sum(science - counts.get(names.handled(tier), 0) for tier in names.TIERS)
+    tiers -= counts.get(names.ARCHIVE_REJECTED_SKIPPED, 0)  # rejected events never go to the archive
     return counts.get(names.RECEIVED, 0) - finished + undecoded + tiers
 
 

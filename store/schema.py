@@ -172,6 +172,19 @@ heartbeats = sa.Table(
     sa.Column("detail", sa.Text),
 )
 
+console_faults = sa.Table(
+    "console_faults",
+    metadata,
+    # Revision 0004: the console's own faults (a page that failed to render, a panel that could not refresh),
+    # recorded when they happen: the guide's SEV-4, "cosmetic / dashboard glitch".
+    sa.Column("fault_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("page", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # render_error | stale_panel
+    sa.Column("detail", sa.Text),
+    sa.Column("user_name", sa.String(128)),
+)
+
 intake_state = sa.Table(
     "intake_state",
     metadata,

@@ -382,3 +382,20 @@ def test_monitoring_shows_the_workers_a_stale_notifier_and_a_paused_intake(conso
     workers_table = next(table for table in tables if "worker" in table.columns)
     assert set(workers_table["kind"]) == {"batch", "notifier"}
     assert "STALE (running)" in set(workers_table["state"])
+
+
+def test_a_page_that_fails_to_render_is_shown_and_recorded_as_a_console_fault(console, monkeypatch):
+    from dashboard.views import alerts as alerts_view
+    from ops.health.faults import recent_faults
+
+    def broken(_user):
+        raise KeyError("title")
+
+    at = login("ops")
+    monkeypatch.setattr(alerts_view, "render", broken)
+    at.sidebar.radio(key="page").set_value("Alerts").run()
+    assert not at.exception, at.exception  # the console goes on: the other pages still work
+    assert any("This page failed to render (KeyError: 'title')" in error.value for error in at.error)
+    (fault,) = recent_faults(console)
+    assert (fault.page, fault.kind, fault.user_name) == ("Alerts", "render_error", "ops")
+    goto(at, "Monitoring")  # the other pages still render

@@ -11,6 +11,7 @@ from access.accounts import User
 from core.event import utcnow
 from dashboard import context, ui
 from ops.health import AgentHealth, HealthReport, Panel, Runbook, evaluate
+from ops.health.faults import STALE_PANEL, record_fault
 from ops.workers import notifier_status, workers
 
 REFRESH_S = 15
@@ -153,7 +154,16 @@ def _workers() -> None:
 
 @st.fragment(run_every=REFRESH_S)
 def _live() -> None:
-    report = evaluate(context.store(), context.config(), utcnow())
+    try:
+        report = evaluate(context.store(), context.config(), utcnow())
+    except Exception as exc:  # noqa: BLE001 - the panels cannot refresh: say so, record it (SEV-4)
+        detail = f"{type(exc).__name__}: {exc}"
+        try:
+            record_fault(context.store(), "Monitoring", STALE_PANEL, detail)
+        except Exception:  # noqa: BLE001 - the store may be what failed; the page still says so
+            pass
+        st.warning(f"The panels could not refresh ({detail}): recorded as a console fault (SEV-4).")
+        return
     _severity(report)
     columns = st.columns(2)
     for index, panel in enumerate(report.panels):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from config.settings import NightwatchConfig
 from core.event import as_utc
 from ops import intake
 from ops.health.agents import agent_health
+from ops.health.faults import recent_faults
 from ops.health.panels import five_panels, latest_activity
 from ops.health.report import (
     ALERTS_PER_NIGHT,
@@ -42,9 +44,18 @@ def _critical_recall(store: HotStore) -> float | None:
 
 
 def severity(
-    panels: list[Panel], agents: AgentHealth, stale: bool, expected_total: float, recall: float | None, idle: str
+    panels: list[Panel],
+    agents: AgentHealth,
+    stale: bool,
+    expected_total: float,
+    recall: float | None,
+    idle: str,
+    faults: Sequence[str] = (),
 ) -> tuple[str | None, str, Runbook | None]:
-    """The guide's severity levels from the panels: the highest level any finding reaches, and every finding."""
+    """The guide's severity levels from the panels: the highest level any finding reaches, and every finding.
+
+    SEV-3 (minor issue): a panel out of its normal range (alert volume included: review thresholds) or an agent
+    over budget. SEV-4 (cosmetic / dashboard glitch): only the console's own faults (`faults`)."""
     by_name = {panel.name: panel for panel in panels}
     if stale and expected_total > 0:
         return (
@@ -52,7 +63,7 @@ def severity(
             f"no events processing: {idle}, while sources expect {expected_total:,.1f}/min",
             RUNBOOKS["sev1"],
         )
-    major, minor, cosmetic = [], [], []
+    major, minor = [], []
     errors, queue = by_name["Error rate"], by_name["Queue depth"]
     if errors.value is not None and errors.value >= MAJOR_FACTOR * ERROR_RATE:
         major.append(f"error rate {errors.value:.2%} is over {MAJOR_FACTOR}x its normal range (< 0.1%)")
@@ -66,16 +77,19 @@ def severity(
         panel = by_name[name]
         if panel.abnormal:
             minor.append(f"{name.lower()} {panel.display} outside its normal range ({panel.normal})")
+    volume = by_name["Alert volume"]
+    if volume.abnormal:
+        minor.append(f"alert volume {volume.display} over {ALERTS_PER_NIGHT} a night: review thresholds")
     for agent, status in agents.status.items():
         if status == "bad":
             minor.append(f"agent {agent} over its latency budget or its breaker is open")
     if minor:
-        return "SEV-3", "; ".join(minor), None
-    volume = by_name["Alert volume"]
-    if volume.abnormal:
-        cosmetic.append(f"alert volume {volume.display} over {ALERTS_PER_NIGHT} a night: review thresholds")
+        # The runbook of the first abnormal panel (alert volume alone: review thresholds), or the agents'.
+        first = next((panel.runbook for panel in panels if panel.abnormal), None)
+        return "SEV-3", "; ".join(minor), first or agents.runbook
+    cosmetic = list(faults)
     if cosmetic:
-        return "SEV-4", "; ".join(cosmetic), None
+        return "SEV-4", "; ".join(cosmetic), RUNBOOKS["sev4"]
     return None, "every panel is within its normal range", None
 
 
@@ -104,7 +118,8 @@ def evaluate(
         idle = f"nothing processed since {latest:%Y-%m-%d %H:%M:%S} UTC ({_ago(now - latest)} ago)"
     # A source whose intake an operator paused is expected to send nothing: its silence is not an outage.
     expected_total = sum(rate for name, rate in expected.items() if name not in paused)
-    level, reason, runbook = severity(panels, agents, stale, expected_total, _critical_recall(store), idle)
+    faults = [fault.describe() for fault in recent_faults(store, now)]
+    level, reason, runbook = severity(panels, agents, stale, expected_total, _critical_recall(store), idle, faults)
     note = ""
     if paused:
         changed = {row.source: row for row in intake.rows(store) if row.paused}

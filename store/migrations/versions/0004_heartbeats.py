@@ -1,6 +1,8 @@
-"""Heartbeats, intake state and agent resources: the runbooks' worker status, stop/resume intake, slow data.
+"""Heartbeats, intake state, console faults and agent resources: the runbooks' worker status, stop/resume intake,
+SEV-4 dashboard glitches, slow data.
 
-New tables `heartbeats` (each running job or worker's latest beat) and `intake_state` (paused sources), and three
+New tables `heartbeats` (each running job or worker's latest beat), `intake_state` (paused sources) and
+`console_faults` (the console's own faults, recorded when they happen), and three
 nullable columns of `agent_metrics` (`cpu_ms`, `memory_mb`, `slowest`). Self-contained: it creates what is missing
 and adds what may be empty, so it applies on any store the baseline made.
 
@@ -36,6 +38,17 @@ heartbeats = sa.Table(
     sa.Column("backlog", sa.Integer),
     sa.Column("errors", sa.Integer, nullable=False),
     sa.Column("detail", sa.Text),
+)
+
+console_faults = sa.Table(
+    "console_faults",
+    metadata,
+    sa.Column("fault_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("page", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("user_name", sa.String(128)),
 )
 
 intake_state = sa.Table(
