@@ -16,6 +16,7 @@ Nothing is lost: every event comes out, with one enrichment per agent that takes
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -91,6 +92,12 @@ class AgentCall:
     at: float  # unix seconds when the outcome was known
     event_class: str | None = None
     injected: bool = False
+    # Agent Timeout runbook steps 2 and 5: the CPU time the call used (the batch's share per event), this
+    # worker's memory (RSS, MiB), and which event it was and how big (its packet's bytes).
+    cpu_ms: float = 0.0
+    memory_mb: float | None = None
+    event_id: str = ""
+    size_bytes: int = 0
 
 
 @dataclass
@@ -99,6 +106,22 @@ class _Outcome:
     findings: list[Finding] | None
     attempts: int
     reason: str
+    cpu_ms: float = 0.0  # CPU time of the calling thread over every attempt
+
+
+def memory_mb() -> float | None:
+    """This process's resident memory in MiB (Linux /proc; peak RSS elsewhere), None if unknown."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        try:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        except (ImportError, OSError):
+            return None
 
 
 class _Batch:
@@ -161,6 +184,8 @@ class AgentCaller:
         except Exception as exc:  # noqa: BLE001 - an unexpected failure of the call machinery is an error
             outcome = _Outcome("error", None, 1, f"{type(exc).__name__}: {exc}")
         latency_ms = (self._clock() - batch.started) * 1000.0
+        cpu_each = outcome.cpu_ms / max(1, len(batch.events))
+        memory = memory_mb()
         status, reason = outcome.status, outcome.reason
         if batch.critical and status != "ok":
             status, reason = "skipped", f"skipped for a critical event: {reason}"
@@ -179,6 +204,10 @@ class AgentCaller:
                 time.time(),
                 event.event_class,
                 event.injected,
+                cpu_ms=cpu_each,
+                memory_mb=memory,
+                event_id=event.event_id,
+                size_bytes=len(event.raw),
             )
             results.append((event, stored, call))
         return results
@@ -187,6 +216,12 @@ class AgentCaller:
         # A plain loop, not tenacity: the budget and breaker checks come *before* each call and end the batch
         # with an outcome, not an exception, so with tenacity (a stop on `upcoming_sleep` past the deadline,
         # `after=` for the breaker, the injected clock and `sleep=`) the same rules took more lines, not fewer.
+        began = time.thread_time()
+        outcome = self._attempt_loop(events, deadline, critical)
+        outcome.cpu_ms = (time.thread_time() - began) * 1000.0
+        return outcome
+
+    def _attempt_loop(self, events: list[Event], deadline: float, critical: bool) -> _Outcome:
         attempts, pause = 0, self.spec.backoff_ms / 1000.0
         status: Status = "error"
         reason = ""

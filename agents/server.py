@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agents.base import Agent, AgentContext
+from agents.calls import memory_mb
 from agents.registry import build_agent
 from agents.remote import API_PREFIX, TOKEN_ENV, token_path
 from config.environment import environment
@@ -85,6 +86,9 @@ class AgentService:
             "in_flight": in_flight,
             "oldest_in_flight_s": round(oldest_s, 3),
             "stuck": stuck,
+            # Agent Timeout runbook step 2: this agent process's resource use.
+            "cpu_s": round(time.process_time(), 3),
+            "memory_mb": None if (rss := memory_mb()) is None else round(rss, 1),
         }
         try:
             report.update(self.agent.health())

@@ -46,6 +46,9 @@ class AgentHealth:
     breaker_state: str | None = None
     server: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    cpu_ms: float | None = None  # CPU time of its calls over the windows (step 2: resource usage)
+    memory_mb: float | None = None  # the largest worker RSS seen while calling it
+    slowest: list[dict[str, Any]] = field(default_factory=list)  # step 5: the data that makes it slow
 
     @property
     def needs_attention(self) -> bool:
@@ -70,6 +73,12 @@ def assess(name: str, spec: Any, windows: list[dict[str, Any]], server: dict[str
         p95s = [row["latency_p95_ms"] for row in mine if row["latency_p95_ms"] is not None]
         health.latency_p95_ms = max(p95s) if p95s else None
         health.breaker_state = mine[-1]["breaker_state"]
+        cpu = [row["cpu_ms"] for row in mine if row.get("cpu_ms") is not None]
+        health.cpu_ms = sum(cpu) if cpu else None
+        memory = [row["memory_mb"] for row in mine if row.get("memory_mb") is not None]
+        health.memory_mb = max(memory) if memory else None
+        slow = [entry for row in mine for entry in json.loads(row.get("slowest") or "[]")]
+        health.slowest = sorted(slow, key=lambda entry: -entry["latency_ms"])[:5]
         if health.breaker_state != "closed":
             health.flag(f"breaker {health.breaker_state}", f"breaker {health.breaker_state}: the agent kept failing")
         if health.latency_p95_ms is not None and health.latency_p95_ms > spec.budget_ms:
@@ -135,7 +144,32 @@ def _checks_table(checks: list[AgentHealth], minutes: int) -> str:
             f"{check.timeouts:>9}{check.errors:>7}{check.skips:>7}  {check.breaker_state or '-'}"
         )
         lines += [f"    ! {problem}" for problem in check.problems]
+        lines += _resource_lines(check)
     return "\n".join(lines)
+
+
+def _resource_lines(check: AgentHealth) -> list[str]:
+    """Runbook steps 2 (resource usage) and 5 (the data causing slow processing)."""
+    lines = []
+    if check.cpu_ms is not None or check.memory_mb is not None:
+        per_call = (
+            f", {check.cpu_ms / check.calls:.1f} ms per event" if check.cpu_ms is not None and check.calls else ""
+        )
+        cpu = f"CPU {check.cpu_ms / 1000:.2f} s{per_call}" if check.cpu_ms is not None else "CPU -"
+        memory = f"memory {check.memory_mb:.0f} MiB (worker RSS)" if check.memory_mb is not None else "memory -"
+        lines.append(f"    resources: {cpu}; {memory}")
+    if check.server and "unreachable" not in check.server and check.server.get("cpu_s") is not None:
+        lines.append(
+            f"    server process {check.server.get('pid')}: CPU {check.server['cpu_s']:.2f} s, "
+            f"memory {check.server.get('memory_mb')} MiB"
+        )
+    if check.slowest:
+        lines.append("    slowest events (id, latency, packet size):")
+        lines += [
+            f"      {entry['event_id']}  {entry['latency_ms']:.1f} ms  {entry['size_bytes']:,} bytes  {entry['status']}"
+            for entry in check.slowest
+        ]
+    return lines
 
 
 def _servers_table(reports: dict[str, dict[str, Any]]) -> str:

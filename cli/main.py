@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import sys
 
-from cli import agents, api, data, notify, ops, run, stream, thresholds, users
+from cli import agents, api, data, notify, ops, run, stream, thresholds, users, workers
 from cli.common import Parser
 from config.settings import ConfigError
 
 # In the order `nightwatch --help` lists their commands.
-GROUPS = (run, stream, data, thresholds, users, agents, notify, api, ops)
+GROUPS = (run, stream, data, thresholds, users, agents, notify, api, ops, workers)
 JOBS = ("run", "stream", "replay")  # the commands that pass options they do not know on to Beam
 
 

@@ -32,6 +32,7 @@ from ops.notify import (
     unsent_critical,
 )
 from ops.oncall import describe_on_call, escalate_due, handoff, on_call
+from ops.workers import notifier_status, record_beat, worker_id
 
 RUNBOOK = """Runbook: Critical Alert Not Sent
   1. Check alert service status: is `nightwatch notify run` running? (overdue retries above say it is not)
@@ -102,11 +103,35 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
     if not args.once and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+    # The delivery worker's heartbeat: `alerts check`, `workers` and the console tell a silent notifier from a
+    # quiet one (Critical alert not sent, step 1: check alert service status).
+    me, began, totals = worker_id("notifier"), utcnow(), Counter()
+
+    def beat(state: str) -> None:
+        try:
+            record_beat(
+                store,
+                me,
+                "notifier",
+                state=state,
+                started_at=began,
+                processed=totals["sent"],
+                errors=totals["failed"],
+                throughput_per_s=totals["sent"] / max((utcnow() - began).total_seconds(), 1.0),
+                detail={"passes": totals["passes"], "poll_s": config.notifications.poll_s},
+            )
+        except Exception as exc:  # noqa: BLE001 - a missed beat shows as stale; deliveries go on
+            print(f"heartbeat not recorded: {exc}", file=sys.stderr)
+
     try:
         while True:
             retried = notifier.send_due()
             escalated = escalate_due(store, config, notifier, utcnow())
             digests = notifier.digests_due()
+            totals["passes"] += 1
+            totals["sent"] += sum(1 for row in [*retried, *digests] if row["status"] == "delivered") + len(escalated)
+            totals["failed"] += sum(1 for row in [*retried, *digests] if row["status"] == "failed")
+            beat("running")
             if retried or escalated or digests or args.once:
                 delivered = sum(1 for row in retried if row["status"] == "delivered")
                 print(
@@ -117,6 +142,8 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
             if args.once or stop.wait(config.notifications.poll_s):
                 return 0
     finally:
+        if not args.once:
+            beat("stopped")
         notifier.close()
         store.close()
 
@@ -165,9 +192,15 @@ def _check(args: argparse.Namespace, _beam: list[str]) -> int:
         audit.record(
             store, actor, "alerts.check", "alerts", None, {"unsent_critical": [a.alert_id for a in unsent]}, "cli"
         )
+        # Step 1: check alert service status: is the delivery worker (`nightwatch notify run`) alive?
+        service, latest = notifier_status(store, now)
+        service_line = _service_line(service, latest)
+        print(service_line)
         if not unsent:
             print("every unacknowledged CRITICAL alert has a delivered notification")
-            return 0
+            return 1 if service == "stale" else 0
+        if service != "ok":
+            print(f"likely cause: {service_line}")
         print(f"{len(unsent)} CRITICAL alert(s) with no delivered notification:")
         for alert in unsent:
             tried = deliveries_for(store, alert.alert_id)
@@ -186,6 +219,22 @@ def _check(args: argparse.Namespace, _beam: list[str]) -> int:
         return 1
     finally:
         store.close()
+
+
+def _service_line(service: str, latest: Any) -> str:
+    if service == "ok":
+        return f"alert service: the notifier is running (last beat {latest.age_s:.0f} s ago on {latest.host})"
+    if service == "never":
+        return "alert service: no notifier has ever run against this store: start `nightwatch notify run`"
+    if service == "stopped":
+        return (
+            f"alert service: the notifier was stopped {latest.age_s:.0f} s ago (on {latest.host}): "
+            "retries and escalations are not sent; start `nightwatch notify run`"
+        )
+    return (
+        f"alert service: STALE: the notifier's last beat was {latest.age_s:.0f} s ago (on {latest.host}, pid "
+        f"{latest.pid}): it is down or hung; restart it (`kubectl rollout restart deployment notifier`)"
+    )
 
 
 def _send(args: argparse.Namespace, _beam: list[str]) -> int:

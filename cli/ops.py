@@ -156,6 +156,9 @@ def health_dict(report: Any) -> dict[str, Any]:
             for p in report.panels
         ],
         "agents": report.agents.status,
+        "intake_paused": report.intake_paused,
+        "intake": report.intake_note,
+        "contacts": report.contacts,
     }
 
 
@@ -170,12 +173,21 @@ def health_text(report: Any) -> str:
             lines.append(f"{'':<8}action: {panel.action}; runbook: {panel.runbook.title}")
     for agent, status in report.agents.status.items():
         lines.append(f"{status.upper():<8}agent {agent}  (normal: latency p95 within its budget, breaker closed)")
+    lines.append(f"intake: {report.intake_note or 'every source pulling'}")
     lines.append(f"severity: {report.severity or 'none'}: {report.reason}")
     runbook = report.runbook or next((p.runbook for p in report.panels if p.abnormal), None)
     if runbook and report.severity:
         lines.append(f"follow: {runbook.title}")
         lines += [f"  {i}. {step}" for i, step in enumerate(runbook.steps, 1)]
+        lines += contact_lines(runbook, report.contacts)
     return "\n".join(lines)
+
+
+def contact_lines(runbook: Any, contacts: dict[str, str]) -> list[str]:
+    """Where a runbook says to contact the source: each source's contact, from config/sources.yaml."""
+    if not any("contact" in step.lower() and "source" in step.lower() for step in runbook.steps):
+        return []
+    return ["  contacts of the sources:"] + [f"    {source}: {who}" for source, who in contacts.items()]
 
 
 def live_metrics(store: Any, cpu_percent: float | None, minutes: int) -> scaling.Metrics:

@@ -17,7 +17,7 @@ from config.settings import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent
 FILE_NAME = "runbooks.yaml"
-# The runbooks `ops.health` names: a panel, the agents table, SEV-1 and SEV-2.
+# The runbooks `ops.health` names: a panel, the agents table, SEV-1, SEV-2 and SEV-4.
 REQUIRED = (
     "high_queue_depth",
     "critical_alert_not_sent",
@@ -28,6 +28,7 @@ REQUIRED = (
     "alert_volume",
     "sev1",
     "sev2",
+    "sev4",
 )
 
 

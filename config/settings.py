@@ -1,7 +1,8 @@
 """The whole configuration: `NightwatchConfig` and the loader that reads and validates every YAML file.
 
 The models live in one module per concern (config/decisions.py, sources.py, retention.py, streaming.py, agents.py,
-notifications.py, oncall.py, maintenance.py); they are imported here, so `config.settings` also names them all.
+notifications.py, oncall.py, maintenance.py, endpoints.py); they are imported here, so `config.settings` also names
+them all.
 Every file carries a `version`; the filter and rules versions are recorded on each event they decide.
 """
 
@@ -39,6 +40,10 @@ from config.decisions import (  # noqa: F401 - re-exported for callers
     FiltersConfig,
     Rule,
 )
+from config.endpoints import (  # noqa: F401 - re-exported for callers
+    Endpoint,
+    EndpointsConfig,
+)
 from config.environment import environment
 from config.limits import (  # noqa: F401 - re-exported for callers
     ApiLimits,
@@ -74,6 +79,7 @@ from config.retention import (  # noqa: F401 - re-exported for callers
 )
 from config.sources import (  # noqa: F401 - re-exported for callers
     Site,
+    SourceContact,
     SourcesConfig,
     SourceSpec,
 )
@@ -99,6 +105,7 @@ class NightwatchConfig(Strict):
     oncall: OnCallConfig
     maintenance: MaintenanceConfig
     limits: LimitsConfig = LimitsConfig()
+    endpoints: EndpointsConfig
     fingerprint: str
 
 
@@ -113,6 +120,7 @@ _FILES = {
     "oncall": ("oncall.yaml", OnCallConfig),
     "maintenance": ("maintenance.yaml", MaintenanceConfig),
     "limits": ("limits.yaml", LimitsConfig),
+    "endpoints": ("endpoints.yaml", EndpointsConfig),
 }
 
 

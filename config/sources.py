@@ -27,11 +27,24 @@ class Site(Strict):
         return value
 
 
+class SourceContact(Strict):
+    """Whom to contact about a source's data (the runbooks' "contact source" steps)."""
+
+    name: str
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str = ""
+    url: str = ""
+
+    def describe(self) -> str:
+        return ", ".join(part for part in (self.name, self.email, self.phone, self.url) if part)
+
+
 class SourceSpec(Strict):
     role: str
     format: str
     expected_rate_per_min: float = Field(ge=0)
     schema_dir: str = ""
+    contact: SourceContact | None = None
 
 
 class SourcesConfig(Strict):
@@ -41,6 +54,13 @@ class SourcesConfig(Strict):
     gcn_kinds: dict[str, list[str]]
 
     _known_sources = field_validator("sources")(lambda value: only_known_sources(value))
+
+    def contacts(self) -> dict[str, str]:
+        """Each source's contact as one line ("no contact configured" when sources.yaml names none)."""
+        return {
+            name: spec.contact.describe() if spec.contact else "no contact configured (config/sources.yaml)"
+            for name, spec in self.sources.items()
+        }
 
     def gcn_kind(self, mission: str, instrument: str) -> str:
         """The kind of a GCN notice from its mission and instrument, or `notice` when unknown."""

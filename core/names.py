@@ -44,6 +44,7 @@ RECEIVED = "received"  # events out of the decoder (a packet may hold several), 
 DEAD_LETTERS = "dead_letters"  # every dead letter written
 DEAD_LETTERS_FALLBACK = "dead_letters.fallback_file"  # dead letters the hot store could not take (in a file)
 TIERS_INJECTED_SKIPPED = "tiers.injected_skipped"  # injected events, which never go to the tiers
+ARCHIVE_REJECTED_SKIPPED = "archive.rejected_skipped"  # rejected events, which the retention table never archives
 AGENTS_STEP_FAILED = "agents.step_failed"
 AGENT_METRICS_WRITTEN = "agent_metrics.windows_written"
 AGENT_METRICS_WRITE_FAILED = "agent_metrics.write_failed"

@@ -2,7 +2,7 @@
 
 | 06:00 | Review overnight alerts        | morning |
 | 06:00 | Check system health dashboard  | morning |
-| 09:00 | Review processing metrics      | ops     |
+| 09:00 | Review processing metrics      | ops     |  (the five panels over the night, and dead letters)
 | 18:00 | Pre-night health check         | evening |
 | 22:00 | Confirm night processing started | night |
 """
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from core.event import as_utc, utcnow
+from core.night import observing_night
 from store.hot import HotStore
 from store.schema import alerts, dead_letters, events, runs
 
@@ -91,6 +93,30 @@ def processing_metrics(store: HotStore, hours: int = 24) -> Check:
     return Check("processing metrics", rate < 0.001 or received == 0, detail)
 
 
+def night_start(now: datetime, timezone_name: str) -> datetime:
+    """When the observing night holding `now` began: local noon of its date."""
+    night = observing_night(now, timezone_name)
+    return datetime.fromisoformat(night).replace(hour=12, tzinfo=ZoneInfo(timezone_name)).astimezone(timezone.utc)
+
+
+def night_panels(store: HotStore, config: Any, now: datetime | None = None) -> list[Check]:
+    """09:00 "review processing metrics": the five panels of the guide, each over the whole night so far (from the
+    night's local noon), against its normal range. A panel with no data does not fail; one out of range does."""
+    from ops.health import evaluate
+
+    now = as_utc(now or utcnow())
+    start = night_start(now, config.sources.site.timezone)
+    report = evaluate(store, config, now, window=now - start, history=now - start)
+    checks = []
+    for panel in report.panels:
+        shown = panel.display or "no data"
+        detail = f"{shown} (normal {panel.normal}), night of {start:%Y-%m-%d %H:%M} UTC on, {panel.status}"
+        if panel.abnormal:
+            detail += f"; action: {panel.action}; runbook: {panel.runbook.title}"
+        checks.append(Check(f"night panel: {panel.name.lower()}", not panel.abnormal, detail))
+    return checks
+
+
 def disk_space(output: str, minimum_gb: float = 5.0) -> Check:
     folder = Path(output)
     while not folder.exists() and folder != folder.parent:
@@ -130,7 +156,7 @@ def run_checklist(which: str, store: HotStore, config: Any, output: str) -> Chec
     if which == "morning":
         result.checks += [overnight_alerts(store), health_check(store, config)]
     elif which == "ops":
-        result.checks += [processing_metrics(store)]
+        result.checks += [processing_metrics(store), *night_panels(store, config)]
     elif which == "evening":
         result.checks += [health_check(store, config), disk_space(output), backup_age(output)]
     elif which == "night":

@@ -9,7 +9,9 @@
 
 Age is counted from when Nightwatch received the event. A copy leaves a tier when its time there is over, and
 only if the next tier the table keeps it in holds it: the last copy of anything the table says to keep is
-never deleted. Rejected events leave everything after their warm period. The archive keeps the raw packets of
+never deleted. Rejected events are never archived (the pipeline does not write them there; one an older
+Nightwatch archived leaves it at once) and leave the warm tier after 30 days; the bytes of a bad packet, which
+recovery needs, are in the dead-letter store. The archive keeps the raw packets of
 critical and significant events (the table asks nothing of the archive for them; they are what a replay needs).
 Warm copies of critical events, written at ingest, are kept. Running twice does nothing the second time.
 """
@@ -53,7 +55,9 @@ def kept_in(tier: str, event_class: str, age_s: float, table: RetentionConfig) -
         return age_s < warm or (event_class == "critical")  # the ingest copy of a critical event stays
     if rule.archive == "keep":
         return True
-    return event_class != "rejected" or age_s < max(hot, warm)
+    # The table archives no rejected event: they are never written there, and one archived by an older
+    # Nightwatch leaves at once. (A bad packet's bytes are in the dead-letter store, which recovery reads.)
+    return event_class != "rejected"
 
 
 @dataclass
@@ -122,7 +126,7 @@ def apply_retention(
         expired_warm.append(entry)
     _drop(expired_warm, _rewrite_parquet, report.warm_deleted, report, dry_run)
 
-    # Archive: only what the table keeps nowhere any more (rejected events after their warm period).
+    # Archive: only what the table never keeps there (rejected events, archived by an older Nightwatch).
     expired_archive = [
         entry
         for entry in archive.values()

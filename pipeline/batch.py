@@ -19,10 +19,12 @@ from config.limits import file_mode, tighten
 from config.settings import CLASSES, NightwatchConfig, load_config
 from core import names
 from core.event import utcnow
+from ops.workers import Heartbeat
 from pipeline.graph import build_pipeline, read_packets
 from pipeline.options import NightwatchOptions
 from store.hot import HotStore
 from store.layout import Outputs
+from transforms.common import local_counts, reset_local_counts
 
 log = logging.getLogger("nightwatch")
 
@@ -193,7 +195,10 @@ def _run(options: PipelineOptions, opts: NightwatchOptions, config: NightwatchCo
         from devtools.simulator import parse_mix
 
         mix = parse_mix(opts.mix)
-    with beam.Pipeline(options=options) as p:
+    reset_local_counts()
+    # The batch job's heartbeat (`nightwatch workers`): this process's tally, every few seconds, then `stopped`.
+    heartbeat = Heartbeat(outputs.db_url, "batch", _beat_sample, run_id)
+    with heartbeat, beam.Pipeline(options=options) as p:
         if opts.replay_archive:
             from pipeline.io.replay import ReadArchive
 
@@ -241,6 +246,18 @@ def _run(options: PipelineOptions, opts: NightwatchOptions, config: NightwatchCo
     store.record_run(run_id, started, finished, summary.as_dict())
     store.close()
     return summary
+
+
+def _beat_sample() -> dict[str, Any]:
+    counts = local_counts()
+    processed = names.total(counts, names.stored)
+    dead = counts.get(names.DEAD_LETTERS, 0)
+    return {
+        "processed": processed,
+        "errors": dead,
+        "backlog": max(0, counts.get(names.RECEIVED, 0) - processed - dead),
+        "received": counts.get(names.RECEIVED, 0),
+    }
 
 
 def replay_range(opts: NightwatchOptions):

@@ -70,6 +70,13 @@ class _AtProcessingTime(beam.DoFn):
         yield beam.window.TimestampedValue(element, time.time())
 
 
+def _archived_only(event: Event) -> Iterator[Event]:
+    if event.event_class == "rejected":
+        counter(names.ARCHIVE_REJECTED_SKIPPED).inc()  # counted, so a drain knows they will not reach the archive
+        return
+    yield event
+
+
 def _science_only(event: Event) -> Iterator[Event]:
     if event.injected:
         counter(names.TIERS_INJECTED_SKIPPED).inc()  # counted, so a drain knows they will not reach the tiers
@@ -118,7 +125,9 @@ def build_pipeline(
     warm = _tier_input(without_raw, streaming, batch_s, "Warm") | "WriteWarm" >> WriteTier(
         outputs.warm_root, names.WARM
     )
-    archive = _tier_input(science, streaming, batch_s, "Archive") | "WriteArchive" >> WriteTier(
+    # The retention table never archives rejected events (their bad packets are in the dead-letter store).
+    archived = science | "ArchiveNoRejected" >> beam.FlatMap(_archived_only)
+    archive = _tier_input(archived, streaming, batch_s, "Archive") | "WriteArchive" >> WriteTier(
         outputs.archive_root, names.ARCHIVE
     )
 

@@ -29,6 +29,8 @@ from config.settings import NightwatchConfig, PubSubSpec
 from core import names
 from core.event import Event, Packet, utcnow
 from core.names import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
+from ops import intake
+from ops.workers import Heartbeat
 from pipeline.graph import PIPELINE_VERSION, Graph, build_pipeline
 from pipeline.runners.local.dofns import reuse_local_dofns
 from pipeline.runners.local.reader import (
@@ -36,6 +38,7 @@ from pipeline.runners.local.reader import (
     PULL_TIMEOUT_S,
     limit_in_flight,
     pause_reading,
+    pause_subscriptions,
     resume_reading,
     tune_local_reader,
 )
@@ -236,6 +239,7 @@ def _in_flight(counts: dict[str, int]) -> int:
     routed = names.total(counts, names.routed)
     science = routed - counts.get(names.TIERS_INJECTED_SKIPPED, 0)  # injected events never go to the tiers
     tiers = sum(science - counts.get(names.handled(tier), 0) for tier in names.TIERS)
+    tiers -= counts.get(names.ARCHIVE_REJECTED_SKIPPED, 0)  # rejected events never go to the archive
     return counts.get(names.RECEIVED, 0) - finished + undecoded + tiers
 
 
@@ -287,6 +291,9 @@ def _run_stream(
     if local:
         local_runner.enter_context(reuse_local_dofns())
     result = p.run()
+    intake_poll = _IntakePoll(store, config, project, local)
+    heartbeat = Heartbeat(outputs.db_url, "stream", lambda: _beat_sample(intake_poll), run_id)
+    heartbeat.__enter__()
     if started is not None:
         started.set()
     deadline = time.monotonic() + duration_s if duration_s else None
@@ -299,7 +306,10 @@ def _run_stream(
                 stopper.reason = "duration reached"
                 break
             time.sleep(1.0)
+            intake_poll()
             counts = local_counts()
+            if intake_poll.paused:  # a paused intake is not idleness: the job waits for `intake resume`
+                last_change = time.monotonic()
             if counts.get(names.INGESTED, 0) != last_seen:
                 last_seen, last_change = counts.get(names.INGESTED, 0), time.monotonic()
             elif idle_s and time.monotonic() - last_change >= idle_s:
@@ -311,6 +321,7 @@ def _run_stream(
         log.info("draining (%s): no new packets in, finishing what is in flight", stopper.reason)
         if on_drain:
             on_drain()
+        intake_poll.state = "draining"
         pause_reading()
         closed_at = time.monotonic()
         time.sleep(PULL_TIMEOUT_S + 0.5)  # a pull in flight when the pause began delivers, and is finished too
@@ -324,6 +335,8 @@ def _run_stream(
         local_runner.close()
         limit_in_flight(None)
         resume_reading()
+        pause_subscriptions(set())
+        heartbeat.__exit__(None, None, None)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     counts = local_counts()
@@ -335,6 +348,55 @@ def _run_stream(
         "stopped_because": stopper.reason,
         "drained": drained,
         "pipeline_version": PIPELINE_VERSION,
+    }
+
+
+class _IntakePoll:
+    """Reads `intake_state` every `intake.POLL_S` and pauses the readers of the paused sources (local runner).
+
+    On a production runner there is no in-job pause: the job logs that a pause was asked for and how to do it
+    there (drain / stop with savepoint)."""
+
+    def __init__(self, store: HotStore, config: NightwatchConfig, project: str, local: bool):
+        self._store = store
+        self._spec = config.streaming.pubsub
+        self._project = project
+        self._local = local
+        self._sources = tuple(config.streaming.pubsub.topics)
+        self._next = 0.0
+        self.paused: set[str] = set()
+        self.state = "running"
+
+    def __call__(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + intake.POLL_S
+        try:
+            paused = intake.paused_sources(self._store, self._sources)
+        except Exception as exc:  # noqa: BLE001 - an unreadable state keeps the last one; the job goes on
+            log.warning("intake state not read: %s", exc)
+            return
+        if paused != self.paused:
+            log.info("intake %s", f"paused: {', '.join(sorted(paused))}" if paused else "resumed: every source")
+            if paused and not self._local:
+                log.warning("intake pause asked for on a production runner: %s", intake.PRODUCTION)
+        self.paused = paused
+        pause_subscriptions({self.subscription(source) for source in paused})
+
+    def subscription(self, source: str) -> str:
+        return f"projects/{self._project}/subscriptions/{self._spec.subscription(source)}"
+
+
+def _beat_sample(poll: _IntakePoll) -> dict[str, Any]:
+    counts = local_counts()
+    state = poll.state if poll.state != "running" else ("paused" if poll.paused else "running")
+    return {
+        "state": state,
+        "processed": names.total(counts, names.stored),
+        "errors": counts.get(names.DEAD_LETTERS, 0),
+        "backlog": _in_flight(counts),
+        "received": counts.get(names.RECEIVED, 0),
+        "paused_sources": sorted(poll.paused),
     }
 
 

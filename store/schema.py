@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -145,6 +145,55 @@ agent_metrics = sa.Table(
     sa.Column("budget_ms", sa.Integer, nullable=False),
     sa.Column("breaker_state", sa.String(16), nullable=False),  # closed | open | half_open, at the window's end
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Revision 0004, the runbook's steps 2 and 5: CPU time the agent's calls used, the worker's memory (RSS), and
+    # the window's slowest events as JSON [{event_id, latency_ms, size_bytes, status}].
+    sa.Column("cpu_ms", sa.Float),
+    sa.Column("memory_mb", sa.Float),
+    sa.Column("slowest", sa.Text),
+)
+
+heartbeats = sa.Table(
+    "heartbeats",
+    metadata,
+    # Revision 0004: each running job or worker's latest beat (High queue depth step 1; Critical alert not sent
+    # step 1 for the notifier). One row per worker, replaced every few seconds.
+    sa.Column("worker_id", sa.String(160), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False, index=True),  # stream | batch | notifier
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("host", sa.String(128)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("state", sa.String(16), nullable=False),  # running | paused | draining | stopped
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("processed", sa.Integer, nullable=False),
+    sa.Column("throughput_per_s", sa.Float),
+    sa.Column("backlog", sa.Integer),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+console_faults = sa.Table(
+    "console_faults",
+    metadata,
+    # Revision 0004: the console's own faults (a page that failed to render, a panel that could not refresh),
+    # recorded when they happen: the guide's SEV-4, "cosmetic / dashboard glitch".
+    sa.Column("fault_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("page", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # render_error | stale_panel
+    sa.Column("detail", sa.Text),
+    sa.Column("user_name", sa.String(128)),
+)
+
+intake_state = sa.Table(
+    "intake_state",
+    metadata,
+    # Revision 0004: `nightwatch intake pause|resume`; a running streaming job polls it. source "*" = every source.
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("changed_by", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text),
 )
 
 injection_reports = sa.Table(

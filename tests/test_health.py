@@ -178,12 +178,29 @@ def test_agent_over_budget_or_open_breaker_is_sev3(store):
     assert report.agents.runbook.title == "Runbook: Agent Timeout"
 
 
-def test_alert_volume_over_range_alone_is_sev4():
+def test_alert_volume_over_range_alone_is_sev3_with_review_thresholds():
     panels = [
         health.Panel(name, 0.0, "", "ok", "", health.RUNBOOKS["latency"])
         for name in ("Event rate", "Processing latency", "Queue depth", "Error rate")
     ]
     panels.append(health.Panel("Alert volume", 61.0, "< 50 a night", "bad", "", health.RUNBOOKS["alert_volume"]))
     agents = health.AgentHealth([], [], {}, "no agent metrics yet")
-    level, reason, _ = health.severity(panels, agents, False, 7700.0, None, "")
-    assert level == "SEV-4" and "review thresholds" in reason
+    level, reason, runbook = health.severity(panels, agents, False, 7700.0, None, "")
+    assert level == "SEV-3" and "review thresholds" in reason
+    assert runbook == health.RUNBOOKS["alert_volume"] and "Review thresholds" in runbook.steps[0]
+
+
+def test_sev4_comes_from_the_consoles_own_faults_recorded_when_they_happen(store):
+    from ops.health.faults import RENDER_ERROR, STALE_PANEL, recent_faults, record_fault
+
+    now = utcnow()
+    store.upsert_metrics(window_rows(now))
+    assert health.evaluate(store, CONFIG, now).severity is None
+    record_fault(store, "Alerts", RENDER_ERROR, "KeyError: 'title'", "ops")
+    record_fault(store, "Monitoring", STALE_PANEL, "OperationalError: database is locked")
+    report = health.evaluate(store, CONFIG, utcnow())
+    assert report.severity == "SEV-4" and report.runbook == health.RUNBOOKS["sev4"]
+    assert "console page Alerts failed to render" in report.reason and "KeyError" in report.reason
+    assert "console page Monitoring showed stale figures" in report.reason
+    # An hour on, the glitch no longer counts.
+    assert recent_faults(store, utcnow() + timedelta(hours=1, minutes=1)) == []

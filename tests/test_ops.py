@@ -153,6 +153,11 @@ def test_checklists_report_for_the_handoff(tmp_path, capsys):
     assert main(["checklist", "ops", "--output", str(out)]) == 1  # 1 corrupt packet in 60: 1.7% > 0.1%
     text = capsys.readouterr().out
     assert "ops checklist" in text and "[!] processing metrics: 59 events stored, 1 dead letters (1.67%)" in text
+    # 09:00 reviews the guide's five panels over the night, each against its normal range.
+    for panel in ("event rate", "processing latency", "queue depth", "error rate", "alert volume"):
+        assert f"night panel: {panel}: " in text
+    assert "[!] night panel: error rate: 1.67%" in text and "runbook: Common issue: processing errors" in text
+    assert "[x] night panel: alert volume" in text
     assert main(["checklist", "evening", "--output", str(out)]) == 1  # no backup yet
     assert "no backup" in capsys.readouterr().out
     assert main(["backup", "--output", str(out)]) == 0

@@ -56,6 +56,11 @@ def test_an_outage_of_a_night_in_hot_and_warm_is_restored_exactly_from_the_archi
             .scalars()
             .all()
         )
+        lost_rejected = set(
+            conn.execute(
+                sa.select(events.c.event_id).where((events.c.night == night) & (events.c.event_class == "rejected"))
+            ).scalars()
+        )
         conn.execute(alerts.delete().where(alerts.c.event_id.in_(lost_alerts)))
         conn.execute(events.delete().where(events.c.night == night))
     for path in (out / "warm" / f"night={night}").rglob("*.parquet"):  # ...and from the warm tier
@@ -64,7 +69,14 @@ def test_an_outage_of_a_night_in_hot_and_warm_is_restored_exactly_from_the_archi
     capsys.readouterr()
 
     assert main(["replay", "--from", "archive", *RANGE, "--output", str(out)]) == 0
-    assert {table.name: store.count(table) for table in (events, alerts)} == tables  # exactly, no duplicates
+    # Exactly, no duplicates: every event the archive keeps. Rejected events are not archived (the guide's
+    # retention table), so with the hot store and the warm tier both lost they come back only from the sources'
+    # packet files (`replay --from files`) or a backup; no tier holds them, so verify has nothing to compare.
+    assert lost_rejected
+    assert {table.name: store.count(table) for table in (events, alerts)} == {
+        "events": tables["events"] - len(lost_rejected),
+        "alerts": tables["alerts"],
+    }
     assert main(["verify", "--output", str(out)]) == 0
 
 

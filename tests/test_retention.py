@@ -35,6 +35,9 @@ def test_the_guides_table_tier_by_tier(night, capsys):
     out, stored = night
     assert set(stored) >= {"critical", "significant", "interesting", "routine", "rejected"}
     archived_before = len(read_archive(str(out / "archive")))
+    # The table archives no rejected event: the pipeline never writes one there.
+    archived = Counter(record["event_class"] for record in read_archive(str(out / "archive")))
+    assert "rejected" not in archived and archived_before == sum(stored.values()) - stored["rejected"]
 
     retention(out, "2099-01-01", "--dry-run")  # a dry run changes nothing
     assert classes_in_hot(out) == Counter(stored)
@@ -46,11 +49,11 @@ def test_the_guides_table_tier_by_tier(night, capsys):
     # Ten days: routine gone from hot (7 days).
     retention(out, _days(10))
     assert set(classes_in_hot(out)) == {"critical", "significant", "interesting"}
-    # Forty days: rejected gone from warm and archive (30 days, then deleted).
+    # Forty days: rejected gone from warm (30 days, then deleted); the archive never had them.
     retention(out, _days(40))
     warm = Counter(read_warm(str(out / "warm")).column("event_class").to_pylist())
     assert "rejected" not in warm
-    assert len(read_archive(str(out / "archive"))) == archived_before - stored["rejected"]
+    assert len(read_archive(str(out / "archive"))) == archived_before
     # Two years: significant out of hot (1 year) but permanent in warm; routine out of warm (1 year), archived.
     retention(out, _days(730))
     assert set(classes_in_hot(out)) == {"critical"}
@@ -87,3 +90,34 @@ def _days(n: int) -> str:
     from core.event import utcnow
 
     return (utcnow() + timedelta(days=n)).isoformat()
+
+
+def test_a_rejected_event_archived_by_an_older_nightwatch_leaves_the_archive_at_once(night, capsys):
+    """Before the table was followed, rejected events sat in the archive for 30 days: retention removes them now,
+    at any age, and leaves every other archived event."""
+    from datetime import datetime, timezone
+
+    from core.event import Event
+    from store.tiers import write_archive_partition
+
+    out, _stored = night
+    archived_before = len(read_archive(str(out / "archive")))
+    now = datetime.now(timezone.utc)
+    old = Event(
+        event_id="ztf:legacy-rejected",
+        source="ztf",
+        kind="optical_transient",
+        event_time=now,
+        received_time=now,
+        ra=10.0,
+        dec=-5.0,
+        raw=b"packet",
+        raw_format="ztf-avro",
+        event_class="rejected",
+        night="2026-01-01",
+    )
+    write_archive_partition(str(out / "archive"), "2026-01-01", "ztf", [old])
+    assert len(read_archive(str(out / "archive"))) == archived_before + 1
+    retention(out, _days(0))
+    classes = Counter(record["event_class"] for record in read_archive(str(out / "archive")))
+    assert "rejected" not in classes and sum(classes.values()) == archived_before

@@ -12,6 +12,7 @@ per agent (calls, latency p50/p95, timeouts, errors, skips, breaker state) into 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -122,6 +123,9 @@ class AgentStats(beam.CombineFn):
             "latencies": [],
             "budget_ms": 0,
             "breaker": (0.0, "closed"),
+            "cpu_ms": 0.0,
+            "memory_mb": None,
+            "slowest": [],
         }
 
     def add_input(self, acc: dict[str, Any], call: AgentCall, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
@@ -132,6 +136,10 @@ class AgentStats(beam.CombineFn):
         acc["latencies"].append(call.latency_ms)
         acc["budget_ms"] = call.budget_ms
         acc["breaker"] = max(acc["breaker"], (call.at, call.breaker_state))
+        acc["cpu_ms"] += call.cpu_ms
+        if call.memory_mb is not None:
+            acc["memory_mb"] = max(acc["memory_mb"] or 0.0, call.memory_mb)
+        acc["slowest"] = _slowest([*acc["slowest"], _slow_entry(call)])
         return acc
 
     def merge_accumulators(self, accumulators: Any, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
@@ -142,10 +150,30 @@ class AgentStats(beam.CombineFn):
             merged["latencies"].extend(acc["latencies"])
             merged["budget_ms"] = max(merged["budget_ms"], acc["budget_ms"])
             merged["breaker"] = max(merged["breaker"], acc["breaker"])
+            merged["cpu_ms"] += acc["cpu_ms"]
+            if acc["memory_mb"] is not None:
+                merged["memory_mb"] = max(merged["memory_mb"] or 0.0, acc["memory_mb"])
+            merged["slowest"] = _slowest([*merged["slowest"], *acc["slowest"]])
         return merged
 
     def extract_output(self, acc: dict[str, Any], *_args: Any, **_kwargs: Any) -> dict[str, Any]:
         return acc
+
+
+SLOWEST_KEPT = 5  # the window's slowest events per agent: the Agent Timeout runbook's "data causing slow processing"
+
+
+def _slow_entry(call: AgentCall) -> dict[str, Any]:
+    return {
+        "event_id": call.event_id,
+        "latency_ms": round(call.latency_ms, 1),
+        "size_bytes": call.size_bytes,
+        "status": call.status,
+    }
+
+
+def _slowest(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(entries, key=lambda entry: (-entry["latency_ms"], entry["event_id"]))[:SLOWEST_KEPT]
 
 
 def agent_metrics_row(agent: str, stats: dict[str, Any], start: float, end: float, run_id: str) -> dict[str, Any]:
@@ -169,6 +197,9 @@ def agent_metrics_row(agent: str, stats: dict[str, Any], start: float, end: floa
         "budget_ms": stats["budget_ms"],
         "breaker_state": stats["breaker"][1],
         "updated_at": utcnow(),
+        "cpu_ms": round(stats.get("cpu_ms", 0.0), 3),
+        "memory_mb": None if stats.get("memory_mb") is None else round(stats["memory_mb"], 1),
+        "slowest": json.dumps(stats.get("slowest", [])),
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -9,6 +11,8 @@ from access.accounts import User
 from core.event import utcnow
 from dashboard import context, ui
 from ops.health import AgentHealth, HealthReport, Panel, Runbook, evaluate
+from ops.health.faults import STALE_PANEL, record_fault
+from ops.workers import notifier_status, workers
 
 REFRESH_S = 15
 
@@ -16,9 +20,14 @@ REFRESH_S = 15
 def _runbook(runbook: Runbook) -> None:
     st.markdown(f"**{runbook.title}** — symptoms: {runbook.symptoms}")
     st.markdown("\n".join(f"{number}. {step}" for number, step in enumerate(runbook.steps, 1)))
+    if any("contact" in step.lower() and "source" in step.lower() for step in runbook.steps):
+        contacts = context.config().sources.contacts()
+        st.markdown("Contacts of the sources: " + "; ".join(f"**{name}**: {who}" for name, who in contacts.items()))
 
 
 def _severity(report: HealthReport) -> None:
+    if report.intake_paused:
+        st.warning(f"**Intake paused** — {report.intake_note}", icon="⏸️")
     if report.severity is None:
         st.success(f"**No incident.** {report.reason}.")
     else:
@@ -88,6 +97,8 @@ def _agents(agents: AgentHealth) -> None:
             "p95 ms": row.get("latency_p95_ms"),
             "budget ms": row.get("budget_ms"),
             "breaker": row.get("breaker_state"),
+            "CPU ms": row.get("cpu_ms"),
+            "memory MiB": row.get("memory_mb"),
             "window end": row.get("window_end"),
         }
         for row in agents.rows
@@ -96,6 +107,10 @@ def _agents(agents: AgentHealth) -> None:
     if agents.series:
         frame = pd.DataFrame(agents.series).pivot_table(index="time", columns="agent", values="p95_ms")
         st.line_chart(frame, height=180, y_label="latency p95 (ms)")
+    slow = [{"agent": row["agent"], **entry} for row in agents.rows for entry in json.loads(row.get("slowest") or "[]")]
+    if slow:
+        with st.expander("Slowest events per agent (the data causing slow processing)"):
+            st.dataframe(pd.DataFrame(slow), hide_index=True, width="stretch")
     troubled = [name for name, status in agents.status.items() if status != "ok"]
     with st.expander(f"{agents.runbook.title}", expanded=bool(troubled)):
         if troubled:
@@ -103,15 +118,59 @@ def _agents(agents: AgentHealth) -> None:
         _runbook(agents.runbook)
 
 
+def _workers() -> None:
+    """High queue depth step 1 (worker status) and Critical alert not sent step 1 (is the notifier alive?)."""
+    st.subheader("Workers")
+    store = context.store()
+    service, latest = notifier_status(store)
+    if service == "stale":
+        st.error(
+            f"Alert service down: the notifier's last beat was {latest.age_s:.0f} s ago ({latest.host}): "
+            "restart `nightwatch notify run` (Runbook: Critical Alert Not Sent, step 1)"
+        )
+    elif service == "ok":
+        st.caption(f"Alert service: the notifier is running (last beat {latest.age_s:.0f} s ago).")
+    else:
+        st.caption(f"Alert service: the notifier is {'stopped' if service == 'stopped' else 'not running yet'}.")
+    found = workers(store)
+    if not found:
+        st.info("No job or worker has recorded a heartbeat yet.")
+        return
+    rows = [
+        {
+            "worker": w.worker_id,
+            "kind": w.kind,
+            "state": w.shown_state,
+            "last beat (s ago)": round(w.age_s),
+            "processed": w.processed,
+            "per s": None if w.throughput_per_s is None else round(w.throughput_per_s, 1),
+            "backlog": w.backlog,
+            "errors": w.errors,
+        }
+        for w in found
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
 @st.fragment(run_every=REFRESH_S)
 def _live() -> None:
-    report = evaluate(context.store(), context.config(), utcnow())
+    try:
+        report = evaluate(context.store(), context.config(), utcnow())
+    except Exception as exc:  # noqa: BLE001 - the panels cannot refresh: say so, record it (SEV-4)
+        detail = f"{type(exc).__name__}: {exc}"
+        try:
+            record_fault(context.store(), "Monitoring", STALE_PANEL, detail)
+        except Exception:  # noqa: BLE001 - the store may be what failed; the page still says so
+            pass
+        st.warning(f"The panels could not refresh ({detail}): recorded as a console fault (SEV-4).")
+        return
     _severity(report)
     columns = st.columns(2)
     for index, panel in enumerate(report.panels):
         with columns[index % 2]:
             _panel(panel)
     _agents(report.agents)
+    _workers()
 
 
 def render(user: User) -> None:

@@ -16,7 +16,8 @@ it, the panels show the last active window instead (so an operator sees what the
 severity is SEV-1: no events processing while the sources are expected to send.
 
 Modules: `report` (normal ranges, the runbooks of config/runbooks.yaml, the report's dataclasses), `panels`
-(the five panels), `agents` (agent health), `evaluate` (severity and `evaluate`).
+(the five panels), `agents` (agent health), `faults` (the console's own faults, recorded as they happen: the only
+source of SEV-4), `evaluate` (severity and `evaluate`).
 """
 
 from ops.health.agents import agent_health

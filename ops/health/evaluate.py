@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from config.settings import NightwatchConfig
 from core.event import as_utc
+from ops import intake
 from ops.health.agents import agent_health
+from ops.health.faults import recent_faults
 from ops.health.panels import five_panels, latest_activity
 from ops.health.report import (
     ALERTS_PER_NIGHT,
@@ -41,9 +44,18 @@ def _critical_recall(store: HotStore) -> float | None:
 
 
 def severity(
-    panels: list[Panel], agents: AgentHealth, stale: bool, expected_total: float, recall: float | None, idle: str
+    panels: list[Panel],
+    agents: AgentHealth,
+    stale: bool,
+    expected_total: float,
+    recall: float | None,
+    idle: str,
+    faults: Sequence[str] = (),
 ) -> tuple[str | None, str, Runbook | None]:
-    """The guide's severity levels from the panels: the highest level any finding reaches, and every finding."""
+    """The guide's severity levels from the panels: the highest level any finding reaches, and every finding.
+
+    SEV-3 (minor issue): a panel out of its normal range (alert volume included: review thresholds) or an agent
+    over budget. SEV-4 (cosmetic / dashboard glitch): only the console's own faults (`faults`)."""
     by_name = {panel.name: panel for panel in panels}
     if stale and expected_total > 0:
         return (
@@ -51,7 +63,7 @@ def severity(
             f"no events processing: {idle}, while sources expect {expected_total:,.1f}/min",
             RUNBOOKS["sev1"],
         )
-    major, minor, cosmetic = [], [], []
+    major, minor = [], []
     errors, queue = by_name["Error rate"], by_name["Queue depth"]
     if errors.value is not None and errors.value >= MAJOR_FACTOR * ERROR_RATE:
         major.append(f"error rate {errors.value:.2%} is over {MAJOR_FACTOR}x its normal range (< 0.1%)")
@@ -65,16 +77,19 @@ def severity(
         panel = by_name[name]
         if panel.abnormal:
             minor.append(f"{name.lower()} {panel.display} outside its normal range ({panel.normal})")
+    volume = by_name["Alert volume"]
+    if volume.abnormal:
+        minor.append(f"alert volume {volume.display} over {ALERTS_PER_NIGHT} a night: review thresholds")
     for agent, status in agents.status.items():
         if status == "bad":
             minor.append(f"agent {agent} over its latency budget or its breaker is open")
     if minor:
-        return "SEV-3", "; ".join(minor), None
-    volume = by_name["Alert volume"]
-    if volume.abnormal:
-        cosmetic.append(f"alert volume {volume.display} over {ALERTS_PER_NIGHT} a night: review thresholds")
+        # The runbook of the first abnormal panel (alert volume alone: review thresholds), or the agents'.
+        first = next((panel.runbook for panel in panels if panel.abnormal), None)
+        return "SEV-3", "; ".join(minor), first or agents.runbook
+    cosmetic = list(faults)
     if cosmetic:
-        return "SEV-4", "; ".join(cosmetic), None
+        return "SEV-4", "; ".join(cosmetic), RUNBOOKS["sev4"]
     return None, "every panel is within its normal range", None
 
 
@@ -88,6 +103,7 @@ def evaluate(
     """The five panels over the recent `window` (charts over `history`), agent health and the severity."""
     now = as_utc(now)
     expected = {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()}
+    paused = sorted(intake.paused_sources(store, tuple(expected)))
     latest = latest_activity(store)
     stale = latest is None or latest < now - window
     end = now if not stale or latest is None else latest
@@ -100,8 +116,36 @@ def evaluate(
         idle = "nothing has been processed yet (the store is empty)"
     else:
         idle = f"nothing processed since {latest:%Y-%m-%d %H:%M:%S} UTC ({_ago(now - latest)} ago)"
-    level, reason, runbook = severity(panels, agents, stale, sum(expected.values()), _critical_recall(store), idle)
-    return HealthReport(now, start, end, stale, basis, panels, agents, level, reason, runbook)
+    # A source whose intake an operator paused is expected to send nothing: its silence is not an outage.
+    expected_total = sum(rate for name, rate in expected.items() if name not in paused)
+    faults = [fault.describe() for fault in recent_faults(store, now)]
+    level, reason, runbook = severity(panels, agents, stale, expected_total, _critical_recall(store), idle, faults)
+    note = ""
+    if paused:
+        changed = {row.source: row for row in intake.rows(store) if row.paused}
+        who = changed.get(intake.ALL) or next(iter(changed.values()), None)
+        note = f"intake paused: {', '.join(paused)}" + (
+            f" (by {who.changed_by} at {as_utc(who.changed_at):%Y-%m-%d %H:%M} UTC"
+            + (f": {who.reason}" if who.reason else "")
+            + "); resume with `nightwatch intake resume`"
+            if who
+            else ""
+        )
+    return HealthReport(
+        now,
+        start,
+        end,
+        stale,
+        basis,
+        panels,
+        agents,
+        level,
+        reason,
+        runbook,
+        intake_paused=paused,
+        intake_note=note,
+        contacts=config.sources.contacts(),
+    )
 
 
 def _ago(delta: timedelta) -> str:

@@ -84,6 +84,9 @@ class HealthReport:
     severity: str | None  # "SEV-1" .. "SEV-4", or None when all is normal
     reason: str
     runbook: Runbook | None = None
+    intake_paused: list[str] = field(default_factory=list)  # sources `nightwatch intake pause` stopped
+    intake_note: str = ""  # who paused them, when
+    contacts: dict[str, str] = field(default_factory=dict)  # source -> its contact (config/sources.yaml)
 
     def panel(self, name: str) -> Panel:
         return next(panel for panel in self.panels if panel.name == name)

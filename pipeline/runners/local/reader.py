@@ -46,6 +46,16 @@ def limit_in_flight(check: Callable[[], bool] | None) -> None:
     _backpressure = check
 
 
+# Subscriptions whose intake is paused (`nightwatch intake pause`): their reader stops pulling, the others go on.
+_paused_subscriptions: set[str] = set()
+
+
+def pause_subscriptions(names: set[str]) -> None:
+    """Stop pulling from exactly these subscriptions (full paths); an empty set lets every reader pull."""
+    _paused_subscriptions.clear()
+    _paused_subscriptions.update(names)
+
+
 def pause_reading() -> None:
     _PAUSED.set()
 
@@ -73,7 +83,8 @@ def _read_from_pubsub(self: Any, timestamp_attribute: str | None) -> list[tuple[
 
     from google.api_core.exceptions import DeadlineExceeded, ResourceExhausted
 
-    if _PAUSED.is_set() or (_backpressure is not None and _backpressure()):
+    paused = _PAUSED.is_set() or self._sub_name in _paused_subscriptions
+    if paused or (_backpressure is not None and _backpressure()):
         time.sleep(0.05)  # draining or full: leave the messages on the subscription
         return []
     client = _emulator_client() or self._get_subscriber_client(self._applied_ptransform)
