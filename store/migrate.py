@@ -45,6 +45,11 @@ def head() -> str:
     return _script().get_current_head()
 
 
+def number(revision: str) -> int:
+    """A revision's schema version: its leading digits (`0002_audit_chain` is 2)."""
+    return int(revision.split("_", 1)[0])
+
+
 def _known(revision: str) -> bool:
     try:
         return _script().get_revision(revision) is not None
@@ -73,7 +78,7 @@ def upgrade(engine: sa.Engine, url: str) -> list[str]:
         command.upgrade(config, "head")
         migrated = list(config.attributes["migrated"])
         if current is not None and current != head():
-            migrated.append(f"schema version {int(current)} -> {SCHEMA_VERSION}")
+            migrated.append(f"schema version {number(current)} -> {SCHEMA_VERSION}")
         _record(conn, legacy, migrated)
     return migrated
 

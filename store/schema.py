@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -77,6 +77,8 @@ dead_letters = sa.Table(
     sa.Column("injected", sa.Boolean, nullable=False, default=False),
     sa.Column("received_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+    # Set when the event this letter is about was stored after all (a rerun): `verify` and health skip it.
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
 )
 
 runs = sa.Table(
@@ -248,6 +250,18 @@ audit_log = sa.Table(
     sa.Column("before", sa.Text),  # JSON
     sa.Column("after", sa.Text),  # JSON
     sa.Column("note", sa.Text),
+    # sha256 over the previous row's hash and this row's canonical content (access/audit.py): a changed,
+    # deleted or forged row breaks the chain (`nightwatch audit verify`).
+    sa.Column("row_hash", sa.String(64)),
+)
+
+# The head of the audit chain: one row, locked by each append (SELECT ... FOR UPDATE), so appends are serial.
+audit_chain = sa.Table(
+    "audit_chain",
+    metadata,
+    sa.Column("name", sa.String(16), primary_key=True),  # always "head"
+    sa.Column("last_id", sa.Integer),
+    sa.Column("last_hash", sa.String(64), nullable=False),
 )
 
 alert_actions = sa.Table(
