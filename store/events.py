@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.event import DeadLetter, Event, utcnow
-from store.inserts import insert_new
-from store.schema import alerts, dead_letters, events, review_queue
+from store.inserts import insert_ignoring_conflicts, insert_new
+from store.schema import alerts, dead_letters, events, notify_outbox, review_queue
 
 
 def alert_id_for(event_id: str) -> str:
@@ -91,8 +91,22 @@ class EventQueries:
         return self._insert_new(events, "event_id", [event_row(event, now) for event in batch])
 
     def add_alerts(self, batch: Iterable[Event]) -> set[str]:
+        """Store the alerts and, in the same transaction, a pending outbox row for each new one: an alert that is
+        stored is an alert that will be notified, whatever crashes after (`ops.notify`'s delivery worker)."""
         now = utcnow()
-        return self._insert_new(alerts, "alert_id", [alert_row(event, now) for event in batch])
+        rows = [alert_row(event, now) for event in batch]
+        if not rows:
+            return set()
+        with self.engine.begin() as conn:
+            new = insert_new(conn, alerts, "alert_id", rows)
+            pending = [
+                {"alert_id": row["alert_id"], "level": row["level"], "created_at": now}
+                for row in rows
+                if row["alert_id"] in new
+            ]
+            if pending:
+                conn.execute(insert_ignoring_conflicts(conn, notify_outbox, ["alert_id"]), pending)
+        return new
 
     def add_reviews(self, batch: Iterable[Event]) -> set[str]:
         now = utcnow()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -358,6 +358,18 @@ deliveries = sa.Table(
     sa.Column("digest_id", sa.String(64)),  # throttled rows: the digest that carried them
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The notification outbox: one row per new alert, written in the transaction that stores the alert, so an alert
+# stored is an alert that will be notified. A delivery worker (the pipeline's notify step, `nightwatch notify run`)
+# notifies each pending row (once: the `deliveries` claim) and sets `done_at`.
+notify_outbox = sa.Table(
+    "notify_outbox",
+    metadata,
+    sa.Column("alert_id", sa.String(300), primary_key=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("done_at", sa.DateTime(timezone=True), index=True),
 )
 
 escalations = sa.Table(
