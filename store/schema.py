@@ -73,7 +73,7 @@ dead_letters = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
     sa.Column("origin", sa.Text),
-    sa.Column("event_id", sa.String(256)),
+    sa.Column("event_id", sa.String(256), index=True),  # indexed: a stored event resolves its letters
     sa.Column("injected", sa.Boolean, nullable=False, default=False),
     sa.Column("received_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),

@@ -1,5 +1,5 @@
 """The audit log becomes a hash chain (`audit_log.row_hash`, the `audit_chain` head row); dead letters can be
-marked resolved (`dead_letters.resolved_at`) when their event is stored after all.
+marked resolved (`dead_letters.resolved_at`, and an index on their event id) when their event is stored after all.
 
 The rows written before the chain get their hashes here, in order (the append-only triggers are set aside for
 that one update and put back). Every step is skipped where it is done already (a store adopted from
@@ -48,6 +48,8 @@ def upgrade() -> None:
         op.add_column("audit_log", sa.Column("row_hash", sa.String(64)))
     if "resolved_at" not in _columns(inspector, "dead_letters"):
         op.add_column("dead_letters", sa.Column("resolved_at", sa.DateTime(timezone=True)))
+    if "ix_dead_letters_event_id" not in {index["name"] for index in inspector.get_indexes("dead_letters")}:
+        op.create_index("ix_dead_letters_event_id", "dead_letters", ["event_id"])
     if not inspector.has_table("audit_chain"):
         op.create_table(
             "audit_chain",
@@ -85,5 +87,6 @@ def downgrade() -> None:
     op.drop_table("audit_chain")
     with op.batch_alter_table("audit_log") as batch:
         batch.drop_column("row_hash")
+    op.drop_index("ix_dead_letters_event_id", "dead_letters")
     with op.batch_alter_table("dead_letters") as batch:
         batch.drop_column("resolved_at")
