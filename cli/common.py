@@ -146,16 +146,19 @@ def known_failure(exc: BaseException) -> tuple[str, int] | None:
         return f"bad hot store URL: {_first_line(exc)}; fix --db-url / $NIGHTWATCH_DB_URL", EXIT_USAGE
     if isinstance(exc, ConfigError):
         return f"bad configuration: {_first_line(exc)}; fix the file or give --config a valid folder", EXIT_USAGE
-    if isinstance(exc, NotADirectoryError | FileExistsError | IsADirectoryError | PermissionError):
-        why = {
-            NotADirectoryError: "a part of the path is a file, not a folder",
-            FileExistsError: "a file is in the way of a folder",
-            IsADirectoryError: "it is a folder",
-            PermissionError: "permission denied",
-        }[type(exc)]
+    reasons = (
+        (NotADirectoryError, "a part of the path is a file, not a folder"),
+        (FileExistsError, "a file is in the way of a folder"),
+        (IsADirectoryError, "it is a folder"),
+        (PermissionError, "permission denied"),
+    )
+    why = next((text for kind, text in reasons if isinstance(exc, kind)), None)
+    if (
+        why is not None and isinstance(exc, OSError) and exc.errno is not None
+    ):  # the system's refusal (not a role's: access.roles)
         return f"cannot write{_path_of(exc)}: {why}; choose a writable --output (or fix its permissions)", EXIT_FAILURE
     if isinstance(exc, FileNotFoundError):
         return f"not found:{_path_of(exc) or ' ' + _first_line(exc)}; check the path given", EXIT_USAGE
-    if isinstance(exc, ValueError | RuntimeError):  # the commands' own usage errors, as before
+    if isinstance(exc, ValueError | RuntimeError | PermissionError):  # the commands' own refusals, as before
         return _first_line(exc), EXIT_USAGE
     return None
