@@ -1,5 +1,7 @@
 """The audit log: one append-only row per change (who, when, what, before, after), written in the change's
-transaction; the database refuses UPDATE and DELETE (triggers)."""
+transaction; the database refuses UPDATE and DELETE (triggers). Each row carries a hash chaining it to the one
+before (store/chain.py), so a row changed, deleted or forged by someone who set the triggers aside (with the
+application's own credentials) is found by `verify_chain` (`nightwatch audit verify`, the console's audit page)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from core.event import as_utc, utcnow
+from store.chain import GENESIS, HEAD, chain_hash
 from store.hot import HotStore
-from store.schema import audit_log
+from store.inserts import insert_ignoring_conflicts
+from store.schema import audit_chain, audit_log
 
 # --- the audit log (append-only) ----------------------------------------------------------------------------
 
@@ -25,18 +29,38 @@ def _json(value: Any) -> str | None:
 def audit(
     conn: Connection, actor: str, action: str, target: str, before: Any, after: Any, note: str | None = None
 ) -> None:
-    """Append one audit row inside the caller's transaction, so the change and its record commit together."""
+    """Append one audit row inside the caller's transaction, so the change and its record commit together.
+
+    The chain's head row is locked first (FOR UPDATE on PostgreSQL; on SQLite the write takes the database's
+    lock), so concurrent appends extend the chain one after the other until their transactions end.
+    """
+    previous = _lock_head(conn)
+    row = {
+        "at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "before": _json(before),
+        "after": _json(after),
+        "note": note or None,
+    }
+    row["row_hash"] = chain_hash(previous, row)
+    audit_id = conn.execute(audit_log.insert().values(**row)).inserted_primary_key[0]
     conn.execute(
-        audit_log.insert().values(
-            at=utcnow(),
-            actor=actor,
-            action=action,
-            target=target,
-            before=_json(before),
-            after=_json(after),
-            note=note or None,
-        )
+        audit_chain.update().where(audit_chain.c.name == HEAD).values(last_id=audit_id, last_hash=row["row_hash"])
     )
+
+
+def _lock_head(conn: Connection) -> str:
+    """Lock the chain's head and return the last row's hash."""
+    # A write first: SQLite takes its write lock now, not at the insert after this read.
+    conn.execute(audit_chain.update().where(audit_chain.c.name == HEAD).values(name=HEAD))
+    query = sa.select(audit_chain.c.last_hash).where(audit_chain.c.name == HEAD).with_for_update()
+    last = conn.execute(query).scalar()
+    if last is None:  # a store whose head row is missing: start it
+        conn.execute(insert_ignoring_conflicts(conn, audit_chain, ["name"]).values(name=HEAD, last_hash=GENESIS))
+        last = conn.execute(query).scalar()
+    return last
 
 
 def audit_alone(
@@ -90,3 +114,47 @@ def audit_entries(
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """What `verify_chain` found: `bad_id` is the first row that breaks the chain (None if it is intact)."""
+
+    rows: int
+    bad_id: int | None = None
+    problem: str = ""
+
+    @property
+    def intact(self) -> bool:
+        return not self.problem
+
+    def line(self) -> str:
+        if self.intact:
+            return f"audit log intact: {self.rows} rows, each chained to the one before"
+        return f"audit log tampered with: {self.problem}"
+
+
+def verify_chain(store: HotStore) -> ChainCheck:
+    """Walk the log in order and recompute each row's hash from the previous one. A changed row fails its own
+    hash; a deleted row fails the next one's; a forged row fails its own (or has none); rows deleted at the end
+    leave the chain's head pointing past the last row."""
+    previous, last_id, count = GENESIS, None, 0
+    with store.engine.connect() as conn:
+        head = conn.execute(sa.select(audit_chain).where(audit_chain.c.name == HEAD)).first()
+        for row in conn.execute(sa.select(audit_log).order_by(audit_log.c.audit_id)):
+            count += 1
+            if row.row_hash is None:
+                return ChainCheck(count, row.audit_id, f"row {row.audit_id} has no hash (written around the chain)")
+            if chain_hash(previous, row) != row.row_hash:
+                return ChainCheck(
+                    count,
+                    row.audit_id,
+                    f"row {row.audit_id} does not follow from the row before it "
+                    "(it was changed or forged, or the row before it was deleted)",
+                )
+            previous, last_id = row.row_hash, row.audit_id
+    if head is not None and head.last_hash != previous:
+        return ChainCheck(
+            count, head.last_id, f"the chain ends at row {head.last_id} but the log at row {last_id}: rows deleted"
+        )
+    return ChainCheck(count)

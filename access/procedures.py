@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from access import roles
 from access.accounts import acting, get_user, grant_role, list_users, valid_role
-from access.audit import AuditEntry, audit, audit_alone, audit_entries
+from access.audit import AuditEntry, ChainCheck, audit, audit_alone, audit_entries, verify_chain
 from access.roles import AccessError, PermissionDenied
 from core.event import as_utc, utcnow
 from store.hot import HotStore
@@ -212,6 +212,12 @@ def access_review_for(store: HotStore, actor: str) -> list[dict[str, Any]]:
     rows = access_review(store)
     audit_alone(store, actor, "access.review", "users", None, None, f"{len(rows)} users")
     return rows
+
+
+def audit_chain_for(store: HotStore, viewer: str) -> ChainCheck:
+    """Whether the audit log's hash chain is intact, for a Super Admin."""
+    acting(store, viewer, "view_audit")
+    return verify_chain(store)
 
 
 def audit_for(store: HotStore, viewer: str, **filters: Any) -> list[AuditEntry]:

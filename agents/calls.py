@@ -9,7 +9,10 @@ longer; an event whose answer is not back proceeds without it. So:
   `skipped` for it, with the reason;
 - other events retry with exponential backoff while the budget lasts, then are marked `timeout` or `error`;
 - after `failure_threshold` failures in a row the breaker opens: calls stop (events are `skipped`) until
-  `reset_after_s` has passed, then one probe call is let through; its success closes the breaker.
+  `reset_after_s` has passed, then one probe call is let through; its success closes the breaker;
+- a batch (not critical) whose retries all failed with an error (not a timeout) is split in halves while the
+  budget and the breaker allow (`core.isolate`): one event the agent chokes on fails only itself, with its
+  own reason, and the others get their findings.
 
 Nothing is lost: every event comes out, with one enrichment per agent that takes it.
 """
@@ -27,6 +30,7 @@ from typing import Any
 
 from agents.base import Agent, Finding, Status, enrichment
 from core.event import Event
+from core.isolate import isolate
 
 CRITICAL = "critical"
 
@@ -107,6 +111,8 @@ class _Outcome:
     attempts: int
     reason: str
     cpu_ms: float = 0.0  # CPU time of the calling thread over every attempt
+    # After a batch failed and was split: each event's own (status, reason), None for the events answered.
+    per_event: list[tuple[Status, str] | None] | None = None
 
 
 def memory_mb() -> float | None:
@@ -122,6 +128,10 @@ def memory_mb() -> float | None:
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         except (ImportError, OSError):
             return None
+
+
+class _Stop(Exception):
+    """No more calls for this batch (budget spent, breaker open): the events not answered keep the batch's reason."""
 
 
 class _Batch:
@@ -193,10 +203,12 @@ class AgentCaller:
         results = []
         for i, event in enumerate(batch.events):
             finding = outcome.findings[i] if outcome.findings is not None else None
-            stored = enrichment(status, latency_ms, outcome.attempts, finding, reason)
+            own = outcome.per_event[i] if outcome.per_event is not None else None
+            event_status, event_reason = own if own is not None else (status, reason)
+            stored = enrichment(event_status, latency_ms, outcome.attempts, finding, event_reason)
             call = AgentCall(
                 self.agent.name,
-                status,
+                event_status,
                 latency_ms,
                 outcome.attempts,
                 self.spec.budget_ms,
@@ -244,9 +256,48 @@ class AgentCaller:
                 self.breaker.success()
                 return _Outcome("ok", findings, attempts, "")
             if critical or attempts > self.spec.retries or self._clock() + pause >= deadline:
+                if status == "error" and not critical and len(events) > 1:
+                    return self._isolated(events, deadline, attempts, reason)
                 return _Outcome(status, None, attempts, reason)
             self._sleep(pause)
             pause *= 2
+
+    def _isolated(self, events: list[Event], deadline: float, attempts: int, reason: str) -> _Outcome:
+        """The batch failed with an error: split it to find the events that fail alone; the others are answered."""
+        calls = 0
+
+        def find(chunk: list[Event]) -> list[tuple[int, Finding]]:
+            nonlocal calls
+            remaining = deadline - self._clock()
+            if remaining <= 0 or not self.breaker.allow():
+                raise _Stop(reason)
+            calls += 1
+            try:
+                findings = self.agent.find(chunk, timeout_s=min(self.spec.timeout_ms / 1000.0, remaining))
+                if len(findings) != len(chunk):
+                    raise ValueError(f"answered {len(findings)} findings for {len(chunk)} events")
+            except Exception:
+                self.breaker.failure()
+                raise
+            self.breaker.success()
+            return [(id(event), finding) for event, finding in zip(chunk, findings, strict=True)]
+
+        answered, failures = isolate(events, find, fatal=lambda exc: isinstance(exc, _Stop) or _timed_out(exc))
+        found = {key: finding for pairs in answered for key, finding in pairs}
+        if not found:
+            return _Outcome("error", None, attempts + calls, reason)
+        failed: dict[int, tuple[Status, str]] = {}
+        for event, exc in failures:
+            failed[id(event)] = (
+                ("error", reason) if isinstance(exc, _Stop) else ("error", f"{type(exc).__name__}: {exc}"[:500])
+            )
+        return _Outcome(
+            "ok",
+            [found.get(id(event)) for event in events],
+            attempts + calls,
+            "",
+            per_event=[failed.get(id(event)) for event in events],
+        )
 
 
 class AgentPool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import getpass
 import os
 import sys
@@ -18,10 +19,14 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from access.accounts import SYSTEM
+from config.base import ConfigError
 from core.decoders.common import parse_iso_utc
 from core.event import utcnow
 from devtools.pubsub import EMULATOR_ENV, Emulator
+from store.errors import store_unreachable
 from store.hot import HotStore
 from store.layout import Outputs
 
@@ -107,3 +112,53 @@ def with_emulator(args: argparse.Namespace, project: str) -> AbstractContextMana
         return contextlib.nullcontext()
     print("nightwatch: starting the Pub/Sub emulator ...", file=sys.stderr, flush=True)
     return Emulator(project)
+
+
+# --- known failures: one line naming the cause and the fix, and the exit code ---------------------------------
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_CANNOT_CHECK = 5  # `health` only: it could not look (its 1-4 are SEV levels)
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = exc.orig if isinstance(exc, sa.exc.StatementError) and exc.orig is not None else exc
+    text = str(cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__
+
+
+def _path_of(exc: OSError) -> str:
+    return f" {exc.filename}" if exc.filename else ""
+
+
+def known_failure(exc: BaseException) -> tuple[str, int] | None:
+    """A failure every command can meet, as (one line naming the cause and the fix, exit code); None if it is
+    not one of them (a bug: the traceback is worth having). The one place that maps exceptions to lines."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full writing{_path_of(exc)}: free space or point --output elsewhere", EXIT_FAILURE
+    if isinstance(exc, sa.exc.OperationalError) and "disk is full" in str(exc):
+        return f"disk full: the hot store cannot grow ({_first_line(exc)}); free space and rerun", EXIT_FAILURE
+    if isinstance(exc, sa.exc.DBAPIError | sa.exc.InterfaceError) and store_unreachable(exc):
+        return (
+            f"hot store unreachable: {_first_line(exc)}; start it or fix --db-url / $NIGHTWATCH_DB_URL",
+            EXIT_FAILURE,
+        )
+    if isinstance(exc, sa.exc.ArgumentError | sa.exc.NoSuchModuleError):
+        return f"bad hot store URL: {_first_line(exc)}; fix --db-url / $NIGHTWATCH_DB_URL", EXIT_USAGE
+    if isinstance(exc, ConfigError):
+        return f"bad configuration: {_first_line(exc)}; fix the file or give --config a valid folder", EXIT_USAGE
+    reasons = (
+        (NotADirectoryError, "a part of the path is a file, not a folder"),
+        (FileExistsError, "a file is in the way of a folder"),
+        (IsADirectoryError, "it is a folder"),
+        (PermissionError, "permission denied"),
+    )
+    why = next((text for kind, text in reasons if isinstance(exc, kind)), None)
+    if (
+        why is not None and isinstance(exc, OSError) and exc.errno is not None
+    ):  # the system's refusal (not a role's: access.roles)
+        return f"cannot write{_path_of(exc)}: {why}; choose a writable --output (or fix its permissions)", EXIT_FAILURE
+    if isinstance(exc, FileNotFoundError):
+        return f"not found:{_path_of(exc) or ' ' + _first_line(exc)}; check the path given", EXIT_USAGE
+    if isinstance(exc, ValueError | RuntimeError | PermissionError):  # the commands' own refusals, as before
+        return _first_line(exc), EXIT_USAGE
+    return None

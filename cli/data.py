@@ -14,7 +14,7 @@ from config.settings import load_config
 from core.decoders.common import parse_iso_utc
 from ops.backup import backup, export_model_versions, restore
 from ops.retention import apply_retention
-from ops.verify import report, verify
+from ops.verify import report, unresolved_write_failures, verify
 
 
 def _replay(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -103,6 +103,7 @@ def _verify(args: argparse.Namespace, _beam_args: list[str]) -> int:
     store = open_store(args)
     now = parse_iso_utc(args.now, "--now") if args.now else None
     checks = verify(store, where.warm_root, where.archive_root, load_config(args.config).retention, now)
+    unresolved = unresolved_write_failures(store)
     store.close()
     if args.json:
         print(
@@ -123,6 +124,11 @@ def _verify(args: argparse.Namespace, _beam_args: list[str]) -> int:
         )
     else:
         print(report(checks))
+        if unresolved:
+            print(
+                f"{unresolved} dead letters from failed writes not stored since: "
+                "fix the cause and run again over the same input"
+            )
     return 0 if all(check.ok for check in checks) else 1
 
 

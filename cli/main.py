@@ -2,7 +2,9 @@
 
 It assembles one parser from each command group's `add_commands`, sets up logging and runs the chosen
 command. Exit codes: what the command returns (0 all well, 1 it found a problem, or its own, e.g. `health`'s
-severity), 2 for a usage or configuration error.
+severity), 1 for a known failure (the store unreachable, an output not writable, a full disk), 2 for a usage or
+configuration error; a known failure is one line naming the cause and the fix (`cli.common.known_failure`), and
+`health` exits 5 for any of them (it could not check: not a SEV level).
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ import logging
 import sys
 
 from cli import agents, api, data, notify, ops, run, stream, thresholds, users, workers
-from cli.common import Parser
-from config.settings import ConfigError
+from cli.common import Parser, known_failure
 
 # In the order `nightwatch --help` lists their commands.
 GROUPS = (run, stream, data, thresholds, users, agents, notify, api, ops, workers)
@@ -40,9 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("nightwatch").setLevel(logging.INFO)
     try:
         return args.handler(args, beam_args)
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError, PermissionError) as exc:
-        print(f"nightwatch: error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        known = known_failure(exc)
+        if known is None:
+            raise
+        line, code = known
+        print(f"nightwatch: error: {line}", file=sys.stderr)
+        return getattr(args, "failure_code", None) or code
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
 
     try:
         while True:
+            pending = notifier.notify_pending()  # the outbox: alerts stored, never notified (a crash)
             retried = notifier.send_due()
             escalated = escalate_due(store, config, notifier, utcnow())
             digests = notifier.digests_due()
@@ -132,10 +133,11 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
             totals["sent"] += sum(1 for row in [*retried, *digests] if row["status"] == "delivered") + len(escalated)
             totals["failed"] += sum(1 for row in [*retried, *digests] if row["status"] == "failed")
             beat("running")
-            if retried or escalated or digests or args.once:
+            if pending or retried or escalated or digests or args.once:
                 delivered = sum(1 for row in retried if row["status"] == "delivered")
                 print(
-                    f"{utcnow():%Y-%m-%d %H:%M:%S} retries {len(retried)} ({delivered} delivered), "
+                    f"{utcnow():%Y-%m-%d %H:%M:%S} pending alerts notified {len(pending)}, "
+                    f"retries {len(retried)} ({delivered} delivered), "
                     f"escalation steps {len(escalated)}, digest deliveries {len(digests)}",
                     flush=True,
                 )

@@ -1,7 +1,8 @@
 """Operations commands: inject, canary, health, scale advise, checklist, store upkeep.
 
 Exit codes monitoring can use: `health` exits with the severity's number (1 = SEV-1 ... 4 = SEV-4, 0 = all
-normal); `inject` exits 1 when critical recall is under 99% (SEV-2); `checklist` exits 1 when a check fails.
+normal) and 5 when it cannot check (the store unreachable, a bad configuration: one line says why); `inject`
+exits 1 when critical recall is under 99% (SEV-2); `checklist` exits 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cli.common import open_store, store_options
+from cli.common import EXIT_CANNOT_CHECK, open_store, store_options
 from config.settings import load_config
 from core.event import utcnow
 from devtools import bench as benchmarks
@@ -314,7 +315,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     health.add_argument("--minutes", type=int, default=15, help="judge the last N minutes (default 15)")
     health.add_argument("--json", action="store_true", help="print as JSON")
     store_options(health)
-    health.set_defaults(handler=_health)
+    health.set_defaults(handler=_health, failure_code=EXIT_CANNOT_CHECK)
 
     scale = commands.add_parser("scale", help="scaling advice from the guide's auto-scaling rules")
     actions = scale.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -1,4 +1,5 @@
-"""`nightwatch users bootstrap|add|list|review`: console accounts, the first Super Admin, the access review.
+"""`nightwatch users bootstrap|add|list|review`: console accounts, the first Super Admin, the access review;
+`nightwatch audit verify`: is the audit log's hash chain intact (exit 1 naming the first bad row if not).
 
 Whoever runs it holds the hot store's credentials, so it acts as the system (audited as such).
 """
@@ -75,6 +76,16 @@ def _review(args: argparse.Namespace, store: HotStore) -> None:
             print(f"    grants: {row['grants'] or '-'}")
 
 
+def _audit(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    store = open_store(args)
+    try:
+        check = audit.verify_chain(store)
+    finally:
+        store.close()
+    print(check.line(), file=sys.stdout if check.intact else sys.stderr)
+    return 0 if check.intact else 1
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     users = commands.add_parser(
         "users",
@@ -101,3 +112,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     for action in actions.choices.values():
         store_options(action, with_config=False)
     users.set_defaults(handler=_users)
+    log = commands.add_parser("audit", help="the audit log: verify its hash chain")
+    log_actions = log.add_subparsers(dest="action", required=True, metavar="ACTION")
+    verify = log_actions.add_parser(
+        "verify", help="recompute the hash chain; exit 1 naming the first changed, deleted or forged row"
+    )
+    store_options(verify, with_config=False)
+    log.set_defaults(handler=_audit)

@@ -130,6 +130,8 @@ def load_config(config_dir: str | Path | None = None) -> NightwatchConfig:
     The folder is `config_dir`, else $NIGHTWATCH_CONFIG_DIR, else the shipped defaults.
     """
     folder = Path(config_dir or environment().config_dir or CONFIG_DIR)
+    if not folder.is_dir():  # a mistyped folder must not quietly mean the shipped defaults
+        raise ConfigError(f"{folder}: no such configuration folder")
     parts: dict[str, Any] = {}
     digest = hashlib.sha256()
     for key, (file_name, model) in _FILES.items():

@@ -82,7 +82,10 @@ def processing_metrics(store: HotStore, hours: int = 24) -> Check:
     with store.engine.connect() as conn:
         stored = _count(conn, sa.select(sa.func.count()).select_from(events).where(events.c.stored_at >= since))
         letters = _count(
-            conn, sa.select(sa.func.count()).select_from(dead_letters).where(dead_letters.c.stored_at >= since)
+            conn,
+            sa.select(sa.func.count())
+            .select_from(dead_letters)
+            .where((dead_letters.c.stored_at >= since) & dead_letters.c.resolved_at.is_(None)),
         )
         last_run = conn.execute(sa.select(runs.c.run_id, runs.c.finished_at).order_by(runs.c.started_at.desc())).first()
     received = stored + letters

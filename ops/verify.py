@@ -16,7 +16,7 @@ from config.settings import RetentionConfig
 from core.event import as_utc, utcnow
 from ops.retention import kept_in
 from store.hot import HotStore
-from store.schema import events
+from store.schema import dead_letters, events
 from store.tiers import archive_entries, warm_entries
 
 Key = tuple[str, str]  # (source, night)
@@ -99,3 +99,14 @@ def report(checks: list[TierCheck], limit: int = 3) -> str:
     bad = sum(not check.ok for check in checks)
     lines.append(f"{len(checks)} source-nights checked, {bad} with a mismatch")
     return "\n".join(lines)
+
+
+def unresolved_write_failures(store: HotStore) -> int:
+    """Dead letters from failed hot-store writes whose event has not been stored since (a rerun resolves them)."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(dead_letters)
+        .where(dead_letters.c.stage.startswith("sink:") & dead_letters.c.resolved_at.is_(None))
+    )
+    with store.engine.connect() as conn:
+        return conn.execute(query).scalar() or 0

@@ -12,9 +12,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core import names
 from core.event import DeadLetter, Event, utcnow
-from store.inserts import insert_new
-from store.schema import alerts, dead_letters, events, review_queue
+from store.inserts import insert_ignoring_conflicts, insert_new
+from store.schema import alerts, dead_letters, events, notify_outbox, review_queue
 
 
 def alert_id_for(event_id: str) -> str:
@@ -74,6 +75,21 @@ def dead_letter_row(letter: DeadLetter, stored_at: datetime) -> dict[str, Any]:
     }
 
 
+def resolve_dead_letters(conn: sa.Connection, what: str, event_ids: list[str]) -> None:
+    """The events are in table `what` now (stored, or found stored): their dead letters from a failed write to
+    it are stale, marked resolved (kept, for the record; `verify`, health and the checklist skip them)."""
+    for start in range(0, len(event_ids), 500):
+        conn.execute(
+            dead_letters.update()
+            .where(
+                (dead_letters.c.stage == names.sink_stage(what))
+                & dead_letters.c.event_id.in_(event_ids[start : start + 500])
+                & dead_letters.c.resolved_at.is_(None)
+            )
+            .values(resolved_at=utcnow())
+        )
+
+
 class EventQueries:
     """The hot store's events, alerts, reviews and dead letters (a part of `store.hot.HotStore`)."""
 
@@ -84,15 +100,34 @@ class EventQueries:
         if not rows:
             return set()
         with self.engine.begin() as conn:
-            return insert_new(conn, table, key, rows)
+            new = insert_new(conn, table, key, rows)
+            what = {events.name: names.EVENTS, review_queue.name: names.REVIEW}.get(table.name)
+            if what is not None:
+                resolve_dead_letters(conn, what, [row["event_id"] for row in rows])
+            return new
 
     def add_events(self, batch: Iterable[Event]) -> set[str]:
         now = utcnow()
         return self._insert_new(events, "event_id", [event_row(event, now) for event in batch])
 
     def add_alerts(self, batch: Iterable[Event]) -> set[str]:
+        """Store the alerts and, in the same transaction, a pending outbox row for each new one: an alert that is
+        stored is an alert that will be notified, whatever crashes after (`ops.notify`'s delivery worker)."""
         now = utcnow()
-        return self._insert_new(alerts, "alert_id", [alert_row(event, now) for event in batch])
+        rows = [alert_row(event, now) for event in batch]
+        if not rows:
+            return set()
+        with self.engine.begin() as conn:
+            new = insert_new(conn, alerts, "alert_id", rows)
+            pending = [
+                {"alert_id": row["alert_id"], "level": row["level"], "created_at": now}
+                for row in rows
+                if row["alert_id"] in new
+            ]
+            if pending:
+                conn.execute(insert_ignoring_conflicts(conn, notify_outbox, ["alert_id"]), pending)
+            resolve_dead_letters(conn, names.ALERTS, [row["event_id"] for row in rows])
+        return new
 
     def add_reviews(self, batch: Iterable[Event]) -> set[str]:
         now = utcnow()

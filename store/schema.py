@@ -73,10 +73,12 @@ dead_letters = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
     sa.Column("origin", sa.Text),
-    sa.Column("event_id", sa.String(256)),
+    sa.Column("event_id", sa.String(256), index=True),  # indexed: a stored event resolves its letters
     sa.Column("injected", sa.Boolean, nullable=False, default=False),
     sa.Column("received_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+    # Set when the event this letter is about was stored after all (a rerun): `verify` and health skip it.
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
 )
 
 runs = sa.Table(
@@ -297,6 +299,18 @@ audit_log = sa.Table(
     sa.Column("before", sa.Text),  # JSON
     sa.Column("after", sa.Text),  # JSON
     sa.Column("note", sa.Text),
+    # sha256 over the previous row's hash and this row's canonical content (access/audit.py): a changed,
+    # deleted or forged row breaks the chain (`nightwatch audit verify`).
+    sa.Column("row_hash", sa.String(64)),
+)
+
+# The head of the audit chain: one row, locked by each append (SELECT ... FOR UPDATE), so appends are serial.
+audit_chain = sa.Table(
+    "audit_chain",
+    metadata,
+    sa.Column("name", sa.String(16), primary_key=True),  # always "head"
+    sa.Column("last_id", sa.Integer),
+    sa.Column("last_hash", sa.String(64), nullable=False),
 )
 
 alert_actions = sa.Table(
@@ -393,6 +407,18 @@ deliveries = sa.Table(
     sa.Column("digest_id", sa.String(64)),  # throttled rows: the digest that carried them
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The notification outbox: one row per new alert, written in the transaction that stores the alert, so an alert
+# stored is an alert that will be notified. A delivery worker (the pipeline's notify step, `nightwatch notify run`)
+# notifies each pending row (once: the `deliveries` claim) and sets `done_at`.
+notify_outbox = sa.Table(
+    "notify_outbox",
+    metadata,
+    sa.Column("alert_id", sa.String(300), primary_key=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("done_at", sa.DateTime(timezone=True), index=True),
 )
 
 escalations = sa.Table(

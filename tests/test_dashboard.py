@@ -279,6 +279,7 @@ def test_super_admin_manages_users_and_reads_the_audit_log(console):
     assert not accounts.get_user(console, "obs").active
     audit = at.dataframe[1].value
     assert {"user.create", "user.revoke", "login"} <= set(audit["action"])
+    assert any(s.value.startswith("Chain intact:") for s in at.success)  # the hash chain, checked on the page
     at.button(key="run_review").click().run()
     review = at.dataframe[2].value
     assert set(review["user"]) == {"obs", "ops", "adm", "root", "nina"}

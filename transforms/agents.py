@@ -29,6 +29,7 @@ from agents.registry import build_agent
 from config.settings import NightwatchConfig
 from core import names
 from core.event import Event, utcnow
+from core.isolate import isolate
 from transforms.common import counter
 from transforms.hotstore import HotStoreDoFn
 
@@ -64,14 +65,17 @@ class AgentsDoFn(beam.DoFn):
             self._pool.close()
 
     def process(self, batch: list[Event]) -> Iterator[Any]:
-        try:
-            enriched, calls = self._pool.enrich(batch)
-        except Exception as exc:  # noqa: BLE001 - the events go on without enrichment, with the reason
-            log.exception("agents step failed on a batch of %d", len(batch))
-            counter(names.AGENTS_STEP_FAILED).inc(len(batch))
+        # One event the step chokes on fails only itself: the batch is split until it stands alone.
+        done, failures = isolate(batch, self._pool.enrich)
+        by_id = {event.event_id: event for events, _ in done for event in events}
+        calls = [call for _, batch_calls in done for call in batch_calls]
+        if failures:
+            log.warning("agents step failed on %d of a batch of %d", len(failures), len(batch))
+            counter(names.AGENTS_STEP_FAILED).inc(len(failures))
+        for event, exc in failures:  # the event goes on without enrichment, with the reason
             reason = f"agents step failed: {type(exc).__name__}: {exc}"
-            enriched = [self._marked(event, dict.fromkeys(self._config.agents.enabled(), reason)) for event in batch]
-            calls = []
+            by_id[event.event_id] = self._marked(event, dict.fromkeys(self._config.agents.enabled(), reason))
+        enriched = [by_id[event.event_id] for event in batch]
         if self._unavailable:
             enriched = [self._marked(event, self._unavailable) for event in enriched]
         for call in calls:

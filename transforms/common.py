@@ -54,12 +54,12 @@ def reset_local_counts() -> None:
         _LOCAL_COUNTS.clear()
 
 
-def dead_letter_for(event: Event, stage: str, exc: BaseException) -> pvalue.TaggedOutput:
+def dead_letter_for(event: Event, stage: str, exc: BaseException, reason: str | None = None) -> pvalue.TaggedOutput:
     """An event that failed a step, with its raw bytes, as a dead letter on the tagged output."""
     letter = DeadLetter(
         source=event.source,
         stage=stage,
-        reason=f"{type(exc).__name__}: {exc}",
+        reason=reason or f"{type(exc).__name__}: {exc}",
         payload=event.raw,
         origin=event.origin,
         event_id=event.event_id,

@@ -1,4 +1,5 @@
-"""The notify step: each newly stored alert sent through the configured channels (`ops.notify`)."""
+"""The notify step: each newly stored alert sent through the configured channels (`ops.notify`), and, when the job
+starts, every alert an earlier run stored but never notified (the outbox, `notify_outbox`)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class _NotifyDoFn(beam.DoFn):
 
     def process(self, event: Event) -> Iterator[dict[str, Any]]:
         try:
-            results = self._notifier.notify_alert(alert_id_for(event.event_id))
+            results = self._notifier.notify_stored(alert_id_for(event.event_id))
         except Exception as exc:  # noqa: BLE001 - e.g. the store is unreachable: `alerts check` will show it
             counter(names.notified("error")).inc()
             log.warning("could not notify %s: %s", event.event_id, exc)
@@ -47,6 +48,21 @@ class _NotifyDoFn(beam.DoFn):
         self._store.close()
 
 
+class _PendingDoFn(_NotifyDoFn):
+    """Once per run: the alerts stored but never notified (a run or a worker that crashed) are notified now."""
+
+    def process(self, _start: Any) -> Iterator[dict[str, Any]]:
+        try:
+            results = self._notifier.notify_pending()
+        except Exception as exc:  # noqa: BLE001 - e.g. the store is unreachable: `notify run` will try again
+            counter(names.notified("error")).inc()
+            log.warning("could not notify the pending alerts: %s", exc)
+            return
+        for result in results:
+            counter(names.notified(result["status"])).inc()
+            yield {key: result[key] for key in ("alert_id", "channel", "status")}
+
+
 class NotifyAlerts(beam.PTransform):
     """Newly stored alerts in; the first delivery of each (alert id, channel, status) out."""
 
@@ -56,4 +72,12 @@ class NotifyAlerts(beam.PTransform):
         self._db_url = db_url
 
     def expand(self, new_alerts: beam.PCollection) -> beam.PCollection:
+        # The outbox: what an earlier run stored and never notified goes out too, once when the job starts (the
+        # `deliveries` claim keeps an alert sent by both branches from going twice). A branch of its own: the
+        # new alerts may be windowed, the start is not.
+        (
+            new_alerts.pipeline
+            | "Start" >> beam.Create([None])
+            | "SendPending" >> beam.ParDo(_PendingDoFn(self._config, self._db_url))
+        )
         return new_alerts | "Send" >> beam.ParDo(_NotifyDoFn(self._config, self._db_url))

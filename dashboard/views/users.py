@@ -99,6 +99,11 @@ def _audit(user: User) -> None:
             for entry in entries
         ]
     )
+    chain = procedures.audit_chain_for(store, user.name)
+    if chain.intact:
+        st.success(f"Chain intact: {chain.rows} entries, each hashed with the one before (`nightwatch audit verify`).")
+    else:
+        st.error(f"Chain broken at entry #{chain.bad_id}: {chain.problem}. Someone changed the log in the database.")
     st.caption("Append-only: there is no way to change or delete an entry, here or in the database (triggers).")
     st.dataframe(frame, hide_index=True, width="stretch")
     st.download_button("Export CSV", frame.to_csv(index=False), "nightwatch-audit.csv", "text/csv", key="audit_csv")

@@ -53,8 +53,11 @@ def _event_times(store: HotStore, start: datetime, end: datetime, limit: int = 1
 
 
 def _letter_times(store: HotStore, start: datetime, end: datetime) -> list[Any]:
+    # Only unresolved letters: one whose event a rerun stored after all is not an error any more.
     query = sa.select(dead_letters.c.source, dead_letters.c.received_time).where(
-        (dead_letters.c.received_time >= start) & (dead_letters.c.received_time <= end)
+        (dead_letters.c.received_time >= start)
+        & (dead_letters.c.received_time <= end)
+        & dead_letters.c.resolved_at.is_(None)
     )
     with store.engine.connect() as conn:
         return conn.execute(query).all()

@@ -13,7 +13,7 @@ from ops.notify.alerts import AlertInfo, alert_notice, load_alert
 from ops.notify.channels import Sender
 from ops.notify.digests import Digests
 from ops.notify.notice import Clock, Notice
-from ops.notify.outbox import Outbox
+from ops.notify.outbox import Outbox, mark_notified, pending_alerts
 from ops.notify.policy import Policy
 from store.hot import HotStore
 
@@ -57,6 +57,23 @@ class Notifier:
         if hold is None:
             channels = reachable
         return [self.outbox.deliver(notice, name, night=alert.night, hold=hold) for name in channels]
+
+    def notify_stored(self, alert_id: str) -> list[dict[str, Any]]:
+        """`notify_alert`, then the alert's outbox row is done. A crash before the end leaves it pending, and the
+        next pass sends what was not sent (the `deliveries` claim keeps what was sent from going twice)."""
+        results = self.notify_alert(alert_id)
+        mark_notified(self.store, alert_id, self.clock())
+        return results
+
+    def notify_pending(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Every alert stored but not yet notified (after a crash, or by a worker that died): notified now."""
+        results: list[dict[str, Any]] = []
+        for alert_id in pending_alerts(self.store, limit):
+            try:
+                results += self.notify_stored(alert_id)
+            except Exception:  # noqa: BLE001 - one alert's failure must not hold the others; it stays pending
+                log.exception("could not notify pending alert %s", alert_id)
+        return results
 
     def follow_up(self, alert_id: str, action: str) -> list[dict[str, Any]]:
         """Acknowledge or resolve the pages sent for an alert (PagerDuty: same dedup_key).

@@ -24,7 +24,7 @@ from core.event import as_utc
 from ops.notify.channels import Sender
 from ops.notify.notice import DELIVERED, FAILED, PAGING_PREFIXES, REACHED, RETRYING, SUPPRESSED, Clock, Notice, is_page
 from store.hot import HotStore
-from store.schema import deliveries
+from store.schema import deliveries, notify_outbox
 
 log = logging.getLogger("nightwatch.notify")
 
@@ -39,6 +39,29 @@ def insert_once(store: HotStore, table: sa.Table, row: dict[str, Any], keys: lis
     statement = dialect.insert(table).values(**row).on_conflict_do_nothing(index_elements=keys)
     with store.engine.begin() as conn:
         return conn.execute(statement).rowcount == 1
+
+
+def pending_alerts(store: HotStore, limit: int = 200) -> list[str]:
+    """Alerts stored but not yet notified (the outbox's pending rows), CRITICAL and HIGH first, oldest first."""
+    rank = sa.case({"CRITICAL": 0, "HIGH": 1}, value=notify_outbox.c.level, else_=2)
+    query = (
+        sa.select(notify_outbox.c.alert_id)
+        .where(notify_outbox.c.done_at.is_(None))
+        .order_by(rank, notify_outbox.c.created_at, notify_outbox.c.alert_id)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
+def mark_notified(store: HotStore, alert_id: str, now: Any) -> None:
+    """The alert's first notification is recorded (its `deliveries` rows exist): no longer pending."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            notify_outbox.update()
+            .where((notify_outbox.c.alert_id == alert_id) & notify_outbox.c.done_at.is_(None))
+            .values(done_at=now)
+        )
 
 
 def delivery_row(row: Any) -> dict[str, Any]:

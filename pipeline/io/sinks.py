@@ -19,6 +19,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from core import names
 from core.event import DeadLetter, Event, utcnow
+from core.isolate import isolate
+from store.errors import row_refused, store_unreachable
 from store.events import alert_id_for
 from store.tiers import PartitionIndex, join, write_archive_partition, write_warm_partition
 from transforms.common import DEAD_LETTER, counter, dead_letter_for
@@ -43,13 +45,15 @@ class _HotStoreWriter(HotStoreDoFn):
         return adders[self._what](batch)
 
     def process(self, batch: list[Event]) -> Iterator[Any]:
-        try:
-            new_keys = self._add(batch)
-        except Exception as exc:  # noqa: BLE001 - a failed write must not lose the batch
-            counter(names.sink_failed(self._what)).inc(len(batch))
-            for event in batch:
-                yield dead_letter_for(event, names.sink_stage(self._what), exc)
-            return
+        # One row the store refuses fails only itself: the batch is split until it stands alone.
+        written, failures = isolate(batch, self._add, fatal=store_unreachable)
+        new_keys = set().union(*written)
+        failed = {id(event) for event, _ in failures}
+        if failures:
+            counter(names.sink_failed(self._what)).inc(len(failures))
+        for event, exc in failures:
+            yield dead_letter_for(event, names.sink_stage(self._what), exc, reason=row_refused(exc))
+        batch = [event for event in batch if id(event) not in failed]
         stored_time = utcnow()
         counter(names.new(self._what)).inc(len(new_keys))
         counter(names.already_stored(self._what)).inc(len(batch) - len(new_keys))
@@ -88,26 +92,54 @@ class _DeadLetterWriter(HotStoreDoFn):
         self._fallback_dir = fallback_dir
 
     def process(self, batch: list[DeadLetter]) -> Iterator[DeadLetter]:
-        try:
-            self._store.add_dead_letters(batch)
-        except Exception as exc:  # noqa: BLE001 - the store is down: keep the letters in a file instead
-            self._write_fallback(batch, exc)
+        # A letter the store refuses (its event id too long, a NUL) is stored with its text made safe; if the
+        # store is down, or it is refused even so, it goes to a file instead.
+        _, failures = isolate(batch, self._store.add_dead_letters, fatal=store_unreachable)
+        refused = []
+        for letter, exc in failures:
+            if store_unreachable(exc):
+                refused.append((letter, exc))
+                continue
+            try:
+                self._store.add_dead_letters([storable(letter)])
+            except Exception as again:  # noqa: BLE001 - keep the letter in a file instead
+                refused.append((letter, again))
+        if refused:
+            self._write_fallback(refused)
         for letter in batch:
             counter(names.dead_letters(letter.stage)).inc()
             counter(names.DEAD_LETTERS).inc()
             yield letter
 
-    def _write_fallback(self, batch: list[DeadLetter], exc: Exception) -> None:
+    def _write_fallback(self, refused: list[tuple[DeadLetter, Exception]]) -> None:
         path = join(self._fallback_dir, f"dead-letters-{uuid.uuid4().hex}.jsonl")
         lines = []
-        for letter in batch:
+        for letter, exc in refused:
             record = letter.model_dump(mode="json", exclude={"payload"})
             record["payload_base64"] = base64.b64encode(letter.payload).decode()
             record["store_error"] = f"{type(exc).__name__}: {exc}"
-            lines.append(json.dumps(record))
+            lines.append(json.dumps(record, ensure_ascii=True))
         with FileSystems.create(path) as handle:  # if this fails too, the bundle fails loudly
             handle.write(("\n".join(lines) + "\n").encode())
-        counter(names.DEAD_LETTERS_FALLBACK).inc(len(batch))
+        counter(names.DEAD_LETTERS_FALLBACK).inc(len(refused))
+
+
+def _safe_text(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    text = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def storable(letter: DeadLetter) -> DeadLetter:
+    """The letter with text every store takes: no NUL, no lone surrogate, the event id cut to its column."""
+    return letter.model_copy(
+        update={
+            "event_id": _safe_text(letter.event_id, 256),
+            "reason": _safe_text(letter.reason, 100_000),
+            "origin": _safe_text(letter.origin, 100_000),
+        }
+    )
 
 
 class WriteDeadLetters(beam.PTransform):
@@ -144,17 +176,17 @@ class _PartitionWriterDoFn(beam.DoFn):
         (night, part), events = keyed
         events = list(events)
         counter(names.handled(self._tier)).inc(len(events))
-        try:
-            path, written = self._write(self._root, night, part, events, self._index)
-        except Exception as exc:  # noqa: BLE001
-            counter(names.sink_failed(self._tier)).inc(len(events))
-            for event in events:
-                yield dead_letter_for(event, names.sink_stage(self._tier), exc)
-            return
-        counter(names.rows(self._tier)).inc(written)
-        if path:
-            counter(names.files(self._tier)).inc()
-            yield path
+        # One event the tier cannot write fails only itself: the partition is split until it stands alone.
+        written, failures = isolate(events, lambda chunk: self._write(self._root, night, part, chunk, self._index))
+        if failures:
+            counter(names.sink_failed(self._tier)).inc(len(failures))
+        for event, exc in failures:
+            yield dead_letter_for(event, names.sink_stage(self._tier), exc)
+        for path, rows in written:
+            counter(names.rows(self._tier)).inc(rows)
+            if path:
+                counter(names.files(self._tier)).inc()
+                yield path
 
 
 class WriteTier(beam.PTransform):

@@ -7,7 +7,7 @@ nullable columns of `agent_metrics` (`cpu_ms`, `memory_mb`, `slowest`). Self-con
 and adds what may be empty, so it applies on any store the baseline made.
 
 Revision ID: 0004_heartbeats
-Revises: 0001
+Revises: 0003_notify_outbox
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_heartbeats"
-down_revision = "0001"
+down_revision = "0003_notify_outbox"
 branch_labels = None
 depends_on = None
 
