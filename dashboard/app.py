@@ -9,6 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from access import roles
+from config.environment import environment
+from core import telemetry
 from dashboard import auth, context, ui
 from dashboard.views import access_page, admin, alerts, monitoring, review, thresholds, users
 from ops.maintenance import active_window
@@ -27,6 +29,9 @@ PAGES = {
 
 def main() -> None:
     st.set_page_config(page_title="Nightwatch console", page_icon="🔭", layout="wide")
+    # Prometheus metrics (logins) on $NIGHTWATCH_METRICS_PORT: once per process, not per rerun.
+    env = environment()
+    telemetry.serve(env.metrics_port, env.metrics_addr)
     user = auth.current_user()
     if user is None:
         auth.login_page()

@@ -13,6 +13,7 @@ import streamlit as st
 
 from access import accounts
 from access.accounts import User
+from core import telemetry
 from dashboard import context
 
 SESSION_USER = "nightwatch_user"
@@ -51,6 +52,7 @@ def _oidc_user() -> User | None:
     user = accounts.user_for_email(store, email) or accounts.register_identity(store, email)
     if st.session_state.get(SESSION_USER) != user.name:
         accounts.record_login(store, user.name, "oidc")
+        telemetry.CONSOLE_LOGINS.labels("oidc", "success").inc()
         st.session_state[SESSION_USER] = user.name
         st.session_state[SESSION_METHOD] = "oidc"
     return user
@@ -98,6 +100,7 @@ def login_page() -> None:
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
         user = accounts.authenticate(context.store(), name, password)
+        telemetry.CONSOLE_LOGINS.labels("local", "failure" if user is None else "success").inc()
         if user is None:
             st.error("Wrong user name or password, or the account has been revoked.")
         else:

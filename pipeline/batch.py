@@ -18,6 +18,7 @@ from agents.summary import STATUSES, brief, tallies
 from config.settings import CLASSES, load_config
 from core import names
 from core.event import utcnow
+from core.logs import log_event
 from pipeline.graph import build_pipeline, read_packets
 from pipeline.options import NightwatchOptions
 from store.hot import HotStore
@@ -176,6 +177,7 @@ def run(argv: list[str]) -> RunSummary:
     store = HotStore(outputs.db_url)
     store.ensure_schema()
     started = utcnow()
+    log_event(log, "run_start", f"batch run {run_id} started", run_id=run_id, mode="batch")
     mix = None
     if opts.mix:
         from devtools.simulator import parse_mix
@@ -221,6 +223,17 @@ def run(argv: list[str]) -> RunSummary:
     ]
     store.record_run(run_id, started, finished, summary.as_dict())
     store.close()
+    log_event(
+        log,
+        "run_end",
+        f"batch run {run_id} finished: received {summary.count(names.RECEIVED)}, "
+        f"dead letters {summary.count(names.DEAD_LETTERS)}, {'OK' if summary.ok else 'problems'}",
+        run_id=run_id,
+        mode="batch",
+        received=summary.count(names.RECEIVED),
+        dead_letters=summary.count(names.DEAD_LETTERS),
+        ok=summary.ok,
+    )
     return summary
 
 

@@ -27,6 +27,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from config.settings import NightwatchConfig, PubSubSpec
 from core import names
 from core.event import Event, Packet, utcnow
+from core.logs import log_event
 from devtools.pubsub import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
 from pipeline.graph import PIPELINE_VERSION, Graph, build_pipeline
 from pipeline.runners.local.dofns import reuse_local_dofns
@@ -279,6 +280,7 @@ def run_stream(
     if local:
         local_runner.enter_context(reuse_local_dofns())
     result = p.run()
+    log_event(log, "run_start", f"streaming run {run_id} started", run_id=run_id, mode="streaming", project=project)
     if started is not None:
         started.set()
     deadline = time.monotonic() + duration_s if duration_s else None
@@ -300,7 +302,13 @@ def run_stream(
             if on_progress:
                 on_progress(counts)
         stopper.reason = stopper.reason or "stopped"
-        log.info("draining (%s): no new packets in, finishing what is in flight", stopper.reason)
+        log_event(
+            log,
+            "drain",
+            f"draining ({stopper.reason}): no new packets in, finishing what is in flight",
+            run_id=run_id,
+            reason=stopper.reason,
+        )
         if on_drain:
             on_drain()
         pause_reading()
@@ -321,6 +329,18 @@ def run_stream(
     counts = local_counts()
     store.record_run(run_id, began, utcnow(), {"counters": counts, "drained": drained, "mode": "streaming"})
     store.close()
+    log_event(
+        log,
+        "run_end",
+        f"streaming run {run_id} stopped ({stopper.reason}): received {counts.get(names.RECEIVED, 0)}, "
+        f"dead letters {counts.get(names.DEAD_LETTERS, 0)}, drained {drained}",
+        run_id=run_id,
+        mode="streaming",
+        reason=stopper.reason,
+        received=counts.get(names.RECEIVED, 0),
+        dead_letters=counts.get(names.DEAD_LETTERS, 0),
+        drained=drained,
+    )
     return counts, {
         "run_id": run_id,
         "started_at": began.isoformat(),
