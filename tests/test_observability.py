@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import signal
@@ -282,7 +283,7 @@ def test_a_batch_run_logs_json_lines_with_run_id_and_dead_letters(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**_env(), "NIGHTWATCH_LOG_FORMAT": "json"},
+        env={**os.environ, "NIGHTWATCH_LOG_FORMAT": "json"},
     )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
@@ -295,12 +296,6 @@ def test_a_batch_run_logs_json_lines_with_run_id_and_dead_letters(tmp_path):
     assert [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("{")] == [
         f"nightwatch: processing 60 simulated packets -> {tmp_path}"
     ]
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return {key: value for key, value in os.environ.items() if key != "NIGHTWATCH_LOG_FORMAT"}
 
 
 # ---- The API: scraped while it serves ----
@@ -340,6 +335,10 @@ def test_api_metrics_move_with_the_requests_it_served(tmp_path):
         return total(after, name, **labels) - total(before, name, **labels)
 
     requests_total = "nightwatch_api_requests_total"
+    print(
+        f"api scrape: /v1/alerts 200 +{moved(requests_total, route='/v1/alerts', status='200')}, "
+        f"all +{moved(requests_total)}"
+    )
     assert moved(requests_total, route="/v1/alerts", method="GET", status="200") == 3
     assert moved(requests_total, route="/v1/events/{event_id}", method="GET", status="404") == 2
     assert moved(requests_total, route="/v1/alerts", method="GET", status="401") == 1
@@ -443,6 +442,14 @@ def test_stream_metrics_move_with_the_traffic_sent(emulator, tmp_path):
             _, stderr = job.communicate()
 
     by_source = Counter(p.source for p in sent)
+    print(  # what `pytest -s` shows of the scrape
+        f"stream scrape: sent {dict(by_source)} ({len(bad)} bad); "
+        f"received {total(received, 'nightwatch_events_received_total')}, "
+        f"stored {total(received, 'nightwatch_events_stored_total')}, "
+        f"dead letters {total(received, 'nightwatch_dead_letters_total')}, "
+        f"latency count {total(received, 'nightwatch_processing_latency_seconds_count')}, "
+        f"agent calls {total(received, 'nightwatch_agent_calls_total')}"
+    )
     assert total(received, "nightwatch_packets_ingested_total") == len(sent)
     assert total(received, "nightwatch_events_received_total") == len(sent)
     for source, count in by_source.items():
