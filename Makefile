@@ -8,7 +8,7 @@ OUT    ?= out
 EMULATOR_PORT ?= 8085
 PROJECT ?= nightwatch-local
 
-.PHONY: setup run stream emulator test test-slow lint format clean help dashboard browser-deps api bench
+.PHONY: setup run stream emulator test test-slow lint format clean help dashboard browser-deps prometheus-deps api bench
 
 DASHBOARD_PORT ?= 8501
 
@@ -64,11 +64,16 @@ browser-deps:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 
+# promtool (Debian's prometheus package) for the alert rules' checks: promtool check/test rules (slow tests).
+prometheus-deps:
+	@command -v promtool >/dev/null || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
+
 # Benchmarks (not tests): prints the table and writes bench/results/latest-full.json (about 5 minutes).
 bench: setup
 	$(NW) bench --size full
 
-test-slow: setup browser-deps
+test-slow: setup browser-deps prometheus-deps
 	$(PY) -m pytest -q -m slow
 
 lint: setup

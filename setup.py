@@ -31,6 +31,10 @@ REQUIRES = [
     "pyongc>=1.2",
     "scipy>=1.11",
     "requests>=2.31",
+    # Prometheus metrics of every long-running part (core/telemetry.py): the official client.
+    "prometheus-client>=0.20",
+    # Structured logs (core/logs.py): JSON lines rendered from the standard library's records.
+    "structlog>=24",
 ]
 
 # Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.

@@ -19,6 +19,7 @@ Nothing is lost: every event comes out, with one enrichment per agent that takes
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -31,6 +32,9 @@ from typing import Any
 from agents.base import Agent, Finding, Status, enrichment
 from core.event import Event
 from core.isolate import isolate
+from core.logs import log_event
+
+log = logging.getLogger("nightwatch.agents")
 
 CRITICAL = "critical"
 
@@ -38,7 +42,14 @@ CRITICAL = "critical"
 class CircuitBreaker:
     """closed -> (threshold failures in a row) -> open -> (reset_after_s) -> half_open -> one probe -> ..."""
 
-    def __init__(self, failure_threshold: int, reset_after_s: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        failure_threshold: int,
+        reset_after_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "",
+    ):
+        self.name = name
         self.failure_threshold = failure_threshold
         self.reset_after_s = reset_after_s
         self._clock = clock
@@ -72,15 +83,33 @@ class CircuitBreaker:
 
     def success(self) -> None:
         with self._lock:
+            before = self._state
             self._state, self._failures, self._probing = "closed", 0, False
+        self._changed(before, "closed")
 
     def failure(self) -> None:
         with self._lock:
+            before = self._state
             self._failures += 1
             if self._state == "half_open" or self._failures >= self.failure_threshold:
                 if self._state != "open":
                     self.opened_count += 1
                 self._state, self._opened_at, self._probing = "open", self._clock(), False
+            after, failures = self._state, self._failures
+        self._changed(before, after, failures)
+
+    def _changed(self, before: str, after: str, failures: int | None = None) -> None:
+        if before != after:
+            log_event(
+                log,
+                "breaker_change",
+                f"agent {self.name or '?'}: circuit breaker {before} -> {after}",
+                level=logging.WARNING if after == "open" else logging.INFO,
+                agent=self.name or None,
+                before=before,
+                after=after,
+                failures=failures,
+            )
 
 
 @dataclass(frozen=True)
@@ -156,7 +185,9 @@ class AgentCaller:
         self.spec = agent.spec
         self._clock = clock
         self._sleep = sleep
-        self.breaker = CircuitBreaker(self.spec.breaker.failure_threshold, self.spec.breaker.reset_after_s, clock)
+        self.breaker = CircuitBreaker(
+            self.spec.breaker.failure_threshold, self.spec.breaker.reset_after_s, clock, name=agent.name
+        )
         self._pool = ThreadPoolExecutor(self.spec.concurrency, thread_name_prefix=f"agent-{agent.name}")
 
     def takes(self, event: Event) -> bool:
@@ -197,6 +228,19 @@ class AgentCaller:
         cpu_each = outcome.cpu_ms / max(1, len(batch.events))
         memory = memory_mb()
         status, reason = outcome.status, outcome.reason
+        if status == "timeout":
+            log_event(
+                log,
+                "agent_timeout",
+                f"agent {self.agent.name}: {reason} ({len(batch.events)} events)",
+                level=logging.WARNING,
+                agent=self.agent.name,
+                event_id=batch.events[0].event_id if len(batch.events) == 1 else None,
+                event_ids=[event.event_id for event in batch.events[:10]],
+                source=batch.events[0].source if batch.events else None,
+                critical=batch.critical,
+                latency_ms=round(latency_ms, 1),
+            )
         if batch.critical and status != "ok":
             status, reason = "skipped", f"skipped for a critical event: {reason}"
         state = self.breaker.state

@@ -30,6 +30,7 @@ from agents.registry import build_agent
 from agents.remote import API_PREFIX, TOKEN_ENV, token_path
 from config.environment import environment
 from config.settings import NightwatchConfig
+from core import telemetry
 from core.event import Event
 
 log = logging.getLogger("nightwatch.agent_server")
@@ -107,6 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body, default=str).encode()
+        if self.command == "POST" and self.path.startswith(API_PREFIX):
+            telemetry.AGENT_SERVER_REQUESTS.labels(self.server.service.agent.name, str(status)).inc()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -122,6 +125,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.path.rstrip("/") == "/health":
             self._reply(200, self.server.service.health())
+        elif self.path.rstrip("/") == "/metrics":
+            body, content_type = telemetry.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         else:
             self._reply(404, {"error": f"no such path {self.path}: try /health or POST {API_PREFIX}/NAME/find"})
 
@@ -145,12 +155,14 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError, ValidationError) as exc:
             self._reply(400, {"error": f"bad request: {type(exc).__name__}: {exc}"[:2000]})
             return
+        started = time.perf_counter()
         try:
             findings = service.find(events)
         except Exception as exc:  # noqa: BLE001 - the caller gets the failure as a 500, the server stays up
             log.exception("agent %s failed on %d events", service.agent.name, len(events))
             self._reply(500, {"error": f"agent failed: {type(exc).__name__}: {exc}"[:2000]})
             return
+        telemetry.AGENT_LATENCY.labels(service.agent.name).observe(time.perf_counter() - started)
         self._reply(200, {"agent": service.agent.name, "findings": findings})
 
     def _restart(self) -> None:

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from api import errors, queries
+from api import errors, queries, telemetry
 from api.auth import ApiSettings
 from api.errors import COMMON_RESPONSES
 from api.params import reject_unknown_parameters
@@ -63,6 +63,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.settings = settings
     app.state.store = HotStore(settings.store_url)
     errors.install(app)
+    telemetry.install(app)
     app.include_router(build_router())
     return app
 

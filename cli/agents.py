@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from agents import remote
-from cli.common import config_option, open_store, store_options, store_url
+from cli.common import config_option, metrics_option, open_store, serve_metrics, store_options, store_url
 from config.settings import load_config
 from core.event import utcnow
 
@@ -215,6 +215,7 @@ def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
     config = load_config(args.config)
     server = make_server(args.name, config, args.host, args.port, store_url(args))
+    serve_metrics(args)  # also on the server's own GET /metrics
     signal.signal(signal.SIGTERM, _interrupt)  # kubectl and docker stop end the server cleanly, like Ctrl-C
     agent = server.service.agent
     print(
@@ -242,6 +243,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("name", help="the agent to serve, as named in config/agents.yaml")
     serve.add_argument("--port", type=int, default=8601, help="port (default 8601; 0 picks a free one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 in a pod)")
+    metrics_option(serve)
     store_options(serve)
     serve.set_defaults(handler=_serve)
 

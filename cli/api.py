@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from access import apikeys
-from cli.common import open_store, outputs, store_options, system_actor
+from cli.common import metrics_option, open_store, outputs, serve_metrics, store_options, system_actor
 
 
 def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
@@ -39,6 +39,7 @@ def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
             f"  nightwatch api-keys create --user admin --role observer --output {args.output}\n"
             f'then: curl -H "Authorization: Bearer <key>" {base}/v1/alerts'
         )
+    serve_metrics(args)  # also on the API's own /metrics
     # A short graceful shutdown: live feeds never end by themselves, so waiting for them would never finish.
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0
@@ -78,6 +79,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "limits. --write-openapi writes the OpenAPI description instead (api/openapi.json is checked in CI).",
     )
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    metrics_option(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 in a pod)")
     serve.add_argument("--rate-limit", type=float, default=600.0, help="requests a minute per key (default 600)")
     serve.add_argument("--burst", type=int, default=120, help="requests a key may make at once (default 120)")

@@ -74,6 +74,24 @@ def store_options(command: Parser, with_config: bool = True) -> None:
         config_option(command)
 
 
+def metrics_option(command: Parser) -> None:
+    """`--metrics-port`: the long-running commands expose their Prometheus metrics there (core/telemetry.py)."""
+    command.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics ($NIGHTWATCH_METRICS_ADDR binds another "
+        "address); 0 = off (default)",
+    )
+
+
+def serve_metrics(args: argparse.Namespace) -> None:
+    from config.environment import environment
+    from core import telemetry
+
+    telemetry.serve(getattr(args, "metrics_port", 0), environment().metrics_addr)
+
+
 def outputs(args: argparse.Namespace) -> Outputs:
     """Where a command's hot store and tiers are: --output and --db-url (else $NIGHTWATCH_DB_URL)."""
     return Outputs.under(args.output, args.db_url)

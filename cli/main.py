@@ -9,11 +9,12 @@ configuration error; a known failure is one line naming the cause and the fix (`
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from cli import agents, api, data, notify, ops, run, stream, thresholds, users, workers
 from cli.common import Parser, known_failure
+from config.environment import environment
+from core import logs
 
 # In the order `nightwatch --help` lists their commands.
 GROUPS = (run, stream, data, thresholds, users, agents, notify, api, ops, workers)
@@ -25,6 +26,11 @@ def build_parser() -> Parser:
         prog="nightwatch",
         description="Nightwatch: ingest, classify, route and archive astronomical event packets.",
     )
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log one JSON object per line (also NIGHTWATCH_LOG_FORMAT=json); default: readable lines",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add_commands(commands)
@@ -33,12 +39,16 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --log-json may come anywhere before a `--` (before or after the command's name).
+    end = argv.index("--") if "--" in argv else len(argv)
+    log_json = "--log-json" in argv[:end]
+    argv = [arg for i, arg in enumerate(argv) if not (i < end and arg == "--log-json")]
     args, beam_args = parser.parse_known_args(argv)
     if args.command not in JOBS and beam_args:
         parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
-    # Importing Beam installs a root handler, hence force=True; our own progress lines are INFO.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", force=True)
-    logging.getLogger("nightwatch").setLevel(logging.INFO)
+    # Once, here: readable lines, or one JSON object per line with --log-json or NIGHTWATCH_LOG_FORMAT=json.
+    logs.configure(json_lines=log_json or environment().log_format == "json")
     try:
         return args.handler(args, beam_args)
     except Exception as exc:

@@ -11,13 +11,15 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 from access import accounts, audit
-from cli.common import open_store, store_options, system_actor, when
+from cli.common import metrics_option, open_store, serve_metrics, store_options, system_actor, when
 from config.settings import load_config
+from core import telemetry
 from core.event import utcnow
 from ops import maintenance
 from ops.maintenance import active_window, list_windows
@@ -123,6 +125,7 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
         except Exception as exc:  # noqa: BLE001 - a missed beat shows as stale; deliveries go on
             print(f"heartbeat not recorded: {exc}", file=sys.stderr)
 
+    serve_metrics(args)
     try:
         while True:
             pending = notifier.notify_pending()  # the outbox: alerts stored, never notified (a crash)
@@ -133,6 +136,8 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
             totals["sent"] += sum(1 for row in [*retried, *digests] if row["status"] == "delivered") + len(escalated)
             totals["failed"] += sum(1 for row in [*retried, *digests] if row["status"] == "failed")
             beat("running")
+            telemetry.OUTBOX_PENDING.set(notifier.outbox.pending())
+            telemetry.NOTIFY_HEARTBEAT.set(time.time())
             if pending or retried or escalated or digests or args.once:
                 delivered = sum(1 for row in retried if row["status"] == "delivered")
                 print(
@@ -379,6 +384,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     status.set_defaults(handler=_status)
     loop = actions.add_parser("run", help="send due retries, digests and escalation steps, every poll_s")
     loop.add_argument("--once", action="store_true", help="one pass, then exit")
+    metrics_option(loop)
     loop.set_defaults(handler=_run)
     digest = actions.add_parser("digest", help="send the pending digest now (alerts over budget, new MEDIUM items)")
     digest.add_argument("--low", action="store_true", help="the LOW (routine) next-business-day digest instead")

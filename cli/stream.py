@@ -15,10 +15,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cli.common import Parser, deprecated_alias, outputs, store_options, store_url, with_emulator
+from cli.common import (
+    Parser,
+    deprecated_alias,
+    metrics_option,
+    outputs,
+    serve_metrics,
+    store_options,
+    store_url,
+    with_emulator,
+)
 from cli.run import runner_options
 from config.settings import NightwatchConfig, load_config
-from core import names
+from core import names, telemetry
 from core.decoders import PacketDecoder
 from core.event import Packet, utcnow
 from devtools.feed import FeedPlan, run_feed
@@ -117,6 +126,9 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
     plan = plan_runner(args, streaming=True)
     if plan.kind != "local":
         return _submit_stream(args, plan, beam_args, config, where, project)
+    serve_metrics(args)
+    for source, source_spec in config.sources.sources.items():
+        telemetry.EXPECTED_RATE.labels(source).set(source_spec.expected_rate_per_min)
     with with_emulator(args, project):
         ensure_topics(spec, project)
         started, stop_feed, feed_result = threading.Event(), threading.Event(), {}
@@ -135,6 +147,7 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
         last = {"t": 0.0}
 
         def progress(counts: dict[str, int]) -> None:
+            telemetry.observe_stream_progress()
             if time.monotonic() - last["t"] >= 5:
                 last["t"] = time.monotonic()
                 print(
@@ -337,6 +350,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     stream.add_argument("--summary-json", help="also write the summary as JSON here")
     stream.add_argument("--run-id", help="name of this run (default: generated)")
     deprecated_alias(stream, "--run_id", "--run-id")
+    metrics_option(stream)
     _feed_options(stream, 0.0)
     _pubsub_options(stream)
     runner_options(stream, with_project=False)

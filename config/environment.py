@@ -8,6 +8,7 @@ up by that name where they are used, not here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +28,14 @@ class Environment(BaseSettings):
     """NIGHTWATCH_AGENT_TOKEN_FILE: where the agent server keeps a generated token (else beside the hot store)."""
     admin_password: str | None = None
     """NIGHTWATCH_ADMIN_PASSWORD: the first Super Admin's password for `nightwatch users bootstrap` (else generated)."""
+    log_format: Literal["text", "json"] | None = None
+    """NIGHTWATCH_LOG_FORMAT: `json` for one JSON line per log event, `text` for readable lines (default: text;
+    `--log-json` on the command line also turns JSON on)."""
+    metrics_addr: str = "127.0.0.1"
+    """NIGHTWATCH_METRICS_ADDR: the address a `--metrics-port` server binds (0.0.0.0 in a container)."""
+    metrics_port: int | None = None
+    """NIGHTWATCH_METRICS_PORT: the Prometheus port of the console (Streamlit takes no options of ours) and of a
+    production runner's workers (set in their environment); the commands take `--metrics-port`."""
     agent_restarts: int = 0
     """NIGHTWATCH_AGENT_RESTARTS: how often the agent server restarted itself (set by the server for its new self)."""
 

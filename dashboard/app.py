@@ -11,6 +11,8 @@ import logging
 import streamlit as st
 
 from access import roles
+from config.environment import environment
+from core import telemetry
 from dashboard import auth, context, ui
 from dashboard.views import access_page, admin, alerts, monitoring, review, thresholds, users
 from ops.health.faults import RENDER_ERROR, record_fault
@@ -46,6 +48,9 @@ def landing_page() -> str:
 
 def main() -> None:
     st.set_page_config(page_title="Nightwatch console", page_icon="🔭", layout="wide")
+    # Prometheus metrics (logins) on $NIGHTWATCH_METRICS_PORT: once per process, not per rerun.
+    env = environment()
+    telemetry.serve(env.metrics_port, env.metrics_addr)
     user = auth.current_user()
     if user is None:
         auth.login_page()

@@ -14,6 +14,7 @@ import streamlit as st
 from access import accounts
 from access.accounts import LoginLocked, User
 from access.roles import AccessError
+from core import telemetry
 from dashboard import context
 
 SESSION_USER = "nightwatch_user"
@@ -52,6 +53,7 @@ def _oidc_user() -> User | None:
     user = accounts.user_for_email(store, email) or accounts.register_identity(store, email)
     if st.session_state.get(SESSION_USER) != user.name:
         accounts.record_login(store, user.name, "oidc")
+        telemetry.CONSOLE_LOGINS.labels("oidc", "success").inc()
         st.session_state[SESSION_USER] = user.name
         st.session_state[SESSION_METHOD] = "oidc"
     return user
@@ -111,11 +113,13 @@ def login_page() -> None:
             # Throttled per account and per client address (access/throttle.py), fields checked before any query.
             user = accounts.authenticate(context.store(), name, password, client=_client_address())
         except LoginLocked as exc:
+            telemetry.CONSOLE_LOGINS.labels("local", "locked").inc()
             st.error(f"Refused: {exc}.")
             return
         except AccessError as exc:
             st.error(str(exc))
             return
+        telemetry.CONSOLE_LOGINS.labels("local", "failure" if user is None else "success").inc()
         if user is None:
             st.error("Wrong user name or password, or the account has been revoked.")
         else:

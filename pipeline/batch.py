@@ -19,6 +19,7 @@ from config.limits import file_mode, tighten
 from config.settings import CLASSES, NightwatchConfig, load_config
 from core import names
 from core.event import utcnow
+from core.logs import log_event
 from ops.workers import Heartbeat
 from pipeline.graph import build_pipeline, read_packets
 from pipeline.options import NightwatchOptions
@@ -190,6 +191,7 @@ def _run(options: PipelineOptions, opts: NightwatchOptions, config: NightwatchCo
     if store.engine.dialect.name == "sqlite" and store.engine.url.database:
         tighten(store.engine.url.database, config.limits.files)  # a store made earlier with a looser umask
     started = utcnow()
+    log_event(log, "run_start", f"batch run {run_id} started", run_id=run_id, mode="batch")
     mix = None
     if opts.mix:
         from devtools.simulator import parse_mix
@@ -245,6 +247,17 @@ def _run(options: PipelineOptions, opts: NightwatchOptions, config: NightwatchCo
     ]
     store.record_run(run_id, started, finished, summary.as_dict())
     store.close()
+    log_event(
+        log,
+        "run_end",
+        f"batch run {run_id} finished: received {summary.count(names.RECEIVED)}, "
+        f"dead letters {summary.count(names.DEAD_LETTERS)}, {'OK' if summary.ok else 'problems'}",
+        run_id=run_id,
+        mode="batch",
+        received=summary.count(names.RECEIVED),
+        dead_letters=summary.count(names.DEAD_LETTERS),
+        ok=summary.ok,
+    )
     return summary
 
 

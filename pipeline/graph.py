@@ -140,7 +140,7 @@ def build_pipeline(
     dead_letters = (
         failures
         | "CollectDeadLetters" >> beam.Flatten()
-        | "StoreDeadLetters" >> WriteDeadLetters(outputs.db_url, outputs.dead_letter_root)
+        | "StoreDeadLetters" >> WriteDeadLetters(outputs.db_url, outputs.dead_letter_root, run_id)
     )
     return Graph(
         decoded=decoded.events,

@@ -28,6 +28,7 @@ from config.limits import file_mode
 from config.settings import NightwatchConfig, PubSubSpec
 from core import names
 from core.event import Event, Packet, utcnow
+from core.logs import log_event
 from core.names import ATTR_DEDUP_KEY, ATTR_INJECTED, ATTR_SOURCE
 from ops import intake
 from ops.workers import Heartbeat
@@ -294,6 +295,7 @@ def _run_stream(
     intake_poll = _IntakePoll(store, config, project, local)
     heartbeat = Heartbeat(outputs.db_url, "stream", lambda: _beat_sample(intake_poll), run_id)
     heartbeat.__enter__()
+    log_event(log, "run_start", f"streaming run {run_id} started", run_id=run_id, mode="streaming", project=project)
     if started is not None:
         started.set()
     deadline = time.monotonic() + duration_s if duration_s else None
@@ -318,7 +320,13 @@ def _run_stream(
             if on_progress:
                 on_progress(counts)
         stopper.reason = stopper.reason or "stopped"
-        log.info("draining (%s): no new packets in, finishing what is in flight", stopper.reason)
+        log_event(
+            log,
+            "drain",
+            f"draining ({stopper.reason}): no new packets in, finishing what is in flight",
+            run_id=run_id,
+            reason=stopper.reason,
+        )
         if on_drain:
             on_drain()
         intake_poll.state = "draining"
@@ -342,6 +350,18 @@ def _run_stream(
     counts = local_counts()
     store.record_run(run_id, began, utcnow(), {"counters": counts, "drained": drained, "mode": "streaming"})
     store.close()
+    log_event(
+        log,
+        "run_end",
+        f"streaming run {run_id} stopped ({stopper.reason}): received {counts.get(names.RECEIVED, 0)}, "
+        f"dead letters {counts.get(names.DEAD_LETTERS, 0)}, drained {drained}",
+        run_id=run_id,
+        mode="streaming",
+        reason=stopper.reason,
+        received=counts.get(names.RECEIVED, 0),
+        dead_letters=counts.get(names.DEAD_LETTERS, 0),
+        drained=drained,
+    )
     return counts, {
         "run_id": run_id,
         "started_at": began.isoformat(),

@@ -442,3 +442,30 @@ def test_a_page_that_fails_to_render_is_shown_and_recorded_as_a_console_fault(co
     (fault,) = recent_faults(console)
     assert (fault.page, fault.kind, fault.user_name) == ("Alerts", "render_error", "ops")
     goto(at, "Monitoring")  # the other pages still render
+
+
+def test_logins_and_failures_are_counted_on_the_console_metrics_port(console, monkeypatch):
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from devtools.pubsub import free_port
+
+    def scrape(url: str) -> list:
+        return [s for f in text_string_to_metric_families(requests.get(url, timeout=10).text) for s in f.samples]
+
+    def total(samples: list, name: str, **labels: str) -> float:
+        return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
+
+    port = free_port()
+    monkeypatch.setenv("NIGHTWATCH_METRICS_PORT", str(port))
+    url = f"http://127.0.0.1:{port}/metrics"
+    login("ops", "not the password")  # the first run starts the metrics server
+    before = scrape(url)
+    login("ops", "not the password")
+    login("obs", "still not it")
+    login("ops")
+    after = scrape(url)
+    name = "nightwatch_console_logins_total"
+    assert total(after, name, outcome="failure") - total(before, name, outcome="failure") == 2
+    success = {"method": "local", "outcome": "success"}
+    assert total(after, name, **success) - total(before, name, **success) == 1

@@ -334,17 +334,27 @@ def test_a_failed_delivery_is_retried_with_exponential_backoff(setup):
     assert receivers["webhook"].received[0]["body"] == receivers["webhook"].received[2]["body"]  # the same notice
 
 
-def test_delivery_gives_up_after_max_attempts_and_a_4xx_at_once(setup):
+def test_delivery_gives_up_after_max_attempts_and_a_4xx_at_once(setup, caplog):
+    from core import logs, telemetry
+
     config, store, receivers, _smtp, clock = setup
     receivers["webhook"].answer(500, 500, 500)
     receivers["slack"].answer(404)  # a deleted webhook: retrying cannot help
     alert_id = add_alert(store, 3, level="HIGH")
+    failed_before = telemetry.DELIVERIES.labels("webhook", "failed")._value.get()
+    retrying_before = telemetry.DELIVERIES.labels("webhook", "retrying")._value.get()
     notifier = notifier_for(config, store, clock)
     notifier.notify_alert(alert_id)
     for _ in range(3):
         clock[0] += timedelta(hours=1)
         notifier.send_due()
     notifier.close()
+    # Counted per channel and outcome (Prometheus), and one structured log line per failed attempt.
+    assert telemetry.DELIVERIES.labels("webhook", "failed")._value.get() - failed_before == 1
+    assert telemetry.DELIVERIES.labels("webhook", "retrying")._value.get() - retrying_before == 2
+    failures = [getattr(r, logs.FIELDS) for r in caplog.records if getattr(r, logs.FIELDS, {}).get("event")]
+    assert {(f["channel"], f["status"]) for f in failures} >= {("webhook", "failed"), ("slack-ops", "failed")}
+    assert all(f["event"] == "delivery_failed" and f["alert_id"] == alert_id for f in failures)
     rows = {r["channel"]: r for r in deliveries_for(store, alert_id)}
     assert (rows["slack-ops"]["status"], rows["slack-ops"]["attempt"]) == ("failed", 1)
     assert (rows["webhook"]["status"], rows["webhook"]["attempt"]) == ("failed", 3)  # max_attempts

@@ -27,7 +27,7 @@ from agents.base import AgentContext, enrichment
 from agents.calls import AgentCall, AgentCaller, AgentPool
 from agents.registry import build_agent
 from config.settings import NightwatchConfig
-from core import names
+from core import names, telemetry
 from core.event import Event, utcnow
 from core.isolate import isolate
 from transforms.common import counter
@@ -80,6 +80,7 @@ class AgentsDoFn(beam.DoFn):
             enriched = [self._marked(event, self._unavailable) for event in enriched]
         for call in calls:
             counter(names.agent_call(call.agent, call.status)).inc()
+            telemetry.observe_agent_call(call.agent, call.status, call.latency_ms)
             yield pvalue.TaggedOutput(AGENT_CALLS, call)
         yield from enriched
 
@@ -92,6 +93,7 @@ class AgentsDoFn(beam.DoFn):
                 status = "skipped" if event.event_class == "critical" else "error"
                 marked[name] = enrichment(status, 0.0, 0, reason=reason)
                 counter(names.agent_call(name, status)).inc()
+                telemetry.observe_agent_call(name, status, None)
         return event.model_copy(update={"enrichments": marked})
 
 

@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from core import names
+from core import names, telemetry
 from core.event import DeadLetter, Event
 
 METRICS_NAMESPACE = names.METRICS_NAMESPACE
@@ -25,13 +25,21 @@ _LOCAL_COUNTS: Counter[str] = Counter()
 _LOCAL_LOCK = threading.Lock()
 
 
+# Beam counters also counted in the process's Prometheus metrics as they are (the per-source ones are counted
+# from the metrics samples: transforms/metrics.py `observe`).
+_PROMETHEUS = {names.INGESTED: telemetry.PACKETS_INGESTED, names.ASSOCIATIONS_NEW: telemetry.ASSOCIATION_LINKS}
+
+
 class _Counter:
     def __init__(self, name: str):
         self._name = name
         self._metric = Metrics.counter(METRICS_NAMESPACE, name)
+        self._prometheus = _PROMETHEUS.get(name)
 
     def inc(self, n: int = 1) -> None:
         self._metric.inc(n)
+        if self._prometheus is not None:
+            self._prometheus.inc(n)
         with _LOCAL_LOCK:
             _LOCAL_COUNTS[self._name] += n
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from core import telemetry
 from store.hot import HotStore
 
 
@@ -16,6 +17,8 @@ class HotStoreDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self._store = HotStore(self._url)
+        # On a production runner's worker, the metrics of core/telemetry.py on $NIGHTWATCH_METRICS_PORT.
+        telemetry.serve_from_environment()
 
     def teardown(self) -> None:
         if self._store is not None:

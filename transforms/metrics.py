@@ -19,7 +19,7 @@ from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Timestamp
 
 from config.settings import NightwatchConfig
-from core import names
+from core import names, telemetry
 from core.event import DeadLetter, Event, utcnow
 from core.night import observing_night
 from transforms.common import counter
@@ -36,6 +36,7 @@ class Sample(NamedTuple):
     kind: str  # received | stored | dead_letter | alert
     arrived: float  # unix seconds when the pipeline saw it
     latency_s: float | None = None  # publish to sink, for stored events
+    stage: str | None = None  # where a dead letter comes from
 
 
 def _unix(moment: datetime | None) -> float | None:
@@ -61,7 +62,13 @@ def alert_sample(event: Event) -> beam.window.TimestampedValue:
 
 def dead_letter_sample(letter: DeadLetter) -> beam.window.TimestampedValue:
     at = letter.received_time.timestamp()
-    return window.TimestampedValue(Sample(letter.source, "dead_letter", at), at)
+    return window.TimestampedValue(Sample(letter.source, "dead_letter", at, stage=letter.stage), at)
+
+
+def observe(sample: Sample) -> Sample:
+    """Counts a sample in the process's Prometheus metrics (core/telemetry.py) and passes it on."""
+    telemetry.observe_sample(sample.source, sample.kind, sample.latency_s, sample.stage)
+    return sample
 
 
 class GuardLateness(beam.DoFn):
@@ -168,12 +175,18 @@ class _ToRow(beam.DoFn):
 
 
 class _WriteMetrics(HotStoreDoFn):
+    def __init__(self, url: str, subscriptions: dict[str, str] | None = None):
+        super().__init__(url)
+        self._subscriptions = subscriptions or {}
+
     def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
         try:
             self._store.upsert_metrics([row])
             # The backlog now: published to the topic but not yet counted as received (this window included).
             row = {**row, "queue_depth": self._store.queue_depth(row["source"])}
             self._store.upsert_metrics([row])
+            source = row["source"]
+            telemetry.observe_queue_depth(source, self._subscriptions.get(source, source), row["queue_depth"])
         except Exception:  # noqa: BLE001 - metrics are derived; a failed write is counted, the events are safe
             counter(names.METRICS_WRITE_FAILED).inc()
             return
@@ -192,8 +205,11 @@ class WindowedMetrics(beam.PTransform):
 
     def expand(self, samples: beam.PCollection) -> beam.PCollection:
         spec = self._config.streaming.windows
+        pubsub = self._config.streaming.pubsub
+        subscriptions = {source: pubsub.subscription(source) for source in pubsub.topics}
         return (
             samples
+            | "Observe" >> beam.Map(observe)
             | "GuardLateness"
             >> beam.ParDo(GuardLateness(spec.metrics_s, spec.allowed_lateness_s, "metrics", _flag_late))
             | "EventTimeWindows"
@@ -207,5 +223,5 @@ class WindowedMetrics(beam.PTransform):
             | "BySource" >> beam.Map(lambda sample: (sample.source, sample))
             | "Stats" >> beam.CombinePerKey(WindowStats())
             | "ToRow" >> beam.ParDo(_ToRow(self._config, self._run_id))
-            | "Write" >> beam.ParDo(_WriteMetrics(self._db_url))
+            | "Write" >> beam.ParDo(_WriteMetrics(self._db_url, subscriptions))
         )

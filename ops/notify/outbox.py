@@ -20,7 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from config.settings import RetrySpec
+from core import telemetry
 from core.event import as_utc
+from core.logs import log_event
 from ops.notify.channels import Sender
 from ops.notify.notice import DELIVERED, FAILED, PAGING_PREFIXES, REACHED, RETRYING, SUPPRESSED, Clock, Notice, is_page
 from store.hot import HotStore
@@ -169,9 +171,27 @@ class Outbox:
         }
         with self.store.engine.begin() as conn:
             conn.execute(deliveries.update().where(deliveries.c.delivery_id == row["delivery_id"]).values(**values))
+        telemetry.DELIVERIES.labels(row["channel"], status).inc()
         if status != DELIVERED:
-            log.warning("%s on %s: %s (%s)", notice.key, row["channel"], status, outcome.error)
+            log_event(
+                log,
+                "delivery_failed",
+                f"{notice.key} on {row['channel']}: {status} ({outcome.error})",
+                level=logging.WARNING,
+                alert_id=notice.key,
+                channel=row["channel"],
+                status=status,
+                attempt=attempt,
+                error=outcome.error,
+            )
         return {**row, **values, "history": history}
+
+    def pending(self) -> int:
+        """Deliveries waiting for an attempt (status `retrying`): the outbox's size."""
+        with self.store.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries).where(deliveries.c.status == RETRYING)
+            ).scalar_one()
 
     def send_due(self, limit: int = 200) -> list[dict[str, Any]]:
         """Make the next attempt of every delivery whose backoff has passed (and of any left mid-send)."""

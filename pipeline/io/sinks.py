@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from core import names
 from core.event import DeadLetter, Event, utcnow
 from core.isolate import isolate
+from core.logs import log_event
 from store.errors import row_refused, store_unreachable
 from store.events import alert_id_for
 from store.tiers import PartitionIndex, join, write_archive_partition, write_warm_partition
@@ -27,6 +29,8 @@ from transforms.common import DEAD_LETTER, counter, dead_letter_for
 from transforms.hotstore import HotStoreDoFn
 
 BATCH = {"min_batch_size": 50, "max_batch_size": 500}
+
+log = logging.getLogger("nightwatch.dead_letters")
 
 
 class _HotStoreWriter(HotStoreDoFn):
@@ -87,9 +91,10 @@ class WriteHotTable(beam.PTransform):
 
 
 class _DeadLetterWriter(HotStoreDoFn):
-    def __init__(self, url: str, fallback_dir: str):
+    def __init__(self, url: str, fallback_dir: str, run_id: str | None = None):
         super().__init__(url)
         self._fallback_dir = fallback_dir
+        self._run_id = run_id
 
     def process(self, batch: list[DeadLetter]) -> Iterator[DeadLetter]:
         # A letter the store refuses (its event id too long, a NUL) is stored with its text made safe; if the
@@ -109,6 +114,19 @@ class _DeadLetterWriter(HotStoreDoFn):
         for letter in batch:
             counter(names.dead_letters(letter.stage)).inc()
             counter(names.DEAD_LETTERS).inc()
+            log_event(
+                log,
+                "dead_letter",
+                f"dead letter from {letter.source} at {letter.stage}: {letter.reason[:300]}",
+                level=logging.WARNING,
+                run_id=self._run_id,
+                source=letter.source,
+                event_id=letter.event_id,
+                stage=letter.stage,
+                reason=letter.reason[:1000],
+                origin=letter.origin,
+                injected=letter.injected or None,
+            )
             yield letter
 
     def _write_fallback(self, refused: list[tuple[DeadLetter, Exception]]) -> None:
@@ -145,16 +163,17 @@ def storable(letter: DeadLetter) -> DeadLetter:
 class WriteDeadLetters(beam.PTransform):
     """Dead letters into the hot store, or into JSON-lines files under `fallback_dir` if it is unreachable."""
 
-    def __init__(self, url: str, fallback_dir: str):
+    def __init__(self, url: str, fallback_dir: str, run_id: str | None = None):
         super().__init__()
         self._url = url
         self._fallback_dir = fallback_dir
+        self._run_id = run_id
 
     def expand(self, letters: beam.PCollection) -> beam.PCollection:
         return (
             letters
             | "Batch" >> beam.BatchElements(**BATCH)
-            | "Insert" >> beam.ParDo(_DeadLetterWriter(self._url, self._fallback_dir))
+            | "Insert" >> beam.ParDo(_DeadLetterWriter(self._url, self._fallback_dir, self._run_id))
         )
 
 
