@@ -36,6 +36,7 @@ TITLES = {
     "Users & audit": "Users and audit",
     "Access": "Access",
 }
+LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 LOGIN = {"observer": "obs", "operator": "ops", "admin": "adm", "super_admin": "root"}
 
 
@@ -151,6 +152,48 @@ def test_operator_acknowledges_an_alert_and_it_is_audited(console):
     )
     frame = at.dataframe[0].value
     assert "response timer" in frame.columns
+
+
+def store_new_critical(store: HotStore, suffix: str = "new") -> str:
+    """A new CRITICAL alert as a run would store it: a copy of a stored event under a fresh id, and its alert."""
+    from core.event import utcnow
+
+    with store.engine.begin() as conn:
+        row = dict(conn.execute(sa.select(events).where(events.c.event_id.startswith("gcn:")).limit(1)).one()._mapping)
+        event_id = f"{row['event_id']}:{suffix}"
+        conn.execute(events.insert().values({**row, "event_id": event_id}))
+        conn.execute(
+            alerts.insert().values(
+                alert_id=f"alert:{event_id}",
+                event_id=event_id,
+                level="CRITICAL",
+                status="open",
+                score=0.97,
+                title="gcn grb: a new CRITICAL while the portal is open",
+                dedup_key=f"alert:{event_id}",
+                injected=False,
+                created_at=utcnow(),
+            )
+        )
+    return f"alert:{event_id}"
+
+
+def test_portal_shows_a_new_critical_on_its_next_refresh(console):
+    at = goto(login("ops"), "Alerts")
+    before = {metric.label: int(metric.value) for metric in at.metric if metric.label in LEVELS}
+    assert "New CRITICAL" not in texts(at)
+    alert_id = store_new_critical(console)
+    at.run()  # what the portal's timer does (st.fragment(run_every=...)): re-read the store, redraw
+    after = {metric.label: int(metric.value) for metric in at.metric if metric.label in LEVELS}
+    assert after["CRITICAL"] == before["CRITICAL"] + 1
+    assert "New CRITICAL alert" in texts(at) and "while the portal is open" in texts(at)
+    assert alert_id in set(at.dataframe[0].value["alert"])
+    at.button(key="critical_seen").click().run()
+    assert "New CRITICAL alert" not in texts(at)
+    at.toggle(key="alert_sound").set_value(True).run()
+    store_new_critical(console, "second")
+    at.run()
+    assert "New CRITICAL alert" in texts(at)
 
 
 def test_alert_detail_shows_event_lineage_enrichments_and_cutouts(console):

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from access.accounts import User
+from config.environment import environment
 from core.event import as_utc, utcnow
 from dashboard import context, ui
 from dashboard.event_view import show_event
@@ -21,7 +22,8 @@ from store.schema import alerts, events
 LEVELS = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 STATUSES = ["open", "acknowledged", "escalated", "resolved"]
-TIMER_REFRESH_S = 30
+TIMER_REFRESH_S = environment().console_refresh_s  # NIGHTWATCH_CONSOLE_REFRESH_S
+SEEN, ANNOUNCED = "alerts_seen_critical", "alerts_announced_critical"
 
 
 def load_alerts() -> list[dict[str, Any]]:
@@ -81,12 +83,52 @@ def _table(rows: list[dict[str, Any]], responses: dict[str, datetime], zone: str
     return pd.DataFrame(shown)
 
 
-@st.fragment(run_every=TIMER_REFRESH_S)
-def _live_table(rows: list[dict[str, Any]], zone: str) -> None:
-    frame = _table(rows, responses.first_responses(context.store()), zone)
-    if frame.empty:
-        st.info("No alert matches the filters.")
+def _new_critical(rows: list[dict[str, Any]]) -> None:
+    """A CRITICAL that arrived while the portal is open stands out: a banner until marked seen, and (if chosen)
+    a sound the first time it is shown. Those already there when the portal opened are in the counters."""
+    critical = {row["alert_id"]: row for row in rows if row["level"] == "CRITICAL" and not row["injected"]}
+    if SEEN not in st.session_state:
+        st.session_state[SEEN] = set(critical)
+        st.session_state[ANNOUNCED] = set(critical)
+    new = [row for alert_id, row in critical.items() if alert_id not in st.session_state[SEEN]]
+    if not new:
         return
+    titles = "; ".join(f"{row['title']} ({ui.when(as_utc(row['created_at']))})" for row in new[:3])
+    more = f" and {len(new) - 3} more" if len(new) > 3 else ""
+    st.error(f"**New CRITICAL alert{'s' if len(new) > 1 else ''}** ({len(new)}): {titles}{more}", icon="🚨")
+    seen = {row["alert_id"] for row in new}
+    st.button("Mark as seen", key="critical_seen", on_click=lambda: st.session_state[SEEN].update(seen))
+    unannounced = [row for row in new if row["alert_id"] not in st.session_state[ANNOUNCED]]
+    if unannounced and st.session_state.get("alert_sound"):
+        st.audio(ui.chime(), format="audio/wav", autoplay=True)
+    st.session_state[ANNOUNCED] |= {row["alert_id"] for row in unannounced}
+
+
+def _counters(rows: list[dict[str, Any]]) -> None:
+    counts = st.columns(len(LEVELS))
+    for column, level in zip(counts, LEVELS, strict=True):
+        of_level = [row for row in rows if row["level"] == level]
+        unresolved = sum(row["status"] != "resolved" for row in of_level)
+        column.metric(level, unresolved, help=f"unresolved {level} alerts of {len(of_level)}")
+
+
+def _filtered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    state = st.session_state
+    levels, statuses = state.get("alert_levels", LEVELS), state.get("alert_statuses", STATUSES[:3])
+    sources, injected = state.get("alert_sources"), state.get("alert_injected", False)
+    text = (state.get("alert_search") or "").strip().lower()
+    return [
+        row
+        for row in rows
+        if row["level"] in levels
+        and row["status"] in statuses
+        and (sources is None or row["source"] in sources or not row["source"])
+        and (injected or not row["injected"])
+        and (not text or text in (row["title"] or "").lower() or text in row["event_id"].lower())
+    ]
+
+
+def _alert_list(frame: pd.DataFrame) -> None:
     overdue = int(frame["overdue"].sum())
     if overdue:
         st.error(f"{overdue} alert(s) overdue: past the guide's response time without being acknowledged.")
@@ -98,8 +140,29 @@ def _live_table(rows: list[dict[str, Any]], zone: str) -> None:
     st.dataframe(frame.style.apply(highlight, axis=1), hide_index=True, width="stretch")
     st.caption(
         "Response times (guide): CRITICAL < 15 min, HIGH < 1 hour, MEDIUM < 4 hours, LOW next business day "
-        f"(17:00 site time). Timers refresh every {TIMER_REFRESH_S} s."
+        f"(17:00 site time). The list, counters and timers refresh every {TIMER_REFRESH_S} s."
     )
+
+
+@st.fragment(run_every=TIMER_REFRESH_S)
+def _portal(user: User, zone: str) -> None:
+    """Everything that changes while the portal is open, re-read from the store on every refresh."""
+    rows = load_alerts()
+    _new_critical(rows)
+    _counters(rows)
+    shown = _filtered(rows)
+    frame = _table(shown, responses.first_responses(context.store()), zone)
+    if frame.empty:
+        st.info("No alert matches the filters.")
+        return
+    _alert_list(frame)
+    st.subheader("Respond")
+    labels = {row["alert_id"]: f"{row['level']} · {row['status']} · {row['title']}" for row in shown}
+    chosen = st.selectbox("Alert", list(labels), format_func=labels.__getitem__, key="alert_chosen")
+    alert = next(row for row in shown if row["alert_id"] == chosen)
+    _actions(user, alert)
+    st.subheader("The event behind the alert")
+    show_event(alert["event_id"])
 
 
 def _actions(user: User, alert: dict[str, Any]) -> None:
@@ -131,35 +194,12 @@ def _actions(user: User, alert: dict[str, Any]) -> None:
 def render(user: User) -> None:
     st.title("Alert portal")
     zone = context.config().sources.site.timezone
-    rows = load_alerts()
-    counts = st.columns(len(LEVELS))
-    for column, level in zip(counts, LEVELS, strict=True):
-        of_level = [row for row in rows if row["level"] == level]
-        unresolved = sum(row["status"] != "resolved" for row in of_level)
-        column.metric(level, unresolved, help=f"unresolved {level} alerts of {len(of_level)}")
-    filters = st.columns([2, 2, 2, 1])
-    levels = filters[0].multiselect("Level", LEVELS, default=LEVELS, key="alert_levels")
-    statuses = filters[1].multiselect("Status", STATUSES, default=STATUSES[:3], key="alert_statuses")
-    sources = sorted({row["source"] for row in rows if row["source"]})
-    chosen_sources = filters[2].multiselect("Source", sources, default=sources, key="alert_sources")
-    injected = filters[3].checkbox("Injected", value=False, key="alert_injected", help="show injected test alerts")
-    text = st.text_input("Search titles and event ids", key="alert_search").strip().lower()
-    shown = [
-        row
-        for row in rows
-        if row["level"] in levels
-        and row["status"] in statuses
-        and (row["source"] in chosen_sources or not row["source"])
-        and (injected or not row["injected"])
-        and (not text or text in (row["title"] or "").lower() or text in row["event_id"].lower())
-    ]
-    _live_table(shown, zone)
-    if not shown:
-        return
-    st.subheader("Respond")
-    labels = {row["alert_id"]: f"{row['level']} · {row['status']} · {row['title']}" for row in shown}
-    chosen = st.selectbox("Alert", list(labels), format_func=labels.__getitem__, key="alert_chosen")
-    alert = next(row for row in shown if row["alert_id"] == chosen)
-    _actions(user, alert)
-    st.subheader("The event behind the alert")
-    show_event(alert["event_id"])
+    filters = st.columns([2, 2, 2, 1, 1])
+    filters[0].multiselect("Level", LEVELS, default=LEVELS, key="alert_levels")
+    filters[1].multiselect("Status", STATUSES, default=STATUSES[:3], key="alert_statuses")
+    sources = sorted(context.config().sources.sources)
+    filters[2].multiselect("Source", sources, default=sources, key="alert_sources")
+    filters[3].checkbox("Injected", value=False, key="alert_injected", help="show injected test alerts")
+    filters[4].toggle("Sound", value=False, key="alert_sound", help="play a chime when a new CRITICAL arrives")
+    st.text_input("Search titles and event ids", key="alert_search")
+    _portal(user, zone)
