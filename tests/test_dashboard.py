@@ -237,6 +237,41 @@ def test_revoked_operator_is_refused_on_the_next_click(console):
     assert "revoked" in at.warning[0].value
 
 
+def reload(token: str) -> AppTest:
+    """A browser reload: a new session (nothing in st.session_state) with the URL's query parameters."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["session"] = token
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_reload_keeps_the_session_until_logout_or_revocation(console):
+    from access import sessions
+
+    at = login("ops")
+    token = at.query_params["session"]
+    token = token[0] if isinstance(token, list) else token
+    assert sessions.verify(console, token) == "ops"
+    again = reload(token)
+    assert again.sidebar.radio(key="page").options == PAGES["operator"]  # still logged in after the reload
+    # A forged or expired token is refused.
+    body, signature = token.split(".")
+    assert sessions.verify(console, f"{body}.{signature[::-1]}") is None
+    assert sessions.verify(console, token, now=__import__("time").time() + 13 * 3600) is None
+    assert not reload(token[:-2] + "xx").sidebar.radio
+    # Logging out revokes the token on the server: the same URL no longer logs in.
+    again.sidebar.button[0].click().run()
+    assert sessions.verify(console, token) is None
+    refused = reload(token)
+    assert not refused.sidebar.radio and "please log in again" in refused.warning[0].value
+    # A revoked user stays refused whatever token they hold.
+    fresh = login("ops").query_params["session"]
+    fresh = fresh[0] if isinstance(fresh, list) else fresh
+    accounts.revoke(console, "root", "ops", "terminated")
+    assert not reload(fresh).sidebar.radio
+
+
 def test_review_queue_promote_is_recorded_and_archived(console):
     at = goto(login("ops"), "Review queue")
     event_id = at.selectbox(key="review_chosen").value
