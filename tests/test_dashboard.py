@@ -196,6 +196,39 @@ def test_portal_shows_a_new_critical_on_its_next_refresh(console):
     assert "New CRITICAL alert" in texts(at)
 
 
+def test_portal_sorts_by_urgency_counts_each_level_once_and_resets_after_acting(console):
+    from ops.levels import level_counts
+
+    at = goto(login("ops"), "Alerts")
+    frame = at.dataframe[0].value
+    waiting = frame[frame["status"] == "open"]
+    # CRITICAL pinned on top, then the overdue, then the rest by deadline.
+    critical = list(waiting["level"] == "CRITICAL")
+    assert critical == sorted(critical, reverse=True)
+    rest = waiting[waiting["level"] != "CRITICAL"]
+    assert list(rest["overdue"]) == sorted(rest["overdue"], reverse=True)
+    # One count of each level: MEDIUM is the review queue's pending items, as ops.levels (and the API) says.
+    counts = level_counts(console)
+    shown = {metric.label: int(metric.value.replace(",", "")) for metric in at.metric if metric.label in LEVELS}
+    assert shown == {level: count.waiting for level, count in counts.items()}
+    with console.engine.connect() as conn:
+        pending = conn.execute(
+            sa.select(sa.func.count()).where(review_queue.c.status == "pending", review_queue.c.injected.is_(False))
+        ).scalar()
+    assert shown["MEDIUM"] == pending > 0
+    # After acknowledging, the note box is empty and the picker is back on the most urgent waiting alert.
+    first = at.selectbox(key="alert_chosen").value
+    at.text_area(key=f"note:{first}").input("paged the science team")
+    at.button(key=f"acknowledge:{first}").click().run()
+    assert alert_status(console, first) == "acknowledged"
+    assert at.selectbox(key="alert_chosen").value != first
+    assert not at.text_area(key=f"note:{at.selectbox(key='alert_chosen').value}").value
+    at.selectbox(key="alert_chosen").set_value(first).run()
+    assert not at.text_area(key=f"note:{first}").value  # an immediate Escalate cannot reuse the old note
+    at.button(key=f"escalate:{first}").click().run()
+    assert "needs a note" in at.error[0].value and alert_status(console, first) == "acknowledged"
+
+
 def test_alert_detail_shows_event_lineage_enrichments_and_cutouts(console):
     with console.engine.connect() as conn:
         ztf_alert = conn.execute(
@@ -289,7 +322,18 @@ def test_review_queue_promote_is_recorded_and_archived(console):
     with archived[0].open("rb") as handle:
         (record,) = list(fastavro.reader(handle))
     assert (record["event_id"], record["decision"], record["actor"]) == (event_id, "promote", "ops")
-    assert audit.audit_entries(console, action="review.")[0].actor == "ops"
+    entry = audit.audit_entries(console, action="review.")[0]
+    assert entry.actor == "ops" and entry.after == {"status": "promoted", "alert": f"alert:{event_id}"}
+    # The promotion raised the event to a HIGH alert (SLA timer in the portal), with who and why in the lineage.
+    with console.engine.connect() as conn:
+        alert = conn.execute(sa.select(alerts).where(alerts.c.event_id == event_id)).one()
+        event = conn.execute(sa.select(events).where(events.c.event_id == event_id)).one()
+    assert (alert.level, alert.status, event.event_class, event.alert_level) == ("HIGH", "open", "significant", "HIGH")
+    lineage = json.loads(event.payload)["lineage"]
+    assert lineage["promoted_by"] == "ops" and lineage["promoted_because"] == "real transient, worth a spectrum"
+    assert lineage["raised_from"] == "interesting" and lineage["review"] == "promoted"
+    portal = goto(login("ops"), "Alerts")
+    assert alert.alert_id in set(portal.dataframe[0].value["alert"])
 
     observer = goto(login("obs"), "Review queue")
     observer.multiselect(key="review_statuses").set_value(["pending", "promoted"]).run()

@@ -1,5 +1,6 @@
-"""The alert portal: alerts by level and status, newest first, with the guide's response times as timers;
-acknowledge, escalate or resolve with a note; the event behind each alert."""
+"""The alert portal: alerts by level and status, most urgent first (CRITICAL pinned, then overdue, then by
+deadline), with the guide's response times as timers; acknowledge, escalate or resolve with a note; the event
+behind each alert. The list, counters and timers refresh in place while the page is open."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import sqlalchemy as sa
 import streamlit as st
 
 from access.accounts import User
+from access.roles import AccessError, PermissionDenied
 from config.environment import environment
 from core.event import as_utc, utcnow
 from dashboard import context, ui
 from dashboard.event_view import show_event
 from ops import responses
+from ops.levels import level_counts
 from ops.responses import RESPONDERS, response_deadline
 from store.schema import alerts, events
 
@@ -104,12 +107,25 @@ def _new_critical(rows: list[dict[str, Any]]) -> None:
     st.session_state[ANNOUNCED] |= {row["alert_id"] for row in unannounced}
 
 
-def _counters(rows: list[dict[str, Any]]) -> None:
-    counts = st.columns(len(LEVELS))
-    for column, level in zip(counts, LEVELS, strict=True):
-        of_level = [row for row in rows if row["level"] == level]
-        unresolved = sum(row["status"] != "resolved" for row in of_level)
-        column.metric(level, unresolved, help=f"unresolved {level} alerts of {len(of_level)}")
+def _counters() -> None:
+    """One count of each level (ops.levels, as the API gives it): what still needs someone, of how many."""
+    counts = level_counts(context.store())
+    columns = st.columns(len(LEVELS))
+    for column, level in zip(columns, LEVELS, strict=True):
+        count = counts[level]
+        where = "pending in the review queue" if level == "MEDIUM" else "not resolved"
+        column.metric(level, f"{count.waiting:,}", help=f"{count.waiting:,} {where}, of {count.total:,}")
+
+
+def by_urgency(rows: list[dict[str, Any]], zone: str, now: datetime) -> list[dict[str, Any]]:
+    """Waiting alerts first: CRITICAL pinned on top, then the overdue, then by deadline; then those acted on."""
+
+    def key(row: dict[str, Any]) -> tuple:
+        deadline = response_deadline(row["level"], as_utc(row["created_at"]), zone)
+        waiting = row["status"] == "open"
+        return (not waiting, row["level"] != "CRITICAL", not (waiting and now > deadline), deadline, row["alert_id"])
+
+    return sorted(rows, key=key)
 
 
 def _filtered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -149,8 +165,8 @@ def _portal(user: User, zone: str) -> None:
     """Everything that changes while the portal is open, re-read from the store on every refresh."""
     rows = load_alerts()
     _new_critical(rows)
-    _counters(rows)
-    shown = _filtered(rows)
+    _counters()
+    shown = by_urgency(_filtered(rows), zone, utcnow())
     frame = _table(shown, responses.first_responses(context.store()), zone)
     if frame.empty:
         st.info("No alert matches the filters.")
@@ -165,21 +181,40 @@ def _portal(user: User, zone: str) -> None:
     show_event(alert["event_id"])
 
 
+def _act(user: User, alert_id: str, action: str, note_key: str) -> None:
+    """A button's callback (before the page is drawn again): do the action; on success clear the note and the
+    picker, so the next action starts afresh (the picker goes back to the most urgent alert)."""
+    try:
+        status = responses.alert_action(
+            context.store(), user.name, alert_id, action, st.session_state.get(note_key, "")
+        )
+    except PermissionDenied as exc:
+        ui.flash("error", f"Refused: {exc}")
+        return
+    except (AccessError, ValueError) as exc:
+        ui.flash("error", str(exc))
+        return
+    ui.flash("success", f"Alert {action}d: now {status}.")
+    st.session_state[note_key] = ""
+    st.session_state.pop("alert_chosen", None)
+
+
 def _actions(user: User, alert: dict[str, Any]) -> None:
     allowed = user.can("acknowledge_alerts")
     st.markdown(f"**{alert['title']}** · status **{alert['status']}**")
-    note = st.text_area("Note (required: what was done, who was told)", key=f"note:{alert['alert_id']}")
+    note_key = f"note:{alert['alert_id']}"
+    st.text_area("Note (required: what was done, who was told)", key=note_key)
     buttons = st.columns(3)
     for column, (action, label) in zip(
         buttons, (("acknowledge", "Acknowledge"), ("escalate", "Escalate"), ("resolve", "Resolve")), strict=True
     ):
-        if column.button(label, key=f"{action}:{alert['alert_id']}", disabled=not allowed):
-            ui.run_action(
-                lambda action=action: responses.alert_action(
-                    context.store(), user.name, alert["alert_id"], action, note
-                ),
-                lambda status, action=action: f"Alert {action}d: now {status}.",
-            )
+        column.button(
+            label,
+            key=f"{action}:{alert['alert_id']}",
+            disabled=not allowed,
+            on_click=_act,
+            args=(user, alert["alert_id"], action, note_key),
+        )
     if not allowed:
         st.caption("Acknowledging, escalating and resolving alerts needs the Operator role.")
     history = responses.alert_history(context.store(), alert["alert_id"])

@@ -7,6 +7,7 @@ import streamlit as st
 
 from access.accounts import User
 from core.event import utcnow
+from core.night import observing_night
 from dashboard import context, ui
 from ops.health import AgentHealth, HealthReport, Panel, Runbook, evaluate
 
@@ -103,9 +104,24 @@ def _agents(agents: AgentHealth) -> None:
         _runbook(agents.runbook)
 
 
+TONIGHT = "tonight"
+
+
+def _night_choice() -> str | None:
+    """The night the alert-volume panel shows: tonight (the site's current observing night) unless another
+    night is chosen explicitly."""
+    now = utcnow()
+    tonight = observing_night(now, context.config().sources.site.timezone)
+    others = sorted((night for night in context.store().alert_volume_by_night() if night != tonight), reverse=True)
+    options = [TONIGHT, *others]
+    label = {TONIGHT: f"tonight ({tonight})"}
+    chosen = st.selectbox("Alert volume of the night", options, format_func=lambda n: label.get(n, n), key="night")
+    return None if chosen == TONIGHT else chosen
+
+
 @st.fragment(run_every=REFRESH_S)
-def _live() -> None:
-    report = evaluate(context.store(), context.config(), utcnow())
+def _live(night: str | None = None) -> None:
+    report = evaluate(context.store(), context.config(), utcnow(), night=night)
     _severity(report)
     columns = st.columns(2)
     for index, panel in enumerate(report.panels):
@@ -116,4 +132,4 @@ def _live() -> None:
 
 def render(user: User) -> None:
     st.title("Monitoring")
-    _live()
+    _live(_night_choice())

@@ -48,7 +48,8 @@ def _decide(user: User, item: dict[str, Any], decision: str, note: str) -> str:
         path = archive_decision(context.settings().archive_root, item["night"] or "unknown", made)
     except OSError as exc:
         return f"Decision recorded ({made.status}); writing it to the archive failed: {exc}"
-    return f"Decision recorded: {decision} ({made.status}), archived in {path}"
+    raised = f"; raised to alert {made.alert_id} (portal, SLA timer, notified)" if made.alert_id else ""
+    return f"Decision recorded: {decision} ({made.status}){raised}, archived in {path}"
 
 
 def render(user: User) -> None:
