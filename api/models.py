@@ -101,6 +101,16 @@ class AlertDetail(Alert):
     history: list[AlertAction] = Field(description="Acknowledgements, escalations and resolutions, oldest first")
 
 
+class LevelCount(BaseModel):
+    level: str = Field(description="CRITICAL, HIGH, MEDIUM (the review queue) or LOW (routine, archived)")
+    waiting: int = Field(description="not resolved (alerts) or pending (review queue)")
+    total: int
+
+
+class LevelCounts(BaseModel):
+    levels: list[LevelCount]
+
+
 class Acknowledge(BaseModel):
     # "\S": at least one non-blank character (the note goes into the audit log).
     note: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="What was done, who was told")

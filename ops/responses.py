@@ -79,6 +79,22 @@ def alert_action(store: HotStore, actor: str, alert_id: str, action: str, note: 
     return new_status
 
 
+def alert_actions_bulk(store: HotStore, actor: str, alert_ids: list[str], action: str, note: str) -> dict[str, str]:
+    """The same action with one note on many alerts (a storm): each one through `alert_action`, so each is checked,
+    recorded and audited on its own. Returns each alert's new status, or why it was refused ("refused: ...");
+    a refusal of the actor's role stops the batch (PermissionDenied), an alert in the wrong state is skipped."""
+    acting(store, actor, "acknowledge_alerts")
+    if not note.strip():
+        raise AccessError(f"{action} needs a note (what was done, who was told)")
+    outcome: dict[str, str] = {}
+    for alert_id in dict.fromkeys(alert_ids):
+        try:
+            outcome[alert_id] = alert_action(store, actor, alert_id, action, note)
+        except AccessError as exc:
+            outcome[alert_id] = f"refused: {exc}"
+    return outcome
+
+
 def alert_history(store: HotStore, alert_id: str) -> list[dict[str, Any]]:
     query = sa.select(alert_actions).where(alert_actions.c.alert_id == alert_id).order_by(alert_actions.c.action_id)
     with store.engine.connect() as conn:

@@ -389,6 +389,34 @@ def test_an_operator_key_acknowledges_through_the_consoles_audited_path(api):
     assert_error(api.get("/v1/alerts/alert%3Anope"), 404, "not_found")
 
 
+def test_escalate_and_resolve_as_in_the_console_and_counts_agree_with_it(api):
+    from ops.levels import level_counts
+
+    alert_id = api.get("/v1/alerts?status=open&level=HIGH&limit=1").json()["data"][0]["alert_id"]
+    base = f"/v1/alerts/{quote(alert_id, safe='')}"
+    assert_error(api.post(f"{base}/escalate", {"note": "x"}, key="observer"), 403, "forbidden")
+    escalated = api.post(f"{base}/escalate", {"note": "needs the science lead"})
+    assert escalated.status_code == 200, escalated.text and escalated.json()["status"] == "escalated"
+    resolved = api.post(f"{base}/resolve", {"note": "follow-up scheduled"})  # answered 405 before
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["status"] == "resolved"
+    assert [h["action"] for h in resolved.json()["history"]][-2:] == ["escalate", "resolve"]
+    with api.store.engine.connect() as conn:
+        audited = conn.execute(sa.select(audit_log.c.action).where(audit_log.c.target == alert_id)).scalars().all()
+    assert audited[-2:] == ["alert.escalate", "alert.resolve"]
+    assert "resolved" in assert_error(api.post(f"{base}/escalate", {"note": "again"}), 409, "conflict")["message"]
+    # One count of each level: the API's counts are the console's (ops.levels).
+    counts = {row["level"]: row for row in api.get("/v1/alerts/counts").json()["levels"]}
+    expected = level_counts(api.store)
+    assert {level: (row["waiting"], row["total"]) for level, row in counts.items()} == {
+        level: (count.waiting, count.total) for level, count in expected.items()
+    }
+    assert counts["MEDIUM"]["waiting"] > 0  # the review queue, not "MEDIUM 0"
+    # Downloads carry respond_by, as the JSON listing does.
+    table = pq.read_table(iter_bytes(api.get("/v1/alerts?format=parquet").content)).to_pylist()
+    assert table and all(row["respond_by"] > row["created_at"] for row in table)
+
+
 def test_review_queue_and_metrics(api):
     with api.store.engine.connect() as conn:
         queued = set(conn.execute(sa.select(review_queue.c.event_id)).scalars())
@@ -626,7 +654,7 @@ def test_fuzzing_every_operation_finds_no_server_error_and_no_undocumented_answe
 
     # The live feed never ends by itself: its own tests above cover it.
     operations = [result.ok() for result in schema.exclude(path="/v1/alerts/stream").get_all_operations()]
-    assert len(operations) == 12
+    assert len(operations) == 15  # ... counts, escalate and resolve among them
 
     for operation, mode in itertools.product(operations, list(schemathesis.GenerationMode)):
         raw = operation.definition.raw

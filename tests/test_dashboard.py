@@ -229,6 +229,35 @@ def test_portal_sorts_by_urgency_counts_each_level_once_and_resets_after_acting(
     assert "needs a note" in at.error[0].value and alert_status(console, first) == "acknowledged"
 
 
+def test_bulk_acknowledge_with_one_note_audits_each_alert(console):
+    at = goto(login("ops"), "Alerts")
+    frame = at.dataframe[0].value
+    chosen = list(frame[frame["status"] == "open"]["alert"][:3])
+    assert len(chosen) == 3
+    # What clicking three rows of the table leaves in the session (AppTest cannot click a table row).
+    at.session_state["alerts_selected"] = chosen
+    at.run()
+    assert "Respond to 3 selected alerts" in [header.value for header in at.subheader]
+    at.button(key="bulk:acknowledge").click().run()
+    assert "needs a note" in at.error[0].value
+    assert {alert_status(console, alert_id) for alert_id in chosen} == {"open"}
+    at.text_area(key="alerts_bulk_note").input("storm from one Rubin visit: science team paged once")
+    at.button(key="bulk:acknowledge").click().run()
+    assert not at.exception
+    assert "3 alert(s) acknowledged with one note, each audited." in [success.value for success in at.success]
+    assert {alert_status(console, alert_id) for alert_id in chosen} == {"acknowledged"}
+    entries = audit.audit_entries(console, action="alert.acknowledge")
+    assert sorted(entry.target for entry in entries) == sorted(chosen)
+    assert {entry.note for entry in entries} == {"storm from one Rubin visit: science team paged once"}
+    assert "Respond to 3 selected alerts" not in [header.value for header in at.subheader]  # selection cleared
+    # Resolving many skips one already resolved, and says so.
+    responses.alert_action(console, "ops", chosen[0], "resolve", "done")
+    outcome = responses.alert_actions_bulk(console, "ops", chosen, "resolve", "all followed up")
+    assert outcome[chosen[0]].startswith("refused") and [outcome[a] for a in chosen[1:]] == ["resolved"] * 2
+    with pytest.raises(PermissionDenied):
+        responses.alert_actions_bulk(console, "obs", chosen, "acknowledge", "forged")
+
+
 def test_alert_detail_shows_event_lineage_enrichments_and_cutouts(console):
     with console.engine.connect() as conn:
         ztf_alert = conn.execute(

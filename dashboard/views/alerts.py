@@ -27,6 +27,8 @@ LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 STATUSES = ["open", "acknowledged", "escalated", "resolved"]
 TIMER_REFRESH_S = environment().console_refresh_s  # NIGHTWATCH_CONSOLE_REFRESH_S
 SEEN, ANNOUNCED = "alerts_seen_critical", "alerts_announced_critical"
+ORDER, SELECTED, TABLE_VERSION = "alerts_order", "alerts_selected", "alerts_table_version"
+BULK_NOTE = "alerts_bulk_note"
 
 
 def load_alerts() -> list[dict[str, Any]]:
@@ -144,6 +146,31 @@ def _filtered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _table_key() -> str:
+    return f"alert_rows:{st.session_state.get(TABLE_VERSION, 0)}"  # a new key clears the table's selection
+
+
+def _selected_changed() -> None:
+    """The rows clicked, as alert ids, mapped through the order shown when they were clicked (a refresh may
+    reorder the list later: the ids stay right). One row picks the alert to respond to."""
+    rows = st.session_state[_table_key()].selection.rows
+    order = st.session_state.get(ORDER, [])
+    ids = [order[index] for index in rows if index < len(order)]
+    st.session_state[SELECTED] = ids
+    if len(ids) == 1:
+        st.session_state["alert_chosen"] = ids[0]
+
+
+def _stable(shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """While rows are selected, keep the order they were clicked in (new alerts go below), so a refresh does
+    not move the selection onto other alerts; otherwise the urgency order."""
+    order = st.session_state.get(ORDER, [])
+    if not st.session_state.get(SELECTED) or not order:
+        return shown
+    position = {alert_id: index for index, alert_id in enumerate(order)}
+    return sorted(shown, key=lambda row: position.get(row["alert_id"], len(order)))
+
+
 def _alert_list(frame: pd.DataFrame) -> None:
     overdue = int(frame["overdue"].sum())
     if overdue:
@@ -153,11 +180,62 @@ def _alert_list(frame: pd.DataFrame) -> None:
         colour = "background-color: rgba(255, 60, 60, 0.25)" if row["overdue"] else ""
         return [colour] * len(row)
 
-    st.dataframe(frame.style.apply(highlight, axis=1), hide_index=True, width="stretch")
-    st.caption(
-        "Response times (guide): CRITICAL < 15 min, HIGH < 1 hour, MEDIUM < 4 hours, LOW next business day "
-        f"(17:00 site time). The list, counters and timers refresh every {TIMER_REFRESH_S} s."
+    st.session_state[ORDER] = list(frame["alert"])
+    st.dataframe(
+        frame.style.apply(highlight, axis=1),
+        hide_index=True,
+        width="stretch",
+        key=_table_key(),
+        on_select=_selected_changed,
+        selection_mode="multi-row",
     )
+    st.caption(
+        "Click a row to respond to it; select several to acknowledge or resolve them with one note. Response "
+        "times (guide): CRITICAL < 15 min, HIGH < 1 hour, MEDIUM < 4 hours, LOW next business day (17:00 site "
+        f"time). The list, counters and timers refresh every {TIMER_REFRESH_S} s."
+    )
+
+
+def _act_on_many(user: User, alert_ids: list[str], action: str) -> None:
+    """The bulk buttons' callback: one note, each alert acted on (and audited) on its own by ops.responses."""
+    note = st.session_state.get(BULK_NOTE, "")
+    try:
+        outcome = responses.alert_actions_bulk(context.store(), user.name, alert_ids, action, note)
+    except PermissionDenied as exc:
+        ui.flash("error", f"Refused: {exc}")
+        return
+    except (AccessError, ValueError) as exc:
+        ui.flash("error", str(exc))
+        return
+    refused = {alert_id: why for alert_id, why in outcome.items() if why.startswith("refused")}
+    done = len(outcome) - len(refused)
+    skipped = f"; {len(refused)} skipped ({next(iter(refused.values()))})" if refused else ""
+    ui.flash("success", f"{done} alert(s) {action}d with one note, each audited{skipped}.")
+    st.session_state[BULK_NOTE] = ""
+    st.session_state[SELECTED] = []
+    st.session_state[TABLE_VERSION] = st.session_state.get(TABLE_VERSION, 0) + 1
+    st.session_state.pop("alert_chosen", None)
+
+
+def _bulk(user: User, shown: list[dict[str, Any]]) -> None:
+    by_id = {row["alert_id"]: row for row in shown}
+    chosen = [alert_id for alert_id in st.session_state.get(SELECTED, []) if alert_id in by_id]
+    if len(chosen) < 2:
+        return
+    st.subheader(f"Respond to {len(chosen)} selected alerts")
+    levels = pd.Series([by_id[alert_id]["level"] for alert_id in chosen]).value_counts()
+    st.markdown(", ".join(f"**{count}** {level}" for level, count in levels.items()))
+    allowed = user.can("acknowledge_alerts")
+    st.text_area("Note for all of them (required)", key=BULK_NOTE)
+    left, right, _ = st.columns([1, 1, 2])
+    for column, action in ((left, "acknowledge"), (right, "resolve")):
+        column.button(
+            f"{action.capitalize()} {len(chosen)}",
+            key=f"bulk:{action}",
+            disabled=not allowed,
+            on_click=_act_on_many,
+            args=(user, chosen, action),
+        )
 
 
 @st.fragment(run_every=TIMER_REFRESH_S)
@@ -166,14 +244,17 @@ def _portal(user: User, zone: str) -> None:
     rows = load_alerts()
     _new_critical(rows)
     _counters()
-    shown = by_urgency(_filtered(rows), zone, utcnow())
+    shown = _stable(by_urgency(_filtered(rows), zone, utcnow()))
     frame = _table(shown, responses.first_responses(context.store()), zone)
     if frame.empty:
         st.info("No alert matches the filters.")
         return
     _alert_list(frame)
+    _bulk(user, shown)
     st.subheader("Respond")
     labels = {row["alert_id"]: f"{row['level']} · {row['status']} · {row['title']}" for row in shown}
+    if st.session_state.get("alert_chosen") not in labels:
+        st.session_state.pop("alert_chosen", None)
     chosen = st.selectbox("Alert", list(labels), format_func=labels.__getitem__, key="alert_chosen")
     alert = next(row for row in shown if row["alert_id"] == chosen)
     _actions(user, alert)
