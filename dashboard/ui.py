@@ -6,7 +6,7 @@ import io
 import math
 import wave
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
@@ -73,8 +73,19 @@ def ago(delta: timedelta) -> str:
     return text
 
 
+def iso(moment: Any) -> str:
+    """The one time format (as the API answers): ISO 8601 in UTC with Z, to the second."""
+    if moment is None or moment == "":
+        return "–"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def when(moment: datetime | None) -> str:
-    return "–" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+    return iso(moment)
 
 
 @cache

@@ -401,6 +401,7 @@ def test_escalate_and_resolve_as_in_the_console_and_counts_agree_with_it(api):
     assert resolved.status_code == 200, resolved.text
     assert resolved.json()["status"] == "resolved"
     assert [h["action"] for h in resolved.json()["history"]][-2:] == ["escalate", "resolve"]
+    assert all(h["at"].endswith("Z") for h in resolved.json()["history"])  # the alert history's times too
     with api.store.engine.connect() as conn:
         audited = conn.execute(sa.select(audit_log.c.action).where(audit_log.c.target == alert_id)).scalars().all()
     assert audited[-2:] == ["alert.escalate", "alert.resolve"]
@@ -563,6 +564,10 @@ def test_the_live_feed_delivers_new_alerts_and_resumes_after_last_event_id(api):
         got = read_events(feed, lambda m: {second} <= {x["data"]["alert_id"] for x in m})
     assert [m["data"]["alert_id"] for m in got] == [first, second]
     assert all(m["event"] == "alert" and m["data"]["level"] == "HIGH" for m in got)
+    # One time format: the feed's times are the REST answers' (ISO 8601 UTC with Z).
+    listed = api.get(f"/v1/alerts/{quote(first, safe='')}").json()
+    for field in ("created_at", "respond_by"):
+        assert got[0]["data"][field] == listed[field] and listed[field].endswith("Z") and "T" in listed[field]
     # Reconnecting with the first message's id replays what came after it.
     resume = {**headers, "Last-Event-ID": got[0]["id"]}
     with requests.get(api.base + "/v1/alerts/stream", headers=resume, stream=True, timeout=30) as feed:

@@ -108,6 +108,10 @@ def test_monitoring_shows_the_five_panels_with_figures_and_severity(console):
         assert f"#### {panel}" in shown
     values = {metric.label: metric.value for metric in at.metric}
     assert values["Processing latency"].endswith("s (p50)") and values["Error rate"].endswith(")")
+    per_source = [frame.value for frame in at.dataframe if list(frame.value.columns) == ["source", "value", "status"]]
+    cells = {cell for frame in per_source for cell in frame["value"]}
+    assert any(cell.endswith("/min") for cell in cells) and any(cell.endswith("%") for cell in cells)
+    assert {cell for frame in per_source for cell in frame["status"]} <= {"normal", "near limit", "abnormal", "n/a", ""}
     assert "alerts (night" in values["Alert volume"]
     assert any(sev in shown for sev in ("SEV-1", "SEV-2", "SEV-3", "SEV-4", "No incident"))
     assert "Action if abnormal: Check data sources" in [expander.label for expander in at.expander]
@@ -116,6 +120,23 @@ def test_monitoring_shows_the_five_panels_with_figures_and_severity(console):
     assert "Runbook: Agent Timeout" in [expander.label for expander in at.expander]
     agents = next(frame.value for frame in at.dataframe if "budget ms" in frame.value.columns)
     assert len(agents) > 0 and set(agents["breaker"]) <= {"closed", "open", "half_open"}
+
+
+def test_charts_are_24_hour_utc_with_gaps_and_numbers_carry_units():
+    from datetime import datetime, timedelta, timezone
+
+    from dashboard import ui
+    from dashboard.views.monitoring import formatted, timeline
+
+    start = datetime(2026, 11, 27, 20, 2, tzinfo=timezone.utc)  # 20:02 UTC, once drawn as "08:02"
+    minutes = [0, 1, 2, 6, 7]  # nothing arrived from 20:05 to 20:07
+    series = [{"time": start + timedelta(minutes=m), "source": "ztf", "value": 10.0 + m} for m in minutes]
+    long = timeline(series)
+    assert list(long["at (UTC)"])[:3] == ["2026-11-27T20:02Z", "2026-11-27T20:03Z", "2026-11-27T20:04Z"]
+    assert len(long) == 8 and long["value"].isna().sum() == 3  # the gap stays a gap (no line drawn across)
+    assert formatted("Error rate", 0.0091) == "0.91%" and formatted("Event rate", 266.26) == "266.3/min"
+    assert formatted("Processing latency", 5.98e-05) == "0.00 s" and formatted("Queue depth", None) == "–"
+    assert ui.iso(start) == "2026-11-27T20:02:00Z" == ui.when(start)
 
 
 def test_observer_is_refused_acknowledging_an_alert(console):

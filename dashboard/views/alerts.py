@@ -78,7 +78,7 @@ def _table(rows: list[dict[str, Any]], responses: dict[str, datetime], zone: str
                 "response timer": text,
                 "overdue": overdue,
                 "title": row["title"],
-                "created (UTC)": created.strftime("%Y-%m-%d %H:%M:%S"),
+                "created": ui.iso(created),
                 "responder": RESPONDERS.get(row["level"], ""),
                 "score": row["score"],
                 "injected": bool(row["injected"]),
@@ -300,11 +300,9 @@ def _actions(user: User, alert: dict[str, Any]) -> None:
         st.caption("Acknowledging, escalating and resolving alerts needs the Operator role.")
     history = responses.alert_history(context.store(), alert["alert_id"])
     if history:
-        st.dataframe(
-            pd.DataFrame(history)[["at", "action", "actor", "note"]],
-            hide_index=True,
-            width="stretch",
-        )
+        frame = pd.DataFrame(history)[["at", "action", "actor", "note"]]
+        frame["at"] = [ui.iso(moment) for moment in frame["at"]]
+        st.dataframe(frame, hide_index=True, width="stretch")
 
 
 def render(user: User) -> None:

@@ -70,7 +70,7 @@ def render(user: User) -> None:
                 "kind": row["kind"],
                 "mag": row["mag"],
                 "score": row["score"],
-                "queued (UTC)": as_utc(row["created_at"]).strftime("%Y-%m-%d %H:%M:%S"),
+                "queued": ui.iso(as_utc(row["created_at"])),
                 "event": row["event_id"],
             }
             for row in shown
