@@ -122,6 +122,10 @@ def _panel(panel: Panel) -> None:
             _runbook(panel.runbook)
 
 
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def _agents(agents: AgentHealth) -> None:
     st.subheader("Agent health")
     if agents.message:
@@ -136,8 +140,8 @@ def _agents(agents: AgentHealth) -> None:
             "timeouts": row.get("timeouts"),
             "errors": row.get("errors"),
             "skips": row.get("skips"),
-            "p50 ms": row.get("latency_p50_ms"),
-            "p95 ms": row.get("latency_p95_ms"),
+            "p50 ms": _ms(row.get("latency_p50_ms")),
+            "p95 ms": _ms(row.get("latency_p95_ms")),
             "budget ms": row.get("budget_ms"),
             "breaker": row.get("breaker_state"),
             "window end": ui.iso(row.get("window_end")),
