@@ -125,9 +125,13 @@ class LevelCounts(BaseModel):
     levels: list[LevelCount]
 
 
+NON_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
 class Acknowledge(BaseModel):
-    # "\S": at least one non-blank character (the note goes into the audit log).
-    note: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="What was done, who was told")
+    # At least one non-blank character (the note goes into the audit log). `\s` differs between the OpenAPI
+    # description's regex dialect (ECMA), Python's and pydantic's (Rust): the class leaves out the blanks of all.
+    note: str = Field(min_length=1, max_length=2000, pattern=NON_BLANK, description="What was done, who was told")
 
 
 class ReviewItem(BaseModel):
