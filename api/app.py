@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 from contextlib import asynccontextmanager
+from importlib.resources import files
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from api import errors, queries, telemetry
 from api.auth import ApiSettings
@@ -43,6 +47,41 @@ def build_router() -> APIRouter:
     return router
 
 
+DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc, served from the fastapi-offline package: no CDN
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc from the scripts the `fastapi-offline` package ships, so the interactive
+    documentation works in an air-gapped control room (FastAPI's defaults load them from a CDN)."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")), name="docs-assets")
+    title = f"{app.title} - documentation"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=title,
+            oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url,
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get(app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=title,
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     app.state.store.ensure_schema()
@@ -59,12 +98,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
         description=DESCRIPTION,
         servers=[{"url": "https://api.events.facility.org", "description": "production"}],
         lifespan=lifespan,
+        docs_url=None,  # served by install_offline_docs, from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = HotStore(settings.store_url)
     errors.install(app)
     telemetry.install(app)
     app.include_router(build_router())
+    install_offline_docs(app)
     return app
 
 

@@ -33,8 +33,9 @@ _UTC_TIME = pa.timestamp("us", tz="UTC")
 CONE_SCHEMA = WARM_SCHEMA.append(pa.field("separation_deg", pa.float64()))
 
 
-def arrow_schema(columns: Sequence[sa.ColumnElement]) -> pa.Schema:
-    """A Parquet schema for hot-store columns (every field nullable, as in the tables)."""
+def arrow_schema(columns: Sequence[sa.ColumnElement], times: Sequence[str] = ()) -> pa.Schema:
+    """A Parquet schema for hot-store columns (every field nullable, as in the tables), and computed `times`
+    (UTC timestamps the API adds, e.g. an alert's `respond_by`)."""
 
     def kind(column: sa.ColumnElement) -> pa.DataType:
         if isinstance(column.type, sa.DateTime):
@@ -47,7 +48,7 @@ def arrow_schema(columns: Sequence[sa.ColumnElement]) -> pa.Schema:
             return pa.float64()
         return pa.string()
 
-    return pa.schema([(column.name, kind(column)) for column in columns])
+    return pa.schema([*((column.name, kind(column)) for column in columns), *((name, _UTC_TIME) for name in times)])
 
 
 def avro_schema(schema: pa.Schema, name: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from anyio import to_thread
 
 from api.cursors import Key, decode_cursor, encode_cursor
 from api.errors import ApiError
+from api.models import utc_iso
 from api.queries import ALERT_KEY, AlertFilter, list_alerts
 from core.event import utcnow
 from store.hot import HotStore
@@ -35,9 +36,14 @@ def resume_key(last_event_id: str | None) -> Key | None:
     return decode_cursor(LISTING, last_event_id, ALERT_KEY) if last_event_id else None
 
 
+def _json_value(value: Any) -> str:
+    """Times as in every REST answer (ISO 8601 UTC with Z); anything else as text."""
+    return utc_iso(value) if isinstance(value, datetime) else str(value)
+
+
 def message(event: str, data: Any, event_id: str | None = None) -> str:
     lines = [f"id: {event_id}"] if event_id else []
-    lines += [f"event: {event}", f"data: {json.dumps(data, separators=(',', ':'), default=str)}"]
+    lines += [f"event: {event}", f"data: {json.dumps(data, separators=(',', ':'), default=_json_value)}"]
     return "\n".join(lines) + "\n\n"
 
 

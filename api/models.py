@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from datetime import datetime, timezone
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
 Source = Literal["ztf", "rubin", "gcn"]
 EventClass = Literal["critical", "significant", "interesting", "routine", "rejected"]
@@ -16,6 +16,20 @@ Tier = Literal["hot", "warm", "all"]
 Format = Literal["json", "parquet", "avro"]
 
 T = TypeVar("T")
+
+
+def utc_iso(moment: datetime) -> str:
+    """The one time format of every answer, the live feed included: ISO 8601 in UTC with `Z`."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+UtcTime = Annotated[
+    datetime,
+    PlainSerializer(utc_iso, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2025-09-06T02:00:00Z"]}),
+]
 
 
 class Page(BaseModel, Generic[T]):
@@ -32,8 +46,8 @@ class Event(BaseModel):
     event_class: str | None = None
     score: float | None = None
     alert_level: str | None = None
-    event_time: datetime
-    received_time: datetime
+    event_time: UtcTime
+    received_time: UtcTime
     night: str | None = None
     ra: float | None = Field(None, description="ICRS degrees")
     dec: float | None = Field(None, description="ICRS degrees")
@@ -74,12 +88,12 @@ class Alert(BaseModel):
     title: str | None = None
     dedup_key: str = Field(description="The same key as the alerts Pub/Sub topic's `dedup_key` attribute")
     injected: bool
-    created_at: datetime
-    respond_by: datetime = Field(description="The guide's response time: CRITICAL 15 min, HIGH 1 hour")
+    created_at: UtcTime
+    respond_by: UtcTime = Field(description="The guide's response time: CRITICAL 15 min, HIGH 1 hour")
     source: str | None = None
     kind: str | None = None
     object_id: str | None = None
-    event_time: datetime | None = None
+    event_time: UtcTime | None = None
     ra: float | None = None
     dec: float | None = None
     pos_error_deg: float | None = None
@@ -94,16 +108,30 @@ class AlertAction(BaseModel):
     action: str
     actor: str
     note: str
-    at: datetime
+    at: UtcTime
 
 
 class AlertDetail(Alert):
     history: list[AlertAction] = Field(description="Acknowledgements, escalations and resolutions, oldest first")
 
 
+class LevelCount(BaseModel):
+    level: str = Field(description="CRITICAL, HIGH, MEDIUM (the review queue) or LOW (routine, archived)")
+    waiting: int = Field(description="not resolved (alerts) or pending (review queue)")
+    total: int
+
+
+class LevelCounts(BaseModel):
+    levels: list[LevelCount]
+
+
+NON_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
 class Acknowledge(BaseModel):
-    # "\S": at least one non-blank character (the note goes into the audit log).
-    note: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="What was done, who was told")
+    # At least one non-blank character (the note goes into the audit log). `\s` differs between the OpenAPI
+    # description's regex dialect (ECMA), Python's and pydantic's (Rust): the class leaves out the blanks of all.
+    note: str = Field(min_length=1, max_length=2000, pattern=NON_BLANK, description="What was done, who was told")
 
 
 class ReviewItem(BaseModel):
@@ -111,11 +139,11 @@ class ReviewItem(BaseModel):
     status: str
     score: float | None = None
     injected: bool
-    created_at: datetime
+    created_at: UtcTime
     source: str | None = None
     kind: str | None = None
     object_id: str | None = None
-    event_time: datetime | None = None
+    event_time: UtcTime | None = None
     ra: float | None = None
     dec: float | None = None
     pos_error_deg: float | None = None
@@ -128,8 +156,8 @@ class ReviewPage(Page[ReviewItem]):
 
 class MetricsWindow(BaseModel):
     source: str
-    window_start: datetime
-    window_end: datetime
+    window_start: UtcTime
+    window_end: UtcTime
     run_id: str
     night: str | None = None
     received: int
@@ -145,7 +173,7 @@ class MetricsWindow(BaseModel):
     latency_p99_s: float | None = None
     error_rate: float | None = None
     queue_depth: int | None = None
-    updated_at: datetime
+    updated_at: UtcTime
 
 
 class MetricsPage(Page[MetricsWindow]):
@@ -154,8 +182,8 @@ class MetricsPage(Page[MetricsWindow]):
 
 class AgentWindow(BaseModel):
     agent: str
-    window_start: datetime
-    window_end: datetime
+    window_start: UtcTime
+    window_end: UtcTime
     run_id: str
     calls: int
     ok: int
@@ -169,7 +197,7 @@ class AgentWindow(BaseModel):
     latency_max_ms: float | None = None
     budget_ms: int
     breaker_state: str
-    updated_at: datetime
+    updated_at: UtcTime
 
 
 class AgentWindowPage(Page[AgentWindow]):
@@ -181,14 +209,14 @@ class Association(BaseModel):
     counterpart_id: str = Field(description="The optical event")
     separation_deg: float
     time_offset_s: float = Field(description="Counterpart time minus trigger time")
-    created_at: datetime
+    created_at: UtcTime
 
 
 class ReviewDecision(BaseModel):
     decision: str
     actor: str
     note: str
-    at: datetime
+    at: UtcTime
 
 
 class AlertState(BaseModel):

@@ -38,6 +38,12 @@ class Environment(BaseSettings):
     production runner's workers (set in their environment); the commands take `--metrics-port`."""
     agent_restarts: int = 0
     """NIGHTWATCH_AGENT_RESTARTS: how often the agent server restarted itself (set by the server for its new self)."""
+    session_secret: str | None = None
+    """NIGHTWATCH_SESSION_SECRET: the key console session tokens are signed with (else one kept in the hot store)."""
+    session_hours: float = 12.0
+    """NIGHTWATCH_SESSION_HOURS: how long a console session (kept across a browser reload) lasts, hours."""
+    console_refresh_s: int = 30
+    """NIGHTWATCH_CONSOLE_REFRESH_S: how often the alert portal refreshes (list, counters, timers), seconds."""
 
 
 def environment() -> Environment:

@@ -2,7 +2,9 @@
 and local accounts (scrypt-hashed passwords in the hot store) always. There is no other way in.
 
 The session keeps only the user's name; the user is re-loaded from the store on every run, so a revoked user
-or a changed role takes effect on the very next click.
+or a changed role takes effect on the very next click. A local login also gets a signed session token
+(`access.sessions`: expiry, server-side revocation) in the URL's `session` query parameter, so reloading the page
+or a dropped connection keeps the user logged in; logging out revokes it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from access import accounts
+from access import accounts, sessions
 from access.accounts import LoginLocked, User
 from access.roles import AccessError
 from core import telemetry
@@ -19,6 +21,8 @@ from dashboard import context
 
 SESSION_USER = "nightwatch_user"
 SESSION_METHOD = "nightwatch_login_method"
+SESSION_TOKEN = "nightwatch_session_token"
+TOKEN_PARAM = "session"
 
 
 def _auth_secrets() -> Any | None:
@@ -59,13 +63,34 @@ def _oidc_user() -> User | None:
     return user
 
 
+def _token_user() -> str | None:
+    """The user named by the session token in the URL (a reload or a new connection), if it is still valid."""
+    token = st.query_params.get(TOKEN_PARAM)
+    if not token:
+        return None
+    name = sessions.verify(context.store(), token)
+    if name is None:
+        st.query_params.pop(TOKEN_PARAM, None)
+        st.session_state["nightwatch_notice"] = "Your session has expired or was ended: please log in again."
+        return None
+    st.session_state[SESSION_USER] = name
+    st.session_state[SESSION_METHOD] = "local"
+    st.session_state[SESSION_TOKEN] = token
+    return name
+
+
 def current_user() -> User | None:
     """The logged-in user, freshly loaded; None (and the session cleared) if revoked or unknown."""
     oidc = _oidc_user()
     if oidc is not None:
         name = oidc.name
     else:
-        name = st.session_state.get(SESSION_USER)
+        name = st.session_state.get(SESSION_USER) or _token_user()
+        token = st.session_state.get(SESSION_TOKEN)
+        if name and token and sessions.verify(context.store(), token) is None:  # revoked or expired meanwhile
+            logout(silent=True)
+            st.session_state["nightwatch_notice"] = "Your session has expired or was ended: please log in again."
+            return None
     if not name:
         return None
     user = accounts.get_user(context.store(), name)
@@ -78,7 +103,10 @@ def current_user() -> User | None:
 
 def logout(silent: bool = False) -> None:
     method = st.session_state.pop(SESSION_METHOD, None)
-    st.session_state.pop(SESSION_USER, None)
+    name = st.session_state.pop(SESSION_USER, None)
+    if st.session_state.pop(SESSION_TOKEN, None) and name and not silent:
+        sessions.revoke_sessions(context.store(), name)  # every token this user holds is refused from now on
+    st.query_params.pop(TOKEN_PARAM, None)
     if method == "oidc" and not silent:
         st.logout()
 
@@ -123,8 +151,11 @@ def login_page() -> None:
         if user is None:
             st.error("Wrong user name or password, or the account has been revoked.")
         else:
+            token = sessions.issue(context.store(), user.name)
             st.session_state[SESSION_USER] = user.name
             st.session_state[SESSION_METHOD] = "local"
+            st.session_state[SESSION_TOKEN] = token
+            st.query_params[TOKEN_PARAM] = token  # a reload brings it back (see _token_user)
             st.rerun()
     st.caption(
         "No account yet? A Super Admin creates one (`nightwatch users add NAME --role observer`), or sign in "

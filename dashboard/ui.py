@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import math
+import wave
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from functools import cache
 from typing import Any
 
 import streamlit as st
@@ -76,5 +80,34 @@ def ago(delta: timedelta) -> str:
     return text
 
 
+def iso(moment: Any) -> str:
+    """The one time format (as the API answers): ISO 8601 in UTC with Z, to the second."""
+    if moment is None or moment == "":
+        return "–"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def when(moment: datetime | None) -> str:
-    return "–" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+    return iso(moment)
+
+
+@cache
+def chime() -> bytes:
+    """A short two-tone chime (WAV) for a new CRITICAL alert: made here, so nothing is fetched."""
+    rate, frames = 16000, bytearray()
+    for frequency, seconds in ((880, 0.18), (1320, 0.28)):
+        for index in range(int(rate * seconds)):
+            fade = min(1.0, (rate * seconds - index) / 800)
+            value = int(12000 * fade * math.sin(2 * math.pi * frequency * index / rate))
+            frames += value.to_bytes(2, "little", signed=True)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(frames))
+    return buffer.getvalue()

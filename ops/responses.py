@@ -14,8 +14,10 @@ import sqlalchemy as sa
 from access.accounts import acting
 from access.audit import audit
 from access.roles import AccessError
-from core.event import as_utc, utcnow
+from core.event import ALERT_LEVELS, Event, as_utc, raise_class, utcnow
 from ops.notify import alert_action_hook
+from ops.notify.notifier import new_alert_hook
+from store.events import alert_row
 from store.hot import HotStore
 from store.schema import alert_actions, alerts, events, review_decisions, review_queue
 
@@ -77,6 +79,22 @@ def alert_action(store: HotStore, actor: str, alert_id: str, action: str, note: 
     return new_status
 
 
+def alert_actions_bulk(store: HotStore, actor: str, alert_ids: list[str], action: str, note: str) -> dict[str, str]:
+    """The same action with one note on many alerts (a storm): each one through `alert_action`, so each is checked,
+    recorded and audited on its own. Returns each alert's new status, or why it was refused ("refused: ...");
+    a refusal of the actor's role stops the batch (PermissionDenied), an alert in the wrong state is skipped."""
+    acting(store, actor, "acknowledge_alerts")
+    if not note.strip():
+        raise AccessError(f"{action} needs a note (what was done, who was told)")
+    outcome: dict[str, str] = {}
+    for alert_id in dict.fromkeys(alert_ids):
+        try:
+            outcome[alert_id] = alert_action(store, actor, alert_id, action, note)
+        except AccessError as exc:
+            outcome[alert_id] = f"refused: {exc}"
+    return outcome
+
+
 def alert_history(store: HotStore, alert_id: str) -> list[dict[str, Any]]:
     query = sa.select(alert_actions).where(alert_actions.c.alert_id == alert_id).order_by(alert_actions.c.action_id)
     with store.engine.connect() as conn:
@@ -103,6 +121,7 @@ class ReviewDecision:
     note: str
     at: datetime
     status: str  # the queue item's status after the decision
+    alert_id: str | None = None  # the alert a promotion raised the event to
 
 
 def decide_review(store: HotStore, actor: str, event_id: str, decision: str, note: str) -> ReviewDecision:
@@ -133,21 +152,39 @@ def decide_review(store: HotStore, actor: str, event_id: str, decision: str, not
             )
         )
         payload = conn.execute(sa.select(events.c.payload).where(events.c.event_id == event_id)).scalar()
+        alert_id = None
         if payload is not None and decision != "comment":
-            data = json.loads(payload)
-            data["lineage"] = {
-                **data.get("lineage", {}),
-                "review": new_status,
-                "reviewed_by": actor,
-                "reviewed_at": at.isoformat(),
-            }
+            event = Event.model_validate_json(payload)
+            lineage = {**event.lineage, "review": new_status, "reviewed_by": actor, "reviewed_at": at.isoformat()}
+            update: dict[str, Any] = {"lineage": lineage}
+            if decision == "promote":  # raised one level (interesting -> significant: a HIGH alert), with why
+                new_class = raise_class(event.event_class)
+                lineage.update(raised_from=event.event_class, promoted_by=actor, promoted_because=note.strip())
+                reason = f"promoted by {actor} from the review queue: {note.strip()}"
+                update.update(event_class=new_class, alert_level=ALERT_LEVELS[new_class])
+                update["reasons"] = [*event.reasons, reason]
+            raised = event.model_copy(update=update)
             conn.execute(
                 events.update()
                 .where(events.c.event_id == event_id)
-                .values(payload=json.dumps(data, sort_keys=True, separators=(",", ":")))
+                .values(
+                    event_class=raised.event_class,
+                    alert_level=raised.alert_level,
+                    reasons=json.dumps(raised.reasons),
+                    payload=raised.to_json(),
+                )
             )
-        audit(conn, actor, f"review.{decision}", event_id, {"status": status}, {"status": new_status}, note.strip())
-    return ReviewDecision(event_id, decision, actor, note.strip(), at, new_status)
+            if decision == "promote" and raised.alert_level in ("CRITICAL", "HIGH"):
+                row = alert_row(raised, at)
+                exists = conn.execute(sa.select(alerts.c.alert_id).where(alerts.c.alert_id == row["alert_id"]))
+                if exists.first() is None:
+                    conn.execute(alerts.insert().values(**row))
+                    alert_id = row["alert_id"]
+        after = {"status": new_status, **({"alert": alert_id} if alert_id else {})}
+        audit(conn, actor, f"review.{decision}", event_id, {"status": status}, after, note.strip())
+    if alert_id is not None:
+        new_alert_hook(store, alert_id)  # notified like any new alert of its level (never raises)
+    return ReviewDecision(event_id, decision, actor, note.strip(), at, new_status, alert_id)
 
 
 def review_history(store: HotStore, event_id: str) -> list[dict[str, Any]]:

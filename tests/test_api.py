@@ -445,6 +445,35 @@ def test_an_operator_key_acknowledges_through_the_consoles_audited_path(api):
     assert_error(api.get("/v1/alerts/alert%3Anope"), 404, "not_found")
 
 
+def test_escalate_and_resolve_as_in_the_console_and_counts_agree_with_it(api):
+    from ops.levels import level_counts
+
+    alert_id = api.get("/v1/alerts?status=open&level=HIGH&limit=1").json()["data"][0]["alert_id"]
+    base = f"/v1/alerts/{quote(alert_id, safe='')}"
+    assert_error(api.post(f"{base}/escalate", {"note": "x"}, key="observer"), 403, "forbidden")
+    escalated = api.post(f"{base}/escalate", {"note": "needs the science lead"})
+    assert escalated.status_code == 200, escalated.text and escalated.json()["status"] == "escalated"
+    resolved = api.post(f"{base}/resolve", {"note": "follow-up scheduled"})  # answered 405 before
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["status"] == "resolved"
+    assert [h["action"] for h in resolved.json()["history"]][-2:] == ["escalate", "resolve"]
+    assert all(h["at"].endswith("Z") for h in resolved.json()["history"])  # the alert history's times too
+    with api.store.engine.connect() as conn:
+        audited = conn.execute(sa.select(audit_log.c.action).where(audit_log.c.target == alert_id)).scalars().all()
+    assert audited[-2:] == ["alert.escalate", "alert.resolve"]
+    assert "resolved" in assert_error(api.post(f"{base}/escalate", {"note": "again"}), 409, "conflict")["message"]
+    # One count of each level: the API's counts are the console's (ops.levels).
+    counts = {row["level"]: row for row in api.get("/v1/alerts/counts").json()["levels"]}
+    expected = level_counts(api.store)
+    assert {level: (row["waiting"], row["total"]) for level, row in counts.items()} == {
+        level: (count.waiting, count.total) for level, count in expected.items()
+    }
+    assert counts["MEDIUM"]["waiting"] > 0  # the review queue, not "MEDIUM 0"
+    # Downloads carry respond_by, as the JSON listing does.
+    table = pq.read_table(iter_bytes(api.get("/v1/alerts?format=parquet").content)).to_pylist()
+    assert table and all(row["respond_by"] > row["created_at"] for row in table)
+
+
 def test_review_queue_and_metrics(api):
     with api.store.engine.connect() as conn:
         queued = set(conn.execute(sa.select(review_queue.c.event_id)).scalars())
@@ -669,6 +698,10 @@ def test_the_live_feed_delivers_new_alerts_and_resumes_after_last_event_id(api):
         got = read_events(feed, lambda m: {second} <= {x["data"]["alert_id"] for x in m})
     assert [m["data"]["alert_id"] for m in got] == [first, second]
     assert all(m["event"] == "alert" and m["data"]["level"] == "HIGH" for m in got)
+    # One time format: the feed's times are the REST answers' (ISO 8601 UTC with Z).
+    listed = api.get(f"/v1/alerts/{quote(first, safe='')}").json()
+    for field in ("created_at", "respond_by"):
+        assert got[0]["data"][field] == listed[field] and listed[field].endswith("Z") and "T" in listed[field]
     # Reconnecting with the first message's id replays what came after it.
     resume = {**headers, "Last-Event-ID": got[0]["id"]}
     with requests.get(api.base + "/v1/alerts/stream", headers=resume, stream=True, timeout=30) as feed:
@@ -760,7 +793,7 @@ def test_fuzzing_every_operation_finds_no_server_error_and_no_undocumented_answe
 
     # The live feed never ends by itself: its own tests above cover it.
     operations = [result.ok() for result in schema.exclude(path="/v1/alerts/stream").get_all_operations()]
-    assert len(operations) == 12
+    assert len(operations) == 15  # ... counts, escalate and resolve among them
 
     for operation, mode in itertools.product(operations, list(schemathesis.GenerationMode)):
         raw = operation.definition.raw

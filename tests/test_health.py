@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from config.settings import load_config
 from core.event import as_utc, utcnow
+from core.night import observing_night
 from ops import health
 from store.hot import HotStore
 from store.schema import dead_letters, events, injection_reports
@@ -56,7 +57,12 @@ def test_batch_run_panels_are_computed_from_events(batch):
     assert errors.status == "bad"  # the simulator's 1% corrupt packets are over the guide's 0.1%
     volume = report.panel("Alert volume")
     nights = batch.alert_volume_by_night()
-    assert volume.value == nights[max(nights)] and sum(volume.by_source.values()) == volume.value
+    tonight = observing_night(now, CONFIG.sources.site.timezone)  # tonight at the site, not the data's last night
+    assert volume.value == nights.get(tonight, 0) and sum(volume.by_source.values()) == volume.value
+    assert volume.display.endswith(f"(night {tonight})")
+    other = min(nights)
+    chosen = health.evaluate(batch, CONFIG, now, night=other).panel("Alert volume")
+    assert chosen.value == nights[other] and chosen.display.endswith(f"(night {other})")
     assert report.panel("Queue depth").status == "n/a"  # batch input: no queue
     rate = report.panel("Event rate")
     assert set(rate.by_source) == set(EXPECTED) and rate.source_status["gcn"] == "n/a"

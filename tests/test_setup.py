@@ -16,7 +16,7 @@ from tests.conftest import REPO
 # job imports (the Pub/Sub emulator helpers).
 JOB = ("pipeline", "transforms", "agents", "core", "store", "ops", "access", "config", "devtools/pubsub.py")
 PROJECT = {"pipeline", "transforms", "agents", "core", "store", "ops", "access", "config", "devtools", "tests"}
-WEB = {"streamlit", "fastapi", "uvicorn"}
+WEB = {"streamlit", "fastapi", "uvicorn", "fastapi-offline"}
 
 
 def assigned(name: str):
@@ -65,7 +65,11 @@ def test_web_packages_are_extras_not_job_requirements():
     requires, extras = assigned("REQUIRES"), assigned("EXTRAS")
     assert not {canonicalize_name(Requirement(text).name) for text in requires} & WEB
     assert {Requirement(text).name for text in extras["console"]} == {"streamlit"}
-    assert {Requirement(text).name for text in extras["api"]} == {"fastapi", "uvicorn"}
+    assert {Requirement(text).name for text in extras["api"]} == {
+        "fastapi",
+        "uvicorn",
+        "fastapi-offline",
+    }  # /docs offline
     assert "pytest" in {Requirement(text).name for text in extras["dev"]}
 
 

@@ -233,6 +233,19 @@ def test_stream_end_to_end(emulator, tmp_path):
     assert counterpart_class == "significant" and counterpart_lineage["raised_from"] == "interesting"
     assert trigger_id in counterpart_lineage["associated_with"]
 
+    # One count of each level: the summary's alert counts are the stored alerts, association raises included
+    # (a redelivered alerting packet is counted again by the sink, as events are).
+    with store.engine.connect() as conn:
+        stored_levels = dict(conn.execute(sa.select(alerts.c.event_id, alerts.c.level)).all())
+    redelivered = Counter(
+        stored_levels[event_id]
+        for event_id in (decoder.decode(Packet(payload=p.payload, origin="t"))[0].event_id for p in duplicates)
+        if event_id in stored_levels
+    )
+    for level in ("CRITICAL", "HIGH"):
+        stored = sum(value == level for value in stored_levels.values())
+        assert counts.get(f"alerts.{level}", 0) == stored + redelivered[level], level
+
     # Alerts went out on the alerts topic too, each once, keyed by its dedup key.
     keys = [m.message.attributes[ATTR_DEDUP_KEY] for m in pull_all(subscriber, alerts_subscription)]
     assert set(keys) == alert_ids

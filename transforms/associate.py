@@ -17,7 +17,7 @@ from apache_beam.transforms import trigger, window
 from config.settings import AssociationSpec, NightwatchConfig
 from core import names
 from core.association import Candidate, Link, candidate_for, cell_of, cells_within, match
-from core.event import Event
+from core.event import ALERT_LEVELS, Event
 from transforms.common import counter
 from transforms.hotstore import HotStoreDoFn
 from transforms.metrics import GuardLateness
@@ -61,6 +61,11 @@ class _WriteLinks(HotStoreDoFn):
         self._stored.add(pair)
         if raised is not None:
             counter(names.ASSOCIATIONS_NEW).inc()
+            for event in raised:  # the summary's alert counts include raises (HIGH -> CRITICAL moves one over)
+                former = ALERT_LEVELS.get(event.lineage.get("raised_from", ""), "")
+                if former in ("CRITICAL", "HIGH"):
+                    counter(names.alert_level(former)).inc(-1)
+                counter(names.alert_level(event.alert_level or "")).inc()
             yield from raised
 
 

@@ -1,4 +1,5 @@
-"""Alerts: the listing (and its downloads), the live feed, one alert with its history, acknowledging one."""
+"""Alerts: the listing (and its downloads, with `respond_by`), the live feed, the counts per level, one alert with
+its history; acknowledging, escalating and resolving one."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from api import downloads, feed, queries
 from api.auth import ApiSettings, identify, requires
 from api.cursors import Key, decode_cursor
 from api.errors import ApiError, ErrorBody, not_found
-from api.models import Acknowledge, AlertDetail, AlertPage
+from api.models import Acknowledge, AlertDetail, AlertPage, LevelCounts
 from api.params import (
     PAGE_DEFAULT,
     Cursor,
@@ -28,6 +29,7 @@ from api.params import (
 )
 from api.queries import AlertFilter
 from ops import responses
+from ops.levels import level_counts
 
 router = APIRouter()
 AlertsReader = Depends(requires("view_alerts"))
@@ -63,8 +65,9 @@ def list_alerts(
         return queries.list_alerts(store, where, after, size)
 
     if format != "json":
-        schema = downloads.arrow_schema(queries.ALERT_COLUMNS)
-        return downloads.stream(every_page(fetch, _alert_key, start), schema, format, "alerts")
+        schema = downloads.arrow_schema(queries.ALERT_COLUMNS, times=("respond_by",))
+        pages = ([_alert(row) for row in rows] for rows in every_page(fetch, _alert_key, start))
+        return downloads.stream(pages, schema, format, "alerts")
     page = one_page(request, "alerts", fetch(start, limit + 1), limit, _alert_key)
     return {**page, "data": [_alert(row) for row in page["data"]]}
 
@@ -101,28 +104,56 @@ async def alert_stream(
     )
 
 
-@router.post(
-    "/alerts/{alert_id:path}/acknowledge",
-    response_model=AlertDetail,
-    responses={
-        400: {"model": ErrorBody, "description": "The body is not JSON"},
-        409: {"model": ErrorBody, "description": "The alert is not open (already acknowledged...)"},
-    },
+@router.get(
+    "/alerts/counts",
+    response_model=LevelCounts,
     tags=["alerts"],
-    summary="Acknowledge an open alert (Operator keys): audited as the key's owner, as in the console",
+    summary="How many of each level: waiting for someone, and in all (the console's counters)",
 )
-def acknowledge(
-    request: Request, alert_id: Ident, body: Acknowledge, key: ApiKey = Depends(requires("acknowledge_alerts"))
-) -> Any:
-    store = store_of(request)
-    if queries.get_alert(store, alert_id) is None:
-        raise not_found("alert", alert_id)
-    try:
-        # The console's own function: it re-checks the owner's role and writes the audit row.
-        responses.alert_action(store, key.user_name, alert_id, "acknowledge", body.note)
-    except roles.AccessError as exc:
-        raise ApiError(409, str(exc), {"alert_id": alert_id}) from exc
-    return get_alert(request, alert_id, key)
+def alert_counts(request: Request, _key: ApiKey = AlertsReader) -> dict[str, Any]:
+    counts = level_counts(store_of(request))
+    return {"levels": [{"level": c.level, "waiting": c.waiting, "total": c.total} for c in counts.values()]}
+
+
+ACTIONS = {
+    "acknowledge": ("open", "Acknowledge an open alert"),
+    "escalate": ("open or acknowledged", "Escalate an open or acknowledged alert"),
+    "resolve": ("not resolved yet", "Resolve an alert"),
+}
+
+
+def _action_route(action: str) -> None:
+    """POST /alerts/{id}/{action} (Operator keys), through the console's own function: it re-checks the key
+    owner's role, takes the note and writes the audit row, as in the console."""
+    allowed_from, title = ACTIONS[action]
+
+    def respond(
+        request: Request, alert_id: Ident, body: Acknowledge, key: ApiKey = Depends(requires("acknowledge_alerts"))
+    ) -> Any:
+        store = store_of(request)
+        if queries.get_alert(store, alert_id) is None:
+            raise not_found("alert", alert_id)
+        try:
+            responses.alert_action(store, key.user_name, alert_id, action, body.note)
+        except roles.AccessError as exc:
+            raise ApiError(409, str(exc), {"alert_id": alert_id}) from exc
+        return get_alert(request, alert_id, key)
+
+    respond.__name__ = action
+    router.post(
+        f"/alerts/{{alert_id:path}}/{action}",
+        response_model=AlertDetail,
+        responses={
+            400: {"model": ErrorBody, "description": "The body is not JSON"},
+            409: {"model": ErrorBody, "description": f"The alert is not {allowed_from}"},
+        },
+        tags=["alerts"],
+        summary=f"{title} (Operator keys): audited as the key's owner, as in the console",
+    )(respond)
+
+
+for _action in ACTIONS:
+    _action_route(_action)
 
 
 @router.get("/alerts/{alert_id:path}", response_model=AlertDetail, tags=["alerts"], summary="One alert and its history")

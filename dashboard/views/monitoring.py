@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from access.accounts import User
 from core.event import utcnow
+from core.night import observing_night
 from dashboard import context, ui
 from ops.health import AgentHealth, HealthReport, Panel, Runbook, evaluate
 from ops.health.faults import STALE_PANEL, record_fault
@@ -40,20 +42,69 @@ def _severity(report: HealthReport) -> None:
     st.caption(f"Figures over {window}{stale}, from {report.basis}; refreshed every {REFRESH_S} s.")
 
 
+# How each panel's per-source figures read: a unit and a sensible precision.
+UNITS = {
+    "Event rate": lambda value: f"{value:,.1f}/min",
+    "Processing latency": lambda value: f"{value:,.2f} s",
+    "Queue depth": lambda value: f"{value:,.0f} messages",
+    "Error rate": lambda value: f"{value:.2%}",
+    "Alert volume": lambda value: f"{value:,.0f} alerts",
+}
+STATUS_WORDS = {"ok": "normal", "warn": "near limit", "bad": "abnormal", "unknown": "no data", "n/a": "n/a"}
+STATUS_COLOURS = {
+    "normal": "background-color: rgba(33, 195, 84, 0.25)",
+    "near limit": "background-color: rgba(255, 165, 0, 0.3)",
+    "abnormal": "background-color: rgba(255, 60, 60, 0.3)",
+}
+
+
+def formatted(panel_name: str, value: float | None) -> str:
+    return "–" if value is None else UNITS.get(panel_name, lambda v: f"{v:,.3g}")(value)
+
+
+def timeline(series: list[dict]) -> pd.DataFrame:
+    """One row per minute and source, minutes without data left empty (None): the chart shows them as gaps
+    instead of drawing a line across them."""
+    frame = pd.DataFrame(series)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    wide = frame.pivot_table(index="time", columns="source", values="value", aggfunc="sum")
+    wide = wide.resample("1min").sum(min_count=1)  # a missing minute stays NaN
+    long = wide.reset_index().melt(id_vars="time", var_name="source", value_name="value")
+    long["at (UTC)"] = long["time"].dt.strftime("%Y-%m-%dT%H:%MZ")
+    return long
+
+
 def _chart(panel: Panel) -> None:
     if not panel.series:
         st.caption("No history to chart yet.")
         return
-    frame = pd.DataFrame(panel.series)
     if panel.name == "Alert volume":
+        frame = pd.DataFrame(panel.series)
         st.bar_chart(frame, x="time", y="value", x_label="observing night", y_label="alerts", height=180)
         return
-    wide = frame.pivot_table(index="time", columns="source", values="value", aggfunc="sum")
-    if len(wide) < 3:  # a batch run fills a minute or two: a line through one point draws nothing
-        wide.index = [f"{moment:%H:%M}" for moment in wide.index]
-        st.bar_chart(wide, height=180, x_label="minute (UTC)", stack=False)
-    else:
-        st.line_chart(wide, height=180, x_label="time (UTC)")
+    long = timeline(panel.series)
+    if long["time"].nunique() < 3:  # a batch run fills a minute or two: a line through one point draws nothing
+        wide = long.pivot_table(index="at (UTC)", columns="source", values="value", aggfunc="sum")
+        wide.index = [label[11:16] for label in wide.index]  # HH:MM, 24-hour UTC
+        st.bar_chart(wide, height=180, x_label="minute (UTC, 24 h)", stack=False)
+        return
+    _lines(long)
+
+
+def _lines(long: pd.DataFrame, y_title: str | None = None) -> None:
+    """A line per source over 24-hour UTC time, broken where minutes have no data."""
+    chart = (
+        alt.Chart(long)
+        .mark_line(point=alt.OverlayMarkDef(size=12))
+        .encode(
+            x=alt.X("time:T", title="time (UTC)", scale=alt.Scale(type="utc"), axis=alt.Axis(format="%H:%M")),
+            y=alt.Y("value:Q", title=y_title),
+            color=alt.Color("source:N"),
+            tooltip=["at (UTC)", "source", alt.Tooltip("value:Q", format=",.4~g")],
+        )
+        .properties(height=180)
+    )
+    st.altair_chart(chart, width="stretch")
 
 
 def _panel(panel: Panel) -> None:
@@ -67,16 +118,21 @@ def _panel(panel: Panel) -> None:
             rows = [
                 {
                     "source": source,
-                    "value": None if value is None else round(value, 4),
-                    "status": panel.source_status.get(source, ""),
+                    "value": formatted(panel.name, value),
+                    "status": STATUS_WORDS.get(panel.source_status.get(source, ""), ""),
                 }
                 for source, value in panel.by_source.items()
             ]
-            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            table = pd.DataFrame(rows).style.map(lambda word: STATUS_COLOURS.get(word, ""), subset=["status"])
+            st.dataframe(table, hide_index=True, width="stretch")
         _chart(panel)
         label = f"Action if abnormal: {panel.action}"
         with st.expander(label, expanded=panel.abnormal):
             _runbook(panel.runbook)
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _agents(agents: AgentHealth) -> None:
@@ -87,26 +143,27 @@ def _agents(agents: AgentHealth) -> None:
     rows = [
         {
             "agent": row["agent"],
-            "status": agents.status.get(row["agent"], ""),
+            "status": STATUS_WORDS.get(agents.status.get(row["agent"], ""), agents.status.get(row["agent"], "")),
             "calls": row.get("calls"),
             "ok": row.get("ok"),
             "timeouts": row.get("timeouts"),
             "errors": row.get("errors"),
             "skips": row.get("skips"),
-            "p50 ms": row.get("latency_p50_ms"),
-            "p95 ms": row.get("latency_p95_ms"),
+            "p50 ms": _ms(row.get("latency_p50_ms")),
+            "p95 ms": _ms(row.get("latency_p95_ms")),
             "budget ms": row.get("budget_ms"),
             "breaker": row.get("breaker_state"),
             "CPU ms": row.get("cpu_ms"),
             "memory MiB": row.get("memory_mb"),
-            "window end": row.get("window_end"),
+            "window end": ui.iso(row.get("window_end")),
         }
         for row in agents.rows
     ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    table = pd.DataFrame(rows).style.map(lambda word: STATUS_COLOURS.get(word, ""), subset=["status"])
+    st.dataframe(table, hide_index=True, width="stretch")
     if agents.series:
-        frame = pd.DataFrame(agents.series).pivot_table(index="time", columns="agent", values="p95_ms")
-        st.line_chart(frame, height=180, y_label="latency p95 (ms)")
+        series = [{"time": row["time"], "source": row["agent"], "value": row["p95_ms"]} for row in agents.series]
+        _lines(timeline(series), "latency p95 (ms)")
     slow = [{"agent": row["agent"], **entry} for row in agents.rows for entry in json.loads(row.get("slowest") or "[]")]
     if slow:
         with st.expander("Slowest events per agent (the data causing slow processing)"):
@@ -152,10 +209,25 @@ def _workers() -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
+TONIGHT = "tonight"
+
+
+def _night_choice() -> str | None:
+    """The night the alert-volume panel shows: tonight (the site's current observing night) unless another
+    night is chosen explicitly."""
+    now = utcnow()
+    tonight = observing_night(now, context.config().sources.site.timezone)
+    others = sorted((night for night in context.store().alert_volume_by_night() if night != tonight), reverse=True)
+    options = [TONIGHT, *others]
+    label = {TONIGHT: f"tonight ({tonight})"}
+    chosen = st.selectbox("Alert volume of the night", options, format_func=lambda n: label.get(n, n), key="night")
+    return None if chosen == TONIGHT else chosen
+
+
 @st.fragment(run_every=REFRESH_S)
-def _live() -> None:
+def _live(night: str | None = None) -> None:
     try:
-        report = evaluate(context.store(), context.config(), utcnow())
+        report = evaluate(context.store(), context.config(), utcnow(), night=night)
     except Exception as exc:  # noqa: BLE001 - the panels cannot refresh: say so, record it (SEV-4)
         detail = f"{type(exc).__name__}: {exc}"
         try:
@@ -175,4 +247,4 @@ def _live() -> None:
 
 def render(user: User) -> None:
     st.title("Monitoring")
-    _live()
+    _live(_night_choice())

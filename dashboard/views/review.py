@@ -48,7 +48,8 @@ def _decide(user: User, item: dict[str, Any], decision: str, note: str) -> str:
         path = archive_decision(context.settings().archive_root, item["night"] or "unknown", made)
     except OSError as exc:
         return f"Decision recorded ({made.status}); writing it to the archive failed: {exc}"
-    return f"Decision recorded: {decision} ({made.status}), archived in {path}"
+    raised = f"; raised to alert {made.alert_id} (portal, SLA timer, notified)" if made.alert_id else ""
+    return f"Decision recorded: {decision} ({made.status}){raised}, archived in {path}"
 
 
 def render(user: User) -> None:
@@ -69,7 +70,7 @@ def render(user: User) -> None:
                 "kind": row["kind"],
                 "mag": row["mag"],
                 "score": row["score"],
-                "queued (UTC)": as_utc(row["created_at"]).strftime("%Y-%m-%d %H:%M:%S"),
+                "queued": ui.iso(as_utc(row["created_at"])),
                 "event": row["event_id"],
             }
             for row in shown

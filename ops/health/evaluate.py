@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from config.settings import NightwatchConfig
 from core.event import as_utc
+from core.night import observing_night
 from ops import intake
 from ops.health.agents import agent_health
 from ops.health.faults import recent_faults
@@ -99,8 +100,10 @@ def evaluate(
     now: datetime,
     window: timedelta = timedelta(minutes=15),
     history: timedelta = timedelta(hours=6),
+    night: str | None = None,
 ) -> HealthReport:
-    """The five panels over the recent `window` (charts over `history`), agent health and the severity."""
+    """The five panels over the recent `window` (charts over `history`), agent health and the severity. The alert
+    volume is tonight's (the site's observing night holding `now`), or that of the `night` chosen."""
     now = as_utc(now)
     expected = {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()}
     paused = sorted(intake.paused_sources(store, tuple(expected)))
@@ -110,7 +113,8 @@ def evaluate(
     start = end - window
     series_start = end - history
     timezone = config.sources.site.timezone
-    basis, panels = five_panels(store, expected, start, end, series_start, timezone, latest is not None)
+    night = night or observing_night(now, timezone)
+    basis, panels = five_panels(store, expected, start, end, series_start, night, latest is not None)
     agents = agent_health(store, since=series_start)
     if latest is None:
         idle = "nothing has been processed yet (the store is empty)"

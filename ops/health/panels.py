@@ -11,7 +11,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.event import as_utc
-from core.night import observing_night
 from ops.health.report import (
     ALERTS_PER_NIGHT,
     ERROR_RATE,
@@ -315,20 +314,20 @@ def five_panels(
     start: datetime,
     end: datetime,
     series_start: datetime,
-    timezone: str,
+    night: str,
     has_data: bool,
 ) -> tuple[str, list[Panel]]:
     """The panels over `start`..`end` (charts from `series_start`), and what they were computed from: "stream
-    metrics" when the streaming job wrote windows in it, else "stored events" (or "no data" in an empty store)."""
+    metrics" when the streaming job wrote windows in it, else "stored events" (or "no data" in an empty store).
+    The alert volume is `night`'s (tonight, unless another night is chosen)."""
     metric_rows = _metric_rows(store, series_start, end)
     recent_metrics = [row for row in metric_rows if as_utc(row.updated_at) >= start]
     if recent_metrics:
         basis = "stream metrics"
-        rate, latency, errors, nights = _from_metrics(metric_rows, start, end, expected, metric_rows)
+        rate, latency, errors, _nights = _from_metrics(metric_rows, start, end, expected, metric_rows)
     else:
         basis = "stored events" if has_data else "no data"
-        rate, latency, errors, nights = _from_events(store, start, end, series_start, expected)
-    night = nights[-1] if nights else observing_night(end, timezone)
+        rate, latency, errors, _nights = _from_events(store, start, end, series_start, expected)
     panels = [
         rate,
         latency,

@@ -141,3 +141,17 @@ def alert_action_hook(store: HotStore, alert_id: str, action: str, config: Night
             notifier.close()
     except Exception:  # noqa: BLE001
         log.exception("could not send the %s of %s to the pager", action, alert_id)
+
+
+def new_alert_hook(store: HotStore, alert_id: str, config: NightwatchConfig | None = None) -> None:
+    """Called after a person raises an event to an alert (a review-queue promotion): the alert is notified as
+    a newly stored one would be. Never raises: the decision stands; a failed send is a `retrying` delivery."""
+    try:
+        config = config or load_config()
+        notifier = Notifier(store, config, timeout_s=config.notifications.pipeline_timeout_s)
+        try:
+            notifier.notify_alert(alert_id)
+        finally:
+            notifier.close()
+    except Exception:  # noqa: BLE001
+        log.exception("could not notify the promoted alert %s", alert_id)
