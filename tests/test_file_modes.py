@@ -32,7 +32,9 @@ def modes(folder: Path) -> dict[str, int]:
 
 def mixed_input(folder: Path) -> str:
     folder.mkdir()
-    (folder / "good.avro").write_bytes((DATA / "ztf" / "1095578115815010001.avro").read_bytes())
+    # Real packets, some of them kept in the archive (rejected events never are, as the guide's table says).
+    for path in [*sorted((DATA / "ztf").glob("*.avro"))[:5], *sorted((DATA / "gcn" / "json").glob("*.json"))]:
+        (folder / path.name).write_bytes(path.read_bytes())
     (folder / "bad.json").write_bytes(b'{"trigger_time": "2025-01-01T00:00:00Z", "ra": -99, "dec": 0}')
     return f"{folder}/*"
 
