@@ -80,6 +80,29 @@ class Api:
         return rows
 
 
+def start_api(output: Path, *flags: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`nightwatch api` over `output` on a free port, as an operator starts it; returns once /v1/health answers."""
+    port = free_port()
+    server = subprocess.Popen(
+        [*NIGHTWATCH, "api", "--port", str(port), "--output", str(output), *flags],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(base + "/v1/health", timeout=2).status_code == 200:
+                return server, base
+        except requests.ConnectionError:
+            pass
+        assert server.poll() is None and time.monotonic() < deadline, server.stdout.read() if server.stdout else ""
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory) -> Api:
     from pipeline.batch import run
@@ -97,24 +120,7 @@ def api(tmp_path_factory) -> Api:
     keys = {"observer": created.stdout.splitlines()[1].strip()}
     keys["operator"], _ = apikeys.create_key(store, "test", "otto", "operator")
     keys["fuzz"], _ = apikeys.create_key(store, "test", "otto", "operator", "fuzzing", rate_per_min=100000, burst=5000)
-    port = free_port()
-    server = subprocess.Popen(
-        [*NIGHTWATCH, "api", "--port", str(port), "--output", str(output), "--rate-limit", "6000", "--burst", "2000"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(base + "/v1/health", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert server.poll() is None and time.monotonic() < deadline, server.stdout.read() if server.stdout else ""
-        time.sleep(0.2)
+    server, base = start_api(output, "--rate-limit", "6000", "--burst", "2000")
     yield Api(base, output, store, keys)
     server.terminate()
     server.wait(timeout=20)
@@ -577,26 +583,7 @@ def tight_api(tmp_path_factory):
     store.ensure_schema()
     accounts.create_user_as_system(store, "test", "olga", "observer", "a-long-enough-password")
     token, _ = apikeys.create_key(store, "test", "olga", "observer")
-    port = free_port()
-    env = {**os.environ, "NIGHTWATCH_CONFIG_DIR": str(config_dir)}
-    server = subprocess.Popen(
-        [*NIGHTWATCH, "api", "--port", str(port), "--output", str(output)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(base + "/v1/health", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert server.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
+    server, base = start_api(output, env={**os.environ, "NIGHTWATCH_CONFIG_DIR": str(config_dir)})
     yield Api(base, output, store, {"observer": token})
     server.terminate()
     server.wait(timeout=20)
