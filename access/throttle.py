@@ -5,8 +5,8 @@ After `max_failures` failed logins in a row for an account (or from a client add
 refused for `lockout_s`, doubling with each further failure up to `max_lockout_s`, *without checking the
 password*: a guess during a lockout costs the attacker a refusal and the server no hash. A success clears the
 account's and the client's counts. The audit log gets one `login.locked` row when a lockout starts, not one row
-per guess. The state is a small table of its own in the hot store (created on first use), so console replicas
-behind a balancer share it.
+per guess. The state is the hot store's `login_throttle` table (migration 0005), so console replicas behind a
+balancer share it.
 """
 
 from __future__ import annotations
@@ -19,28 +19,11 @@ import sqlalchemy as sa
 
 from config.limits import LoginLimits
 from store.hot import HotStore
-
-_metadata = sa.MetaData()
-login_throttle = sa.Table(
-    "login_throttle",
-    _metadata,
-    sa.Column("subject", sa.String(80), primary_key=True),  # "user:<sha256>" or "client:<sha256>"
-    sa.Column("failures", sa.Integer, nullable=False),
-    sa.Column("locked_until", sa.Float, nullable=False),  # unix seconds; 0 when not locked
-)
-
+from store.schema import login_throttle
 
 def subject(kind: str, value: str) -> str:
     """A fixed-size key for an account or a client (hashed: any length, any character)."""
     return f"{kind}:{hashlib.sha256(value.encode('utf-8', 'backslashreplace')).hexdigest()[:64]}"
-
-
-def _ensure(store: HotStore) -> None:
-    """The table, if missing (checked each time: logins are rare, and a restored store may lack it)."""
-    try:
-        login_throttle.create(store.engine, checkfirst=True)
-    except sa.exc.DBAPIError:  # another process created it meanwhile
-        pass
 
 
 @dataclass(frozen=True)
@@ -51,7 +34,6 @@ class Lock:
 
 def locked(store: HotStore, subjects: list[str], now: float | None = None) -> Lock | None:
     """The longest lockout among `subjects` still running, or None."""
-    _ensure(store)
     moment = time.time() if now is None else now
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(login_throttle).where(login_throttle.c.subject.in_(subjects))).all()
@@ -61,7 +43,6 @@ def locked(store: HotStore, subjects: list[str], now: float | None = None) -> Lo
 
 def record_failure(store: HotStore, subjects: list[str], limits: LoginLimits, now: float | None = None) -> list[str]:
     """Count a failure for each subject; the subjects whose lockout *starts* with this failure."""
-    _ensure(store)
     moment = time.time() if now is None else now
     started = []
     with store.engine.begin() as conn:
@@ -83,6 +64,5 @@ def record_failure(store: HotStore, subjects: list[str], limits: LoginLimits, no
 
 
 def record_success(store: HotStore, subjects: list[str]) -> None:
-    _ensure(store)
     with store.engine.begin() as conn:
         conn.execute(login_throttle.delete().where(login_throttle.c.subject.in_(subjects)))

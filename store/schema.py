@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 
@@ -185,6 +185,15 @@ console_faults = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),  # render_error | stale_panel
     sa.Column("detail", sa.Text),
     sa.Column("user_name", sa.String(128)),
+)
+
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    # Revision 0005: failed logins and lockouts per account and per client address (access/throttle.py).
+    sa.Column("subject", sa.String(80), primary_key=True),  # "user:<sha256>" or "client:<sha256>"
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("locked_until", sa.Float, nullable=False),  # unix seconds; 0 when not locked
 )
 
 intake_state = sa.Table(
