@@ -21,6 +21,7 @@ from config.limits import LoginLimits
 from store.hot import HotStore
 from store.schema import login_throttle
 
+
 def subject(kind: str, value: str) -> str:
     """A fixed-size key for an account or a client (hashed: any length, any character)."""
     return f"{kind}:{hashlib.sha256(value.encode('utf-8', 'backslashreplace')).hexdigest()[:64]}"
