@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from access import apikeys, roles
 from access.apikeys import ApiKey
 from api.errors import ApiError
-from config.limits import load_limits
+from config.limits import ApiLimits, load_limits
 from store.hot import HotStore
 from store.schema import api_rate_buckets
 
@@ -42,9 +42,7 @@ class ApiSettings:
     poll_s: float = 1.0  # how often the live feed looks for new alerts
     heartbeat_s: float = 15.0  # a comment line this often keeps proxies from closing an idle feed
     # Requests with unknown keys, per client address (config/limits.yaml `api`), and live feeds per key.
-    unknown_key_per_min: float = field(default_factory=lambda: load_limits().api.unknown_key_per_min)
-    unknown_key_burst: int = field(default_factory=lambda: load_limits().api.unknown_key_burst)
-    max_feeds_per_key: int = field(default_factory=lambda: load_limits().api.max_feeds_per_key)
+    limits: ApiLimits = field(default_factory=lambda: load_limits().api)  # read once per server
 
 
 def identify(store: HotStore, token: str | None) -> ApiKey:
@@ -94,7 +92,11 @@ def _unknown_key_refusal(settings: ApiSettings, wait_s: float) -> ApiError:
     return ApiError(
         429,
         f"too many requests with unknown API keys from this address: retry in {wait} s",
-        {"rate_per_min": settings.unknown_key_per_min, "burst": settings.unknown_key_burst, "retry_after_s": wait},
+        {
+            "rate_per_min": settings.limits.unknown_key_per_min,
+            "burst": settings.limits.unknown_key_burst,
+            "retry_after_s": wait,
+        },
         headers={"Retry-After": str(wait)},
     )
 
@@ -106,14 +108,14 @@ def refuse_if_guessing(store: HotStore, settings: ApiSettings, bucket: str) -> N
         row = conn.execute(sa.select(api_rate_buckets).where(api_rate_buckets.c.key_id == bucket)).first()
     if row is None:
         return
-    per_s = settings.unknown_key_per_min / 60.0
-    tokens = min(float(settings.unknown_key_burst), row.tokens + max(0.0, time.time() - row.refilled_at) * per_s)
+    per_s = settings.limits.unknown_key_per_min / 60.0
+    tokens = min(float(settings.limits.unknown_key_burst), row.tokens + max(0.0, time.time() - row.refilled_at) * per_s)
     if tokens < 1.0:
         raise _unknown_key_refusal(settings, (1.0 - tokens) / per_s)
 
 
 def count_unknown_key(store: HotStore, settings: ApiSettings, bucket: str) -> None:
-    decision = apikeys.take_token(store, bucket, settings.unknown_key_per_min, settings.unknown_key_burst)
+    decision = apikeys.take_token(store, bucket, settings.limits.unknown_key_per_min, settings.limits.unknown_key_burst)
     if not decision.allowed:
         raise _unknown_key_refusal(settings, decision.retry_after_s)
 
@@ -183,7 +185,7 @@ def requires(permission: str) -> Callable[..., Iterator[ApiKey]]:
                 {"key_id": key.key_id, "role": key.effective_role, "needs": roles.lowest_role_with(permission)},
             )
         if request.url.path.endswith("/alerts/stream"):
-            with feed_slot(key.key_id, settings.max_feeds_per_key):
+            with feed_slot(key.key_id, settings.limits.max_feeds_per_key):
                 yield key
         else:
             yield key

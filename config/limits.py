@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
 from pydantic import Field, field_validator
 
-from config.base import CONFIG_DIR, Strict
+from config.base import Strict, config_folder, read_file
 from config.environment import environment
 
 MIB = 1024 * 1024
@@ -100,8 +99,4 @@ def tighten(path: str | Path, files: FileLimits | None = None) -> None:
 
 def load_limits(config_dir: str | Path | None = None) -> LimitsConfig:
     """limits.yaml alone, for the processes that need no other configuration (the API, the console)."""
-    folder = Path(config_dir or environment().config_dir or CONFIG_DIR)
-    path = folder / "limits.yaml"
-    if not path.is_file():
-        path = CONFIG_DIR / "limits.yaml"
-    return LimitsConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return read_file(config_folder(config_dir, environment().config_dir), "limits.yaml", LimitsConfig, empty={})[0]

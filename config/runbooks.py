@@ -1,21 +1,19 @@
 """The runbooks (`config/runbooks.yaml`): the guide's procedures as data, validated here, shown by `ops.health`.
 
-Its own small loader, with `load_config`'s rules: the folder is `config_dir`, else $NIGHTWATCH_CONFIG_DIR, else
-the shipped defaults (a folder without runbooks.yaml falls back to the shipped one); a bad file raises
-ConfigError naming the file and the field.
+Read with `load_config`'s reader (`config.base.read_file`) and rules: the folder is `config_dir`, else
+$NIGHTWATCH_CONFIG_DIR, else the shipped defaults (a folder without runbooks.yaml falls back to the shipped
+one); a bad file raises ConfigError naming the file and the field.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from config.base import config_folder, read_file
 from config.environment import environment
-from config.settings import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent
 FILE_NAME = "runbooks.yaml"
 # The runbooks `ops.health` names: a panel, the agents table, SEV-1, SEV-2 and SEV-4.
 REQUIRED = (
@@ -58,16 +56,4 @@ class RunbooksConfig(BaseModel):
 
 
 def load_runbooks(config_dir: str | Path | None = None) -> RunbooksConfig:
-    folder = Path(config_dir or environment().config_dir or CONFIG_DIR)
-    path = folder / FILE_NAME
-    if not path.is_file():
-        path = CONFIG_DIR / FILE_NAME
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
-    try:
-        return RunbooksConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
-        raise ConfigError(f"{path}: invalid configuration: {problems}") from exc
+    return read_file(config_folder(config_dir, environment().config_dir), FILE_NAME, RunbooksConfig)[0]

@@ -12,9 +12,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
 from config.agents import (  # noqa: F401 - re-exported for callers
     BUILTIN_AGENT_KINDS,
     AgentsConfig,
@@ -29,8 +26,10 @@ from config.base import (  # noqa: F401 - re-exported for callers
     ConfigError,
     Op,
     Strict,
+    config_folder,
     only_known_sources,
     parse_duration_hours,
+    read_file,
 )
 from config.decisions import (  # noqa: F401 - re-exported for callers
     ClassificationConfig,
@@ -129,26 +128,12 @@ def load_config(config_dir: str | Path | None = None) -> NightwatchConfig:
 
     The folder is `config_dir`, else $NIGHTWATCH_CONFIG_DIR, else the shipped defaults.
     """
-    folder = Path(config_dir or environment().config_dir or CONFIG_DIR)
+    folder = config_folder(config_dir, environment().config_dir)
     if not folder.is_dir():  # a mistyped folder must not quietly mean the shipped defaults
         raise ConfigError(f"{folder}: no such configuration folder")
     parts: dict[str, Any] = {}
     digest = hashlib.sha256()
     for key, (file_name, model) in _FILES.items():
-        path = folder / file_name
-        if not path.is_file():
-            path = CONFIG_DIR / file_name  # a partial override folder falls back to the defaults
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = yaml.safe_load(text)
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
-        try:
-            parts[key] = model.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-            )
-            raise ConfigError(f"{path}: invalid configuration: {problems}") from exc
+        parts[key], text = read_file(folder, file_name, model)
         digest.update(text.encode("utf-8"))
     return NightwatchConfig(**parts, fingerprint=digest.hexdigest()[:12])
