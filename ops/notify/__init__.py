@@ -6,12 +6,8 @@ first attempt: its unique key (alert, channel, action, level) is the claim that 
 and a crash mid-send leaves a `retrying` row that `nightwatch notify run` picks up. Failed attempts are retried with
 exponential backoff until `retry.max_attempts`, then the row is `failed` (`nightwatch notify status`).
 
-Policy for a new alert (`Notifier.notify_alert`), in this order:
-1. an injected event (the injection test) never pages anyone: every channel is recorded `suppressed`;
-2. CRITICAL is always sent: never throttled, never silenced;
-3. during an active maintenance window that silences, other levels are recorded `suppressed`;
-4. beyond the nightly budget (`budget_per_night`, the alert's observing night), levels that throttle are recorded
-   `throttled` and go out in the next digest (`nightwatch notify digest`).
+Policy for a new alert (`Notifier.notify_alert`): see `policy` (injected never pages; CRITICAL and HIGH are never
+held; MEDIUM and LOW are silenced by maintenance and digested beyond the nightly budget).
 
 Nothing here raises to its caller on a channel failure: a failure is a recorded delivery, never a lost alert.
 
