@@ -32,6 +32,7 @@ from ops.notify import (
     insert_once,
     load_alert,
     send_by_hand,
+    unsent_alerts,
     unsent_critical,
 )
 from store.hot import HotStore
@@ -678,3 +679,32 @@ def test_notify_run_sends_the_hourly_digest_and_the_low_digest_on_business_days(
     assert "ztf 1" in receivers["slack"].received[-1]["body"]["blocks"][1]["text"]["text"]
     assert notifier.digests_due() == []  # once a day
     notifier.close()
+
+
+def test_alerts_check_finds_a_critical_event_with_no_alert_and_an_undelivered_high(setup, tmp_path, capsys):
+    """The runbook's very symptom, "critical event detected but no alert": the event is stored, its alert row is
+    not (a failed alert write, a routing bug). And a HIGH alert no channel delivered. Both make the check fail."""
+    from cli.main import main
+
+    _config, store, _receivers, _smtp, _clock = setup
+    delivered = add_alert(store, 95)
+    notifier = Notifier(store, load_config(tmp_path / "config"))
+    notifier.notify_alert(delivered)
+    notifier.close()
+    lost = add_alert(store, 96)
+    with store.engine.begin() as conn:  # the alert write that never happened
+        conn.execute(sa.text("DELETE FROM notify_outbox WHERE alert_id = :a"), {"a": lost})
+        conn.execute(alerts.delete().where(alerts.c.alert_id == lost))
+    high = add_alert(store, 97, level="HIGH")  # stored, never sent
+    injected = add_alert(store, 98, level="HIGH", injected=True)  # the injection test's: never paged, never flagged
+    where = ["--db-url", store.url, "--config", str(tmp_path / "config")]
+
+    found = {(item.event_id, item.level, item.problem) for item in unsent_alerts(store)}
+    assert found == {("gcn:test:96", "CRITICAL", "no alert"), ("gcn:test:97", "HIGH", "not delivered")}
+    assert main(["alerts", "check", *where]) == 1
+    out = capsys.readouterr().out
+    assert "1 critical/significant event(s) with NO ALERT" in out and "CRITICAL gcn:test:96" in out
+    assert f"HIGH     {high}" in out and injected not in out and delivered not in out
+    with store.engine.connect() as conn:
+        details = conn.execute(sa.select(audit_log.c.after).where(audit_log.c.action == "alerts.check")).scalar_one()
+    assert "gcn:test:96" in details and high in details

@@ -14,7 +14,7 @@ Nothing here raises to its caller on a channel failure: a failure is a recorded 
 One job per module: `notice` (the Notice, statuses), `channels` (rendering per channel, the Sender), `alerts` (the
 alert a notice is about), `policy` (which channels, maintenance silencing, the budget), `outbox` (the
 `deliveries` rows: claim, attempts, retries), `digests`, `notifier` (the Notifier that ties them, the portal's
-acknowledge hook) and `runbook` (Critical Alert Not Sent: `unsent_critical`, `send_by_hand`).
+acknowledge hook) and `runbook` (Critical Alert Not Sent: `unsent_alerts`, `send_by_hand`).
 """
 
 from ops.notify.alerts import AlertInfo, acknowledged, alert_notice, load_alert
@@ -37,7 +37,7 @@ from ops.notify.notice import (
 from ops.notify.notifier import Notifier, alert_action_hook
 from ops.notify.outbox import Outbox, deliveries_for, delivery_key, insert_once
 from ops.notify.policy import Policy
-from ops.notify.runbook import send_by_hand, unsent_critical
+from ops.notify.runbook import Unsent, send_by_hand, unsent_alerts, unsent_critical
 
 __all__ = [
     "DELIVERED",
@@ -70,6 +70,8 @@ __all__ = [
     "pagerduty_body",
     "send_by_hand",
     "slack_body",
+    "Unsent",
+    "unsent_alerts",
     "unsent_critical",
     "webhook_body",
 ]
