@@ -28,6 +28,7 @@ from ops.notify import (
     RETRYING,
     THROTTLED,
     Notifier,
+    NotifierInForce,
     announcement_notice,
     deliveries_for,
     send_by_hand,
@@ -35,6 +36,7 @@ from ops.notify import (
 )
 from ops.oncall import describe_on_call, escalate_due, handoff, on_call
 from ops.workers import notifier_status, record_beat, worker_id
+from store.configs import in_force
 
 RUNBOOK = """Runbook: Critical Alert Not Sent
   1. Check alert service status: is `nightwatch notify run` running? (overdue retries above say it is not)
@@ -46,7 +48,9 @@ RUNBOOK = """Runbook: Critical Alert Not Sent
 
 
 def _open(args: argparse.Namespace) -> tuple[Any, Any]:
-    return load_config(getattr(args, "config", None)), open_store(args)
+    """The configuration in force (the console's stored documents over the files) and the hot store."""
+    store = open_store(args)
+    return in_force(load_config(getattr(args, "config", None)), store), store
 
 
 # --- notify ---------------------------------------------------------------------------------------------------
@@ -100,7 +104,8 @@ def _status(args: argparse.Namespace, _beam: list[str]) -> int:
 
 def _run(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = _open(args)
-    notifier = Notifier(store, config)
+    # Channels, levels, the budget and the on-call ladder in force, re-read each pass: no restart for a change.
+    notifiers = NotifierInForce(store, config)
     stop = threading.Event()
     if not args.once and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,6 +133,8 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
     serve_metrics(args)
     try:
         while True:
+            notifier = notifiers.get()
+            config = notifier.config
             pending = notifier.notify_pending()  # the outbox: alerts stored, never notified (a crash)
             retried = notifier.send_due()
             escalated = escalate_due(store, config, notifier, utcnow())
@@ -151,7 +158,7 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
     finally:
         if not args.once:
             beat("stopped")
-        notifier.close()
+        notifiers.close()
         store.close()
 
 

@@ -34,7 +34,7 @@ from ops.notify.notice import (
     announcement_notice,
     is_page,
 )
-from ops.notify.notifier import Notifier, alert_action_hook
+from ops.notify.notifier import Notifier, NotifierInForce, alert_action_hook
 from ops.notify.outbox import Outbox, deliveries_for, delivery_key, insert_once
 from ops.notify.policy import Policy
 from ops.notify.runbook import Unsent, send_by_hand, unsent_alerts, unsent_critical
@@ -53,6 +53,7 @@ __all__ = [
     "Digests",
     "Notice",
     "Notifier",
+    "NotifierInForce",
     "Outbox",
     "Outcome",
     "Policy",
