@@ -35,6 +35,10 @@ REQUIRES = [
     "prometheus-client>=0.20",
     # Structured logs (core/logs.py): JSON lines rendered from the standard library's records.
     "structlog>=24",
+    # Queue depth in production (ops/queue_depth.py): Pub/Sub's num_undelivered_messages from Cloud Monitoring,
+    # and the Kafka consumer group's lag (the Flink deployment).
+    "google-cloud-monitoring>=2.20",
+    "kafka-python>=2.0",
 ]
 
 # Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.
