@@ -99,6 +99,10 @@ def _backup(args: argparse.Namespace, _beam_args: list[str]) -> int:
     store = open_store(args)
     try:
         actor = _actor(store, args, "run_operations")
+        if args.frequent and store.engine.dialect.name == "sqlite":
+            args.ship_wal = False  # SQLite: the frequent backup is an online snapshot (restore-to-time picks it)
+        elif args.frequent:
+            args.ship_wal = True  # PostgreSQL: between base backups, the WAL shipped is the continuous part
         if args.ship_wal:
             shipped = ship(config, places)
             pruned = [name for place in places for name in prune(place, config.retention_days)]
@@ -245,6 +249,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--method", choices=["dump", "base"], help="PostgreSQL: pg_dump or pg_basebackup (default: config)"
     )
     backup.add_argument("--ship-wal", action="store_true", help="only ship the archived WAL and prune (PostgreSQL)")
+    backup.add_argument(
+        "--frequent",
+        action="store_true",
+        help="the scheduler's frequent backup: a snapshot on SQLite, --ship-wal on PostgreSQL",
+    )
     backup.add_argument("--list", action="store_true", help="list the backups in the location and what they restore to")
     backup.set_defaults(handler=_backup)
     restore = commands.add_parser(
