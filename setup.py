@@ -39,6 +39,8 @@ REQUIRES = [
     # and the Kafka consumer group's lag (the Flink deployment).
     "google-cloud-monitoring>=2.20",
     "kafka-python>=2.0",
+    # The schedule (ops/schedule.py): cron and interval triggers and the local scheduler.
+    "apscheduler>=3.10,<4",
 ]
 
 # Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.
