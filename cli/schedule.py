@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from cli.common import open_store, store_url
@@ -15,20 +16,12 @@ from ops import schedule
 
 
 def argv_for(args: argparse.Namespace) -> Any:
-    """How each entry's command is run: its own words, the store and output of this scheduler, and --config where
-    the command takes it; `{output}` and `{date}` filled in."""
-    from cli.main import build_parser  # the parser knows which commands take --config
-
-    parser = build_parser()
+    """How each entry's command is run: its own words (`{output}` and `{date}` filled in) and the store and output
+    of this scheduler; the configuration folder goes by $NIGHTWATCH_CONFIG_DIR (every command reads it)."""
 
     def build(job: schedule.Job) -> list[str]:
         words = [word.format(output=args.output, date=f"{utcnow():%Y-%m-%d}") for word in job.command]
-        words += ["--output", args.output, "--db-url", store_url(args)]
-        if args.config:
-            _, unknown = parser.parse_known_args([*words, "--config", args.config])
-            if "--config" not in unknown:
-                words += ["--config", args.config]
-        return words
+        return [*words, "--output", args.output, "--db-url", store_url(args)]
 
     return build
 
@@ -62,11 +55,11 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
             job = next((j for j in schedule.jobs(config) if j.name == args.job), None)
             if job is None:
                 raise ValueError(f"no scheduled entry {args.job!r}: see nightwatch scheduler next")
-            run_id = schedule.execute(store, job, build(job))
+            run_id = schedule.execute(store, job, build(job), env=_env(args))
             row = next(r for r in schedule.recent_runs(store, 20) if r["run_id"] == run_id)
             print(f"{job.name}: {row['outcome']} (exit {row['exit_code']})\n{row['detail'] or ''}")
             return 0 if row["outcome"] == "ok" else 1
-        runner = schedule.scheduler(config, store, build)
+        runner = schedule.scheduler(config, store, build, env=_env(args))
         runner.start()
         print(f"nightwatch scheduler: {len(runner.get_jobs())} entries; next:", file=sys.stderr, flush=True)
         for when, job in schedule.next_runs(config)[:5]:
@@ -82,6 +75,10 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
         return 0
     finally:
         store.close()
+
+
+def _env(args: argparse.Namespace) -> dict[str, str]:
+    return {"NIGHTWATCH_CONFIG_DIR": str(Path(args.config).resolve())} if args.config else {}
 
 
 def _store_args(command: argparse.ArgumentParser, suppress: bool) -> None:

@@ -9,6 +9,7 @@ marks it done (`done_by`, `done_at`), checked for the Operator role (access/) an
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -107,13 +108,22 @@ def finish_run(store: HotStore, run_id: int, exit_code: int, detail: str) -> Non
 
 
 def execute(
-    store: HotStore, job: Job, argv: Sequence[str], due_at: datetime | None = None, timeout_s: float = 4 * 3600
+    store: HotStore,
+    job: Job,
+    argv: Sequence[str],
+    due_at: datetime | None = None,
+    timeout_s: float = 4 * 3600,
+    env: dict[str, str] | None = None,
 ) -> int:
     """Run `nightwatch ARGV` for `job` in a process of its own and record the run; returns the run's id."""
     run_id = start_run(store, job, due_at or utcnow())
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "cli.main", *argv], capture_output=True, text=True, timeout=timeout_s
+            [sys.executable, "-m", "cli.main", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env={**os.environ, **(env or {})},
         )
         code, detail = done.returncode, (done.stdout + done.stderr).strip()
     except subprocess.TimeoutExpired as exc:
@@ -125,7 +135,11 @@ def execute(
 
 
 def scheduler(
-    config: ScheduleConfig, store: HotStore, argv_for: Callable[[Job], list[str]], blocking: bool = False
+    config: ScheduleConfig,
+    store: HotStore,
+    argv_for: Callable[[Job], list[str]],
+    blocking: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Any:
     """An APScheduler scheduler with every entry added (not started). One job at a time per entry; a run missed
     by more than its grace time (the scheduler was down) is skipped, and a late one coalesced into one run."""
@@ -140,15 +154,15 @@ def scheduler(
         runner.add_job(
             _fire,
             job.trigger,
-            args=(store, job, argv_for),
+            args=(store, job, argv_for, env),
             id=job.name,
             name=job.task,
         )
     return runner
 
 
-def _fire(store: HotStore, job: Job, argv_for: Callable[[Job], list[str]]) -> None:
-    execute(store, job, argv_for(job))
+def _fire(store: HotStore, job: Job, argv_for: Callable[[Job], list[str]], env: dict[str, str] | None) -> None:
+    execute(store, job, argv_for(job), env=env)
 
 
 def recent_runs(store: HotStore, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:

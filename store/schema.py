@@ -2,6 +2,9 @@
 
 The tables are the head of the migrations in `store/migrations/` (Alembic): a change here comes with a new
 revision there, and `SCHEMA_VERSION` is that revision's number (tests/test_store_schema.py checks they agree).
+
+Why this module is long: it is the one `metadata` Alembic and the tests compare the revisions with; split into
+modules, every table would still have to be imported here to be in it.
 """
 
 from __future__ import annotations
