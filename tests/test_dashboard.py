@@ -32,6 +32,7 @@ TITLES = {
     "Alerts": "Alert portal",
     "Review queue": "Review queue",
     "Thresholds": "Thresholds",
+    "Schedule": "Schedule",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
     "Access": "Access",

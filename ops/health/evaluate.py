@@ -28,6 +28,7 @@ from ops.health.report import (
     Runbook,
     runbooks_of,
 )
+from ops.queue_depth import queue_depth_reader
 from store.hot import HotStore
 from store.schema import injection_reports
 
@@ -115,7 +116,8 @@ def evaluate(
     series_start = end - history
     timezone = config.sources.site.timezone
     night = night or observing_night(now, timezone)
-    basis, panels = five_panels(store, expected, start, end, series_start, night, latest is not None)
+    depth = queue_depth_reader(config.streaming, store)  # the emulator's count, Cloud Monitoring or Kafka lag
+    basis, panels = five_panels(store, expected, start, end, series_start, night, latest is not None, depth)
     agents = agent_health(store, since=series_start)
     if latest is None:
         idle = "nothing has been processed yet (the store is empty)"
