@@ -40,6 +40,8 @@ def _severity(report: HealthReport) -> None:
     window = f"{report.window_start:%H:%M:%S}–{report.window_end:%H:%M:%S} UTC"
     stale = " (the last active window: nothing has been processed since)" if report.stale else ""
     st.caption(f"Figures over {window}{stale}, from {report.basis}; refreshed every {REFRESH_S} s.")
+    if report.schedule:  # day and night: which sources are judged now
+        st.caption("Sources: " + "; ".join(f"**{name}** {state}" for name, state in report.schedule.items()))
 
 
 # How each panel's per-source figures read: a unit and a sensible precision.
