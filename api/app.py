@@ -20,7 +20,7 @@ from api import errors, queries, telemetry
 from api.auth import ApiSettings
 from api.errors import COMMON_RESPONSES
 from api.params import reject_unknown_parameters
-from api.routers import alerts, events, health, metrics, review
+from api.routers import alerts, events, health, incidents, metrics, review
 from store.hot import HotStore
 
 VERSION = "1.0.0"
@@ -30,7 +30,7 @@ Events, alerts, the review queue, metrics and decision lineage of Nightwatch, fo
 and follow-up systems.
 
 * **Keys**: send `Authorization: Bearer <key>`; keys come from `nightwatch api-keys create --user NAME --role ROLE`.
-  Observer keys read; Operator keys may also acknowledge alerts.
+  Observer keys read; Operator keys may also acknowledge alerts and respond to incidents.
 * **Pages**: listings return `data`, `next` (the next page's URL) and `next_cursor`; follow `next` until null.
 * **Downloads**: `?format=parquet` or `?format=avro` on a listing streams every match as one file.
 * **Live feed**: `GET /v1/alerts/stream` (server-sent events, resumable with `Last-Event-ID`).
@@ -42,7 +42,7 @@ def build_router() -> APIRouter:
     """Every route under /v1, in the order they are matched (a fixed path before the `{id:path}` that would
     swallow it); each answers the common errors and refuses unknown query parameters."""
     router = APIRouter(prefix="/v1", responses=COMMON_RESPONSES, dependencies=[Depends(reject_unknown_parameters)])
-    for resource in (health, events, alerts, review, metrics):
+    for resource in (health, events, alerts, review, metrics, incidents):
         router.include_router(resource.router)
     return router
 
