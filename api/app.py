@@ -1,7 +1,8 @@
 """The external API (the guide's `api.events.facility.org`): events, alerts, review queue, metrics, lineage.
 
 `create_app(settings)` builds the FastAPI application; `nightwatch api` serves it with uvicorn. Every route is
-under /v1 (one router per resource, api/routers/), needs an API key (except /v1/health), and answers errors in
+under /v1 (one router per resource, api/routers/), needs an API key (except /v1/health and the public status
+page, /status and /status.json: api/status.py), and answers errors in
 one shape (api/errors.py).
 """
 
@@ -16,7 +17,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, queries, telemetry
+from api import errors, queries, status, telemetry
 from api.auth import ApiSettings
 from api.errors import COMMON_RESPONSES
 from api.params import reject_unknown_parameters
@@ -34,6 +35,7 @@ and follow-up systems.
 * **Pages**: listings return `data`, `next` (the next page's URL) and `next_cursor`; follow `next` until null.
 * **Downloads**: `?format=parquet` or `?format=avro` on a listing streams every match as one file.
 * **Live feed**: `GET /v1/alerts/stream` (server-sent events, resumable with `Last-Event-ID`).
+* **Status page**: `GET /status` (HTML) and `GET /status.json` need no key: components, open incidents, notices.
 * **Errors**: always `{"error": {"code", "message", "details"}}`; 429 carries `Retry-After`.
 """
 
@@ -106,6 +108,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     errors.install(app)
     telemetry.install(app)
     app.include_router(build_router())
+    app.include_router(status.router)  # the public status page: /status, /status.json (no key)
     install_offline_docs(app)
     return app
 

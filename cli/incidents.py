@@ -1,5 +1,6 @@
-"""Incident commands: `nightwatch watch` (the health watcher) and `nightwatch incidents list|show|ack|note|tick|
-resolve|review` (what responders do, through the same role-checked, audited code path as the console and the API).
+"""Incident commands: `nightwatch watch` (the health watcher), `nightwatch incidents list|show|ack|note|tick|
+resolve|review` (what responders do, through the same role-checked, audited code path as the console and the API)
+and `nightwatch status show|publish` (the public status page).
 
 `watch` evaluates health every `every_s` seconds (config/incidents.yaml), opens an incident at SEV-1/SEV-2 (add
 SEV-3/SEV-4 with --levels), pages and escalates until acknowledged, resolves on recovery. `--at TIME` makes one
@@ -16,7 +17,7 @@ from typing import Any
 from cli.common import open_store, store_options, when
 from config.settings import SEVERITIES, load_config
 from core.event import utcnow
-from ops import incidents
+from ops import incidents, statuspage
 from ops.incidents.records import ACTIVE
 from ops.incidents.watcher import describe
 from ops.notify import Notifier
@@ -132,12 +133,38 @@ def _act(args: argparse.Namespace, store: Any) -> incidents.Incident:
     if args.action == "ack":
         return incidents.acknowledge(store, args.as_user, args.incident_id, args.note, config=config)
     if args.action == "note":
-        return incidents.add_note(store, args.as_user, args.incident_id, args.text)
+        return incidents.add_note(store, args.as_user, args.incident_id, args.text, public=args.public)
     if args.action == "tick":
         return incidents.tick(store, args.as_user, args.incident_id, args.step, args.note, done=not args.undo)
     if args.action == "resolve":
         return incidents.resolve(store, args.as_user, args.incident_id, args.note, config=config)
     return incidents.review(store, args.as_user, args.incident_id, args.summary, args.root_cause, args.follow_ups)
+
+
+def _status(args: argparse.Namespace, _beam: list[str]) -> int:
+    store = open_store(args)
+    try:
+        if args.action == "publish":
+            statuspage.publish(store, args.as_user, args.text, args.incident)
+            print("published on the status page")
+            return 0
+        content = statuspage.status(store, load_config(args.config))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(content, indent=2, default=str))
+        return 0
+    print(f"{content['overall']} (as a visitor of /status sees it)")
+    for part in content["components"]:
+        print(f"  {part['state']:<14} {part['name']}" + (f" ({part['note']})" if part["note"] else ""))
+    for found in content["incidents"]:
+        latest = found["latest_update"]
+        print(f"{found['name']} {found['severity']} {found['status']}: {found['title']}")
+        if latest:
+            print(f"  latest update {latest['at']:%Y-%m-%d %H:%M} UTC: {latest['text']}")
+    for notice in content["notices"]:
+        print(f"notice {notice['at']:%Y-%m-%d %H:%M} UTC: {notice['text']}")
+    return 0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -180,7 +207,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         return command
 
     acting("ack", "acknowledge: the ladder stops climbing").add_argument("--note", required=True)
-    acting("note", "add a note to the timeline").add_argument("text")
+    note = acting("note", "add a note to the timeline (--public: also the status page's latest update)")
+    note.add_argument("text")
+    note.add_argument("--public", action="store_true", help="publish it on the status page too (write it for visitors)")
     tick = acting("tick", "tick a step of the procedure's checklist (--undo to untick)")
     tick.add_argument("step", type=int)
     tick.add_argument("--note", default="done")
@@ -190,3 +219,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     review.add_argument("--summary", required=True)
     review.add_argument("--root-cause", required=True)
     review.add_argument("--follow-ups", default="")
+
+    page = commands.add_parser("status", help="the public status page: show it, publish an update")
+    page_actions = page.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show_page = page_actions.add_parser("show", help="what a visitor of /status sees now")
+    show_page.add_argument("--json", action="store_true")
+    publish = page_actions.add_parser("publish", help='publish an update ("Update status page")')
+    publish.add_argument("text")
+    publish.add_argument("--incident", type=int, help="as this incident's latest update")
+    publish.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+    for command in (show_page, publish):
+        store_options(command)
+        command.set_defaults(handler=_status)

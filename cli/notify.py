@@ -21,7 +21,7 @@ from cli.common import metrics_option, open_store, serve_metrics, store_options,
 from config.settings import load_config
 from core import telemetry
 from core.event import utcnow
-from ops import maintenance
+from ops import maintenance, statuspage
 from ops.maintenance import active_window, list_windows
 from ops.notify import (
     FAILED,
@@ -279,8 +279,13 @@ def _now(args: argparse.Namespace, _beam: list[str]) -> int:
 
 def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = _open(args)
+    if args.publish and not args.as_user:
+        raise ValueError("--publish needs --as USER (Operator or above)")
     try:
         report = handoff(store, config, when(args.at, "--at"))
+        if args.publish:  # the handoff's "Update status page"
+            statuspage.publish(store, args.as_user, args.publish, kind="handoff")
+            print(f"status page updated: {args.publish}", file=sys.stderr)
     finally:
         store.close()
     if args.json:
@@ -289,6 +294,11 @@ def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
     print(f"Handoff at {report['at']}")
     for label, key in (("On call now", "on_call"), ("Next week", "next_on_call")):
         print(f"{label}: " + "; ".join(f"{w['title']} {w['name']}" for w in report[key].values()))
+    print(f"\nOpen incidents ({len(report['open_incidents'])}): the health watcher's, not resolved")
+    for found in report["open_incidents"]:
+        print(
+            f"  {found['incident']} {found['severity']} {found['status']} since {found['opened_at']}: {found['latest']}"
+        )
     print(f"\nActive incidents ({len(report['incidents'])}): unacknowledged CRITICAL and HIGH alerts")
     for alert in report["incidents"]:
         flag = "  OVERDUE" if alert["overdue"] else ""
@@ -422,6 +432,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     handover.add_argument("--at", help="as of this time (ISO 8601)")
     handover.add_argument("--limit", type=int, default=30, help="open alerts to list (default 30)")
     handover.add_argument("--json", action="store_true")
+    handover.add_argument(
+        "--publish", metavar="TEXT", help='"Update status page": publish TEXT on the public status page (needs --as)'
+    )
+    handover.add_argument("--as", dest="as_user", help="your console user (Operator or above), with --publish")
     handover.set_defaults(handler=_handoff)
     for action in (now, handover):
         store_options(action)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 
@@ -507,6 +507,19 @@ incident_checklist = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("done_at", sa.DateTime(timezone=True)),
     sa.Column("done_by", sa.String(160)),
+)
+
+# The public status page's updates (ops/statuspage.py): what a visitor reads, written on purpose (a handoff, a
+# published incident note) or by the incident's own steps (investigating, identified, resolved). No author is shown.
+status_updates = sa.Table(
+    "status_updates",
+    metadata,
+    sa.Column("update_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # incident | handoff | notice
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.incident_id"), index=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("author", sa.String(160), nullable=False),  # audited; never shown on the page
 )
 
 for _verb in ("UPDATE", "DELETE"):

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -29,9 +30,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(store_url: str) -> Iterator[str]:
-    """The API over `store_url`; yields its base URL once it accepts connections."""
-    app = create_app(ApiSettings(store_url=store_url))
+def serving(store_url: str, **settings: Any) -> Iterator[str]:
+    """The API over `store_url` (and any other ApiSettings); yields its base URL once it accepts connections."""
+    app = create_app(ApiSettings(store_url=store_url, **settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from access import roles
@@ -21,6 +21,9 @@ from ops import incidents
 from ops.incidents.actions import PERMISSION
 
 router = APIRouter()
+# Ids and steps fit the store's integers: a larger number is a 422, not a database overflow.
+IncidentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The incident's number (INC-N)")]
+Step = Annotated[int, Path(ge=1, le=1000, description="The step's number in the procedure, from 1")]
 Reader = Depends(requires("view_dashboard"))
 Responder = Depends(requires(PERMISSION))
 
@@ -80,7 +83,8 @@ class IncidentPage(BaseModel):
 
 
 class Note(BaseModel):
-    text: str = Field(min_length=1, max_length=4000, pattern=NON_BLANK, description="What was found or done")
+    text: str = Field(min_length=1, max_length=1000, pattern=NON_BLANK, description="What was found or done")
+    public: bool = Field(False, description="also publish it to the status page as the incident's latest update")
 
 
 class Tick(BaseModel):
@@ -120,7 +124,7 @@ def list_incidents(
     tags=["incidents"],
     summary="One incident: checklist, pages, timeline, review",
 )
-def get_incident(request: Request, incident_id: int, _key: ApiKey = Reader) -> dict[str, Any]:
+def get_incident(request: Request, incident_id: IncidentId, _key: ApiKey = Reader) -> dict[str, Any]:
     return _summary(_one(request, incident_id))
 
 
@@ -147,7 +151,9 @@ ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     tags=["incidents"],
     summary="Acknowledge an open incident (Operator keys): the escalation ladder stops",
 )
-def acknowledge(request: Request, incident_id: int, body: Acknowledge, key: ApiKey = Responder) -> dict[str, Any]:
+def acknowledge(
+    request: Request, incident_id: IncidentId, body: Acknowledge, key: ApiKey = Responder
+) -> dict[str, Any]:
     store = store_of(request)
     return _act(request, incident_id, lambda: incidents.acknowledge(store, key.user_name, incident_id, body.note))
 
@@ -159,9 +165,11 @@ def acknowledge(request: Request, incident_id: int, body: Acknowledge, key: ApiK
     tags=["incidents"],
     summary="Add a note to an incident's timeline (Operator keys)",
 )
-def add_note(request: Request, incident_id: int, body: Note, key: ApiKey = Responder) -> dict[str, Any]:
+def add_note(request: Request, incident_id: IncidentId, body: Note, key: ApiKey = Responder) -> dict[str, Any]:
     store = store_of(request)
-    return _act(request, incident_id, lambda: incidents.add_note(store, key.user_name, incident_id, body.text))
+    return _act(
+        request, incident_id, lambda: incidents.add_note(store, key.user_name, incident_id, body.text, body.public)
+    )
 
 
 @router.post(
@@ -171,7 +179,7 @@ def add_note(request: Request, incident_id: int, body: Note, key: ApiKey = Respo
     tags=["incidents"],
     summary="Tick (or untick) a step of the incident's procedure (Operator keys)",
 )
-def tick(request: Request, incident_id: int, step: int, body: Tick, key: ApiKey = Responder) -> dict[str, Any]:
+def tick(request: Request, incident_id: IncidentId, step: Step, body: Tick, key: ApiKey = Responder) -> dict[str, Any]:
     store = store_of(request)
     return _act(
         request,
@@ -187,6 +195,6 @@ def tick(request: Request, incident_id: int, step: int, body: Tick, key: ApiKey 
     tags=["incidents"],
     summary="Resolve an incident by hand (Operator keys); the watcher resolves one when health recovers",
 )
-def resolve(request: Request, incident_id: int, body: Acknowledge, key: ApiKey = Responder) -> dict[str, Any]:
+def resolve(request: Request, incident_id: IncidentId, body: Acknowledge, key: ApiKey = Responder) -> dict[str, Any]:
     store = store_of(request)
     return _act(request, incident_id, lambda: incidents.resolve(store, key.user_name, incident_id, body.note))

@@ -1,5 +1,6 @@
 """Incidents: the watcher's incidents, newest first; one incident's checklist to tick, its pages, timeline and
-review; acknowledge, note, resolve and review it (Operator and above, checked again in ops.incidents)."""
+review; acknowledge, note (and publish), resolve and review it, and update the public status page (Operator and
+above, checked again in ops.incidents and ops.statuspage)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import streamlit as st
 
 from access.accounts import User
 from dashboard import context, ui
-from ops import incidents
+from ops import incidents, statuspage
 
 
 def _listing(found: list[incidents.Incident]) -> None:
@@ -58,8 +59,14 @@ def _respond(user: User, incident: incidents.Incident) -> None:
             lambda: incidents.acknowledge(store, user.name, key, note, config=config),
             f"{incident.name} acknowledged: the escalation ladder stops.",
         )
+    public = st.checkbox(
+        "Also publish this note on the public status page (write it for visitors)", key=f"incident_public:{key}"
+    )
     if buttons[1].button("Add note", key=f"incident_addnote:{key}"):
-        ui.run_action(lambda: incidents.add_note(store, user.name, key, note), "Note added to the timeline.")
+        ui.run_action(
+            lambda: incidents.add_note(store, user.name, key, note, public=public),
+            "Note added to the timeline" + (" and published on the status page." if public else "."),
+        )
     if buttons[2].button("Resolve", key=f"incident_resolve:{key}", disabled=incident.status == "resolved"):
         ui.run_action(
             lambda: incidents.resolve(store, user.name, key, note, config=config), f"{incident.name} resolved."
@@ -74,9 +81,18 @@ def _respond(user: User, incident: incidents.Incident) -> None:
             ui.run_action(lambda: incidents.review(store, user.name, key, summary, cause, follow), "Review saved.")
 
 
+def _status_page(user: User) -> None:
+    """The handoff's "Update status page": a notice visitors of /status read (Operator and above)."""
+    with st.expander("Update the public status page (/status)"):
+        text = st.text_area("Update (shown to anyone, without your name)", key="status_update_text")
+        if st.button("Publish", key="status_update_publish", disabled=not user.can(incidents.actions.PERMISSION)):
+            ui.run_action(lambda: statuspage.publish(context.store(), user.name, text), "Published on the status page.")
+
+
 def render(user: User) -> None:
     st.title("Incidents")
     store = context.store()
+    _status_page(user)
     active_only = st.toggle("Only incidents not resolved", value=False, key="incidents_active")
     found = incidents.list_incidents(store, "active" if active_only else None)
     if not found:

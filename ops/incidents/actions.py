@@ -18,6 +18,7 @@ from access.audit import audit
 from access.roles import AccessError
 from config.settings import NightwatchConfig, load_config
 from core.event import utcnow
+from ops import statuspage
 from ops.incidents.records import ACKNOWLEDGED, OPEN, RESOLVED, Incident, add_line, get_incident
 from store.hot import HotStore
 from store.schema import incident_checklist, incidents
@@ -95,6 +96,7 @@ def acknowledge(
             )
             .values(done_at=now, done_by=actor)
         )
+        statuspage.post(conn, now, actor, statuspage.IDENTIFIED, incident_id, "incident")
         return {"status": row.status}, {"status": ACKNOWLEDGED}, f"acknowledged by {actor}: {note.strip()}"
 
     incident = _change(store, actor, incident_id, "acknowledged", note, work)
@@ -102,11 +104,16 @@ def acknowledge(
     return incident
 
 
-def add_note(store: HotStore, actor: str, incident_id: int, text: str) -> Incident:
-    """A note on the timeline (what was found, what was done, who was told)."""
+def add_note(store: HotStore, actor: str, incident_id: int, text: str, public: bool = False) -> Incident:
+    """A note on the timeline (what was found, what was done, who was told); `public` also publishes it to the
+    status page as the incident's latest update (the note is then what visitors read: write it for them)."""
 
-    def work(_conn: Connection, row: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
-        return {"status": row.status}, {"note": text.strip()}, text.strip()
+    def work(conn: Connection, row: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
+        if public:
+            if len(text.strip()) > statuspage.MAX_TEXT:
+                raise AccessError(f"a public update is at most {statuspage.MAX_TEXT} characters")
+            statuspage.post(conn, utcnow(), actor, text.strip(), incident_id, "incident")
+        return {"status": row.status}, {"note": text.strip(), "public": public}, text.strip()
 
     return _change(store, actor, incident_id, "note", text, work)
 
@@ -148,11 +155,13 @@ def resolve(
     def work(conn: Connection, row: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
         if row.status == RESOLVED:
             raise AccessError(f"incident {incident_id} is already resolved")
+        now = utcnow()
         conn.execute(
             incidents.update()
             .where(incidents.c.incident_id == incident_id)
-            .values(status=RESOLVED, active=None, resolved_at=utcnow(), resolved_by=actor)
+            .values(status=RESOLVED, active=None, resolved_at=now, resolved_by=actor)
         )
+        statuspage.post(conn, now, actor, statuspage.RESOLVED, incident_id, "incident")
         return {"status": row.status}, {"status": RESOLVED}, f"resolved by {actor}: {note.strip()}"
 
     incident = _change(store, actor, incident_id, "resolved", note, work)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from access.audit import audit
 from config.settings import SEVERITIES, NightwatchConfig
+from ops import statuspage
 from ops.health import HealthReport, evaluate
 from ops.health.report import RUNBOOKS
 from ops.incidents.pages import due_steps, follow_up, page_opening, take_step
@@ -76,6 +77,7 @@ def _open(store: HotStore, config: NightwatchConfig, report: HealthReport, now: 
         for number, text in enumerate(steps, 1):
             conn.execute(incident_checklist.insert().values(incident_id=incident_id, step=number, text=text))
         add_line(conn, incident_id, now, "opened", WATCHER, f"{report.severity} opened: {report.reason}")
+        statuspage.post(conn, now, WATCHER, statuspage.INVESTIGATING, incident_id, "incident")
         audit(
             conn,
             WATCHER,
@@ -117,6 +119,7 @@ def _resolve(store: HotStore, incident: Incident, report: HealthReport, now: dat
         if done != 1:
             return False
         add_line(conn, incident.incident_id, now, "resolved", WATCHER, why)
+        statuspage.post(conn, now, WATCHER, statuspage.RESOLVED, incident.incident_id, "incident")
         audit(conn, WATCHER, "incident.resolve", incident.key, {"status": incident.status}, {"status": RESOLVED}, why)
     return True
 
