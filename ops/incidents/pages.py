@@ -11,9 +11,8 @@ from typing import Any
 
 from config.settings import NightwatchConfig
 from ops.incidents.records import Incident
-from ops.notify import FAILED, Notice, Notifier, insert_once
-from ops.oncall import OnCall, on_call
-from store.schema import escalations
+from ops.notify import FAILED, Notice, Notifier
+from ops.oncall import OnCall, claim_step, mark_failed, on_call
 
 
 def incident_notice(
@@ -85,18 +84,8 @@ def take_step(
     this hour: the ladder goes on). Returns the step's row, or None when another watcher took it."""
     step = config.oncall.escalation.steps[index]
     who: OnCall = on_call(config.oncall, now)[step.role]
-    row = {
-        "alert_id": incident.key,
-        "step": index,
-        "after_min": step.after_min,
-        "role": who.role,
-        "person": who.person_id,
-        "channel": who.person.channel,
-        "status": "paged" if who.covered else "skipped",
-        "note": step.note if who.covered else f"{who.title} covers business hours only: the ladder goes on",
-        "at": now,
-    }
-    if not insert_once(notifier.store, escalations, row, ["alert_id", "step"]):
+    row = claim_step(notifier.store, incident.key, index, step, who, now)
+    if row is None:
         return None
     if who.covered:
         minutes = (now - incident.opened_at).total_seconds() / 60
@@ -107,12 +96,5 @@ def take_step(
         notice = incident_notice(incident, config, f"escalate-{index}", summary, recipient=who.person.to)
         delivery = notifier.deliver(notice, who.person.channel)
         if delivery["status"] == FAILED:
-            row["status"] = "failed"
-            row["note"] = f"{row['note']} | {delivery.get('error')}"
-            with notifier.store.engine.begin() as conn:
-                conn.execute(
-                    escalations.update()
-                    .where((escalations.c.alert_id == incident.key) & (escalations.c.step == index))
-                    .values(status="failed", note=row["note"])
-                )
+            mark_failed(notifier.store, row, delivery.get("error"))
     return row
