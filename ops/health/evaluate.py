@@ -131,7 +131,7 @@ def evaluate(
     silent_note = (
         "; ".join(
             f"{entry.source} expects {entry.rate_per_min:,.1f}/min ({entry.why}) and has been silent "
-            f"{'since it started' if entry.last_seen is None else 'since ' + f'{entry.last_seen:%H:%M} UTC'}"
+            f"{'(nothing stored yet)' if entry.last_seen is None else 'since ' + f'{entry.last_seen:%H:%M} UTC'}"
             for entry in silent
         )
         if silent
