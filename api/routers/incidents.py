@@ -141,7 +141,7 @@ def _act(request: Request, incident_id: int, act: Callable[[], Any]) -> dict[str
 
 ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body is not JSON"},
-    409: {"model": ErrorBody, "description": "Not possible in the incident's state (already acknowledged, ...)"}
+    409: {"model": ErrorBody, "description": "Not possible in the incident's state (already acknowledged, ...)"},
 }
 
 
