@@ -39,6 +39,7 @@ from config.decisions import (  # noqa: F401 - re-exported for callers
     FiltersConfig,
     Rule,
 )
+from config.deploy import DataflowDeploy, DeployConfig, FlinkDeploy  # noqa: F401 - re-exported for callers
 from config.endpoints import (  # noqa: F401 - re-exported for callers
     Endpoint,
     EndpointsConfig,
@@ -72,6 +73,7 @@ from config.oncall import (  # noqa: F401 - re-exported for callers
     Person,
     RotaRole,
 )
+from config.releases import ReleasesConfig  # noqa: F401 - re-exported for callers
 from config.retention import (  # noqa: F401 - re-exported for callers
     Retention,
     RetentionConfig,
@@ -104,6 +106,8 @@ class NightwatchConfig(Strict):
     oncall: OnCallConfig
     maintenance: MaintenanceConfig
     limits: LimitsConfig = LimitsConfig()
+    releases: ReleasesConfig
+    deploy: DeployConfig
     endpoints: EndpointsConfig
     fingerprint: str
 
@@ -119,6 +123,8 @@ _FILES = {
     "oncall": ("oncall.yaml", OnCallConfig),
     "maintenance": ("maintenance.yaml", MaintenanceConfig),
     "limits": ("limits.yaml", LimitsConfig),
+    "releases": ("releases.yaml", ReleasesConfig),
+    "deploy": ("deploy.yaml", DeployConfig),
     "endpoints": ("endpoints.yaml", EndpointsConfig),
 }
 
