@@ -159,13 +159,9 @@ def deploy_local(
             config, plan.project, staging_db, settings.injection_count, settings.injection_timeout_s, seed=101
         ),
     )
-    if state["staging"] is not None:
+    if state["staging"] is not None:  # its smoke test done (or failed): staging is not kept running
         jobs.stop(state["staging"], settings.stop_timeout_s)
         jobs.record(None, "staging")
-    if run.failed:
-        run.step("roll back", lambda: Outcome(True, "staging stopped; production untouched (still the old job)"))
-        run.finish()
-        return run
 
     def to_production() -> Outcome:
         state["new"] = jobs.start(
@@ -179,24 +175,21 @@ def deploy_local(
         how = "drained" if drained else "did not drain in time and was killed"
         return Outcome(drained, f"new production job pid {state['new'].pid} reading; old pid {old.pid} {how}")
 
-    production = run.step("update production", to_production)
-    if production.passed:
-        run.step("watch the five panels", lambda: settle(store, config, settings.settle_s))
-        run.step(
-            "injection test on production",
-            lambda: injection_test(
-                config,
-                plan.project,
-                Outputs.under(plan.output, None).db_url,
-                settings.injection_count,
-                settings.injection_timeout_s,
-                seed=202,
-            ),
-        )
+    # Each step runs only if every one before it passed (the procedure skips the rest after a failure).
+    run.step("update production", to_production)
+    run.step("watch the five panels", lambda: settle(store, config, settings.settle_s))
+    production_db = Outputs.under(plan.output, None).db_url
+    run.step(
+        "injection test on production",
+        lambda: injection_test(
+            config, plan.project, production_db, settings.injection_count, settings.injection_timeout_s, seed=202
+        ),
+    )
     if run.failed:
         run.stop_on_failure = False
         run.step(
-            "roll back", lambda: _roll_back_local(jobs, state, plan, settings.start_timeout_s, settings.stop_timeout_s)
+            "roll back",
+            lambda: _roll_back_local(jobs, state, plan, settings.start_timeout_s, settings.stop_timeout_s),
         )
     run.finish()
     return run
@@ -204,17 +197,18 @@ def deploy_local(
 
 def _roll_back_local(jobs: LocalJobs, state: dict, plan: LocalPlan, start_s: float, stop_s: float) -> Outcome:
     old, new = state["old"], state["new"]
+    if new is None:
+        return Outcome(True, "staging stopped; production untouched (still the previous job)")
     parts = []
     if old is not None:
         back = jobs.start("production", old.config_dir, old.output, plan.project, start_s)
         jobs.record(back, "production")
         parts.append(f"previous version started again (pid {back.pid}, config {old.config_dir})")
-    if new is not None:
-        jobs.stop(new, stop_s)
-        parts.append(f"new job pid {new.pid} drained ({tail(Path(new.log), 1)})")
-        if old is None:
-            jobs.record(None, "production")
-    return Outcome(True, "; ".join(parts) or "nothing was deployed")
+    jobs.stop(new, stop_s)
+    parts.append(f"new job pid {new.pid} drained ({tail(Path(new.log), 1)})")
+    if old is None:
+        jobs.record(None, "production")
+    return Outcome(True, "; ".join(parts))
 
 
 # --- Dataflow and Flink: the steps' exact commands --------------------------------------------------------------
