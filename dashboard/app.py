@@ -14,7 +14,7 @@ from access import roles
 from config.environment import environment
 from core import telemetry
 from dashboard import auth, context, ui
-from dashboard.views import access_page, admin, alerts, monitoring, review, thresholds, users
+from dashboard.views import access_page, admin, alerts, maintenance, monitoring, review, thresholds, users
 from ops.health.faults import RENDER_ERROR, record_fault
 from ops.maintenance import active_window
 
@@ -28,6 +28,7 @@ PAGES = {
     "Thresholds": (thresholds, "view_dashboard"),
     "Configuration": (admin, "configure_system"),
     "Users & audit": (users, "manage_users"),
+    "Maintenance": (maintenance, "view_dashboard"),
     "Access": (access_page, None),
 }
 

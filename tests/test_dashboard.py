@@ -22,10 +22,19 @@ from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Access"],
-    "operator": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Access"],
-    "admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Access"],
-    "super_admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Users & audit", "Access"],
+    "observer": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Maintenance", "Access"],
+    "operator": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Maintenance", "Access"],
+    "admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Maintenance", "Access"],
+    "super_admin": [
+        "Monitoring",
+        "Alerts",
+        "Review queue",
+        "Thresholds",
+        "Configuration",
+        "Users & audit",
+        "Maintenance",
+        "Access",
+    ],
 }
 TITLES = {
     "Monitoring": "Monitoring",
@@ -34,6 +43,7 @@ TITLES = {
     "Thresholds": "Thresholds",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
+    "Maintenance": "Maintenance",
     "Access": "Access",
 }
 LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
