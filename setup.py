@@ -35,6 +35,8 @@ REQUIRES = [
     "prometheus-client>=0.20",
     # Structured logs (core/logs.py): JSON lines rendered from the standard library's records.
     "structlog>=24",
+    # The configuration's history in Git (ops/confighistory.py): Git in pure Python, no git binary on the servers.
+    "dulwich>=0.22",
 ]
 
 # Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.

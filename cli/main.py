@@ -11,13 +11,43 @@ from __future__ import annotations
 
 import sys
 
-from cli import agents, api, data, deploy, notify, ops, release, run, stream, systemtest, thresholds, users, workers
+from cli import (
+    agents,
+    api,
+    configure,
+    data,
+    deploy,
+    notify,
+    ops,
+    release,
+    run,
+    stream,
+    systemtest,
+    thresholds,
+    users,
+    workers,
+)
 from cli.common import Parser, known_failure
 from config.environment import environment
 from core import logs
 
 # In the order `nightwatch --help` lists their commands.
-GROUPS = (run, stream, data, thresholds, release, users, agents, notify, api, ops, deploy, systemtest, workers)
+GROUPS = (
+    run,
+    stream,
+    data,
+    thresholds,
+    release,
+    configure,
+    users,
+    agents,
+    notify,
+    api,
+    ops,
+    deploy,
+    systemtest,
+    workers,
+)
 JOBS = ("run", "stream", "replay")  # the commands that pass options they do not know on to Beam
 
 
