@@ -144,9 +144,9 @@ def _list(args: argparse.Namespace, store: Any, config: Any) -> int:
         return EXIT_OK
     print(f"in force: filters {filters.version}, classification {rules.version}")
     for row in rows:
-        share = f" on {row['share']:.0%}" if row["share"] else ""
+        status = row["status"] + (f" on {row['share']:.0%}" if row["share"] else "")
         print(
-            f"  {row['release_id']:>4} {row['kind']:<15}{row['status']}{share:<8} {row['label']} "
+            f"  {row['release_id']:>4} {row['kind']:<15}{status:<16}{row['label']} "
             f"by {row['author']} at {row['created_at'][:19]}: {row['notes']}"
         )
     return EXIT_OK

@@ -119,14 +119,14 @@ def _services(args: argparse.Namespace, scratch: Path) -> Iterator[dict[str, str
     if args.api_url:
         urls["api"] = args.api_url.rstrip("/") + api_path
     else:
-        port = _free_port()
+        port = args.api_port or _free_port()
         command = [sys.executable, "-m", "cli.main", "api", "--port", str(port), *store_args]
         started.append(_start(command, scratch / "api.log"))
         urls["api"] = f"http://127.0.0.1:{port}{api_path}"
     if args.console_url:
         urls["console"] = args.console_url.rstrip("/") + console_path
     else:
-        port = _free_port()
+        port = args.console_port or _free_port()
         command = [
             sys.executable,
             "-m",
@@ -218,6 +218,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     command.add_argument("--timeout", type=float, default=120.0, help="pubsub: wait this long for the events (s)")
     command.add_argument("--api-url", help="a running API (default: one started here over --output)")
     command.add_argument("--console-url", help="a running console (default: one started here over --output)")
+    command.add_argument("--api-port", type=int, default=0, help="port of the API started here (default: a free one)")
+    command.add_argument("--console-port", type=int, default=0, help="port of the console started here (default: free)")
     command.add_argument("--wait", type=float, default=60.0, help="seconds a started service may take (default 60)")
     command.add_argument("--scratch", help="scratch folder (default OUTPUT/system-tests)")
     command.add_argument("--keep-scratch", action="store_true", help="keep the scratch stores and logs")

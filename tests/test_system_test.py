@@ -80,7 +80,8 @@ def test_a_service_that_does_not_answer_fails_its_step():
 @pytest.mark.slow
 def test_the_full_system_test_passes_and_the_console_shows_it(night, capsys, monkeypatch):
     folder, store = night
-    code = main(["system-test", "--as", "ops", "--output", str(folder), "--count", "40", "--wait", "90"])
+    ports = ["--api-port", "19741", "--console-port", "19742"]  # this suite's own ports
+    code = main(["system-test", "--as", "ops", "--output", str(folder), "--count", "40", "--wait", "90", *ports])
     out = capsys.readouterr().out
     assert code == 0, out
     for step in STEPS:
