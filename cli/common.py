@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from access import identity
 from access.accounts import SYSTEM
 from config.base import ConfigError
 from core.decoders.common import parse_iso_utc
@@ -107,6 +108,39 @@ def open_store(args: argparse.Namespace) -> HotStore:
     store = HotStore(store_url(args))
     store.ensure_schema()
     return store
+
+
+def identity_options(command: Parser, needs: str) -> None:
+    """`--as USER`: who a state-changing command acts as (`needs` names the role it asks for). The password is
+    prompted, or read from $NIGHTWATCH_PASSWORD; without --as, $NIGHTWATCH_API_KEY is the identity."""
+    command.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help=f"act as this console user ({needs}); password prompted or $NIGHTWATCH_PASSWORD. "
+        "Without --as: the API key in $NIGHTWATCH_API_KEY (e.g. a service account's)",
+    )
+
+
+def sign_in(args: argparse.Namespace, store: HotStore) -> identity.Actor:
+    """The identity the command was given (access.identity.sign_in); refused if there is none."""
+    from config.environment import environment
+
+    env = environment()
+    user = getattr(args, "as_user", None)
+    password = None
+    if user:
+        password = env.password
+        if password is None and sys.stdin.isatty():
+            password = getpass.getpass(f"password for {user}: ")
+    return identity.sign_in(store, user, password, None if user else env.api_key)
+
+
+def acting_as(args: argparse.Namespace, store: HotStore, permission: str) -> str:
+    """Sign in and check `permission` the way the console does; the actor's name, which the action audits."""
+    actor = sign_in(args, store)
+    identity.authorize(store, actor, permission)
+    return actor.name
 
 
 def when(text: str | None, name: str) -> datetime:

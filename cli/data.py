@@ -9,12 +9,24 @@ import argparse
 import json
 from pathlib import Path
 
-from cli.common import deprecated_alias, open_store, outputs, store_options, store_url, utc_stamp, when
+from access.audit import record
+from cli.common import (
+    acting_as,
+    deprecated_alias,
+    identity_options,
+    open_store,
+    outputs,
+    store_options,
+    store_url,
+    utc_stamp,
+    when,
+)
 from config.settings import load_config
 from core.decoders.common import parse_iso_utc
 from ops.backup import backup, export_model_versions, restore
 from ops.retention import apply_retention
 from ops.verify import report, unresolved_write_failures, verify
+from store.hot import HotStore
 
 
 def _replay(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -40,7 +52,9 @@ def _replay(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.dry_run:
         print("dry run: nothing replayed")
         return 0
-    argv = [f"--output={args.output}", f"--run_id={args.run_id or 'replay-' + utc_stamp()}"]
+    actor = acting_as(args, store, "run_operations")
+    run_id = args.run_id or "replay-" + utc_stamp()
+    argv = [f"--output={args.output}", f"--run_id={run_id}"]
     if args.db_url:
         argv.append(f"--db_url={args.db_url}")
     if args.config:
@@ -55,9 +69,10 @@ def _replay(args: argparse.Namespace, beam_args: list[str]) -> int:
         argv.append(f"--input={args.input}")
     summary = run(argv + beam_args)
     after = stored_ids(store, span)
+    recovered = sorted(after - before)
+    record(store, actor, "data.replay", run_id, {"stored": len(before)}, {"stored": len(after)}, period)
     store.close()
     print(summary.table())
-    recovered = sorted(after - before)
     print(
         f"reconciliation for {period}: before {len(before)} events, after {len(after)}; recovered "
         f"{len(recovered)}{' (e.g. ' + ', '.join(recovered[:3]) + ')' if recovered else ''}; "
@@ -77,7 +92,15 @@ def _backup(args: argparse.Namespace, _beam_args: list[str]) -> int:
         print(f"model versions: {len(models)} new in {folder / 'models'} (every version is kept)")
         return 0
     url = store_url(args)
+    current = open_store(args)
+    try:
+        actor = acting_as(args, current, "run_operations")
+    finally:
+        current.close()
     mismatches = restore(url, Path(args.path))
+    restored = HotStore(url)
+    record(restored, actor, "data.restore", url, None, {"backup": str(args.path), "ok": not mismatches}, "cli")
+    restored.close()
     if mismatches:
         for table, (expected, found) in mismatches.items():
             print(f"MISMATCH {table}: {expected}, {found}")
@@ -91,7 +114,10 @@ def _retention(args: argparse.Namespace, _beam_args: list[str]) -> int:
     where = outputs(args)
     store = open_store(args)
     now = when(args.now, "--now")
+    actor = None if args.dry_run else acting_as(args, store, "run_operations")
     done = apply_retention(store, where.warm_root, where.archive_root, config.retention, now, args.dry_run)
+    if actor:
+        record(store, actor, "data.retention", "retention", None, {"as_of": now.isoformat()}, "cli")
     store.close()
     print(f"retention as of {now.isoformat()}{' (dry run: nothing changed)' if args.dry_run else ''}")
     print(done.table())
@@ -150,6 +176,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--input", help="with --from files: glob of packet files")
     replay.add_argument("--dry-run", action="store_true", help="say what is missing; replay nothing")
     store_options(replay)
+    identity_options(replay, "Operator or above; not needed with --dry-run")
     replay.add_argument("--run-id", help="name of this run (default: replay-<time>)")
     deprecated_alias(replay, "--run_id", "--run-id")
     replay.set_defaults(handler=_replay)
@@ -162,6 +189,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "restore", help="restore a backup into the hot store and check every table against its manifest"
     )
     restore.add_argument("path", help="the backup file (its manifest is PATH.json)")
+    identity_options(restore, "Operator or above")
     for command in (backup, restore):
         store_options(command, with_config=False)
         command.set_defaults(handler=_backup)
@@ -175,6 +203,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     retention.add_argument("--dry-run", action="store_true", help="report what would be deleted; change nothing")
     retention.add_argument("--now", help="apply as of this time (ISO 8601; default: now)")
     store_options(retention)
+    identity_options(retention, "Operator or above; not needed with --dry-run")
     retention.set_defaults(handler=_retention)
 
     check = commands.add_parser(

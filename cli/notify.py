@@ -16,8 +16,17 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from access import accounts, audit
-from cli.common import metrics_option, open_store, serve_metrics, store_options, system_actor, when
+from access import audit
+from cli.common import (
+    acting_as,
+    identity_options,
+    metrics_option,
+    open_store,
+    serve_metrics,
+    store_options,
+    system_actor,
+    when,
+)
 from config.settings import load_config
 from core import telemetry
 from core.event import utcnow
@@ -159,10 +168,12 @@ def _digest(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = _open(args)
     notifier = Notifier(store, config)
     try:
+        actor = acting_as(args, store, "run_operations")
         notice, results = notifier.send_low_digest() if args.low else notifier.send_digest()
         if notice is None:
             print("nothing pending: no alert over the budget, no new review-queue item since the last digest")
             return 0
+        audit.record(store, actor, "notify.digest", notice.title, None, {"sent": len(results)}, "cli")
         print(notice.title)
         print(notice.summary)
         if not results:
@@ -185,9 +196,7 @@ def _digest(args: argparse.Namespace, _beam: list[str]) -> int:
 def _check(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = _open(args)
     try:
-        actor = args.as_user or system_actor()
-        if args.as_user:
-            accounts.acting(store, actor, "view_alerts")
+        actor = acting_as(args, store, "view_alerts") if args.as_user else system_actor()
         unsent = unsent_critical(store)
         now = utcnow()
         overdue = [
@@ -247,7 +256,7 @@ def _service_line(service: str, latest: Any) -> str:
 def _send(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = _open(args)
     try:
-        results = send_by_hand(store, config, args.as_user, args.alert_id, args.note or "")
+        results = send_by_hand(store, config, acting_as(args, store, "send_alerts"), args.alert_id, args.note or "")
         for row in results:
             print(
                 f"{row['alert_id']} on {row['channel']}: {row['status']}"
@@ -316,7 +325,9 @@ def _announce(args: argparse.Namespace, _beam: list[str]) -> int:
     try:
         start = when(args.start, "--start")
         end = when(args.end, "--end") if args.end else None
-        window = maintenance.announce(store, config.maintenance, args.as_user, args.type, start, end, args.reason)
+        window = maintenance.announce(
+            store, config.maintenance, acting_as(args, store, "run_operations"), args.type, start, end, args.reason
+        )
         print(f"scheduled {window.describe()}")
         _tell(store, config, window, "announce")
         return 0
@@ -357,7 +368,7 @@ def _list(args: argparse.Namespace, _beam: list[str]) -> int:
 def _cancel(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = _open(args)
     try:
-        window = maintenance.cancel(store, args.as_user, args.window_id, args.reason)
+        window = maintenance.cancel(store, acting_as(args, store, "run_operations"), args.window_id, args.reason)
         print(f"cancelled {window.describe()}")
         _tell(store, config, window, "cancel")
         return 0
@@ -387,6 +398,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     metrics_option(loop)
     loop.set_defaults(handler=_run)
     digest = actions.add_parser("digest", help="send the pending digest now (alerts over budget, new MEDIUM items)")
+    identity_options(digest, "Operator or above")
     digest.add_argument("--low", action="store_true", help="the LOW (routine) next-business-day digest instead")
     digest.set_defaults(handler=_digest)
     for action in (status, loop, digest):
@@ -400,11 +412,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser("check", help="CRITICAL alerts with no delivered notification (exit 1 if any)")
-    check.add_argument("--as", dest="as_user", help="your console user (default: the system, as your login)")
+    identity_options(check, "optional: the check is audited as you, else as the system")
     check.set_defaults(handler=_check)
     send = actions.add_parser("send", help="send an alert by hand: alerts send ALERT_ID --as USER")
     send.add_argument("alert_id")
-    send.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+    identity_options(send, "Operator or above")
     send.add_argument("--note", help="why (recorded in the audit log)")
     send.set_defaults(handler=_send)
     for action in (check, send):
@@ -438,7 +450,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     announce.add_argument("--start", required=True, help="ISO 8601, UTC if no zone")
     announce.add_argument("--end", help="default: the end of the type's hours (or default_duration_min)")
     announce.add_argument("--reason", required=True)
-    announce.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+    identity_options(announce, "Operator or above")
     announce.set_defaults(handler=_announce)
     listing = actions.add_parser("list", help="windows not yet over (--all: every one)")
     listing.add_argument("--all", action="store_true")
@@ -446,7 +458,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     cancel = actions.add_parser("cancel", help="cancel a scheduled window")
     cancel.add_argument("window_id", type=int)
     cancel.add_argument("--reason", required=True)
-    cancel.add_argument("--as", dest="as_user", required=True)
+    identity_options(cancel, "Operator or above")
     cancel.set_defaults(handler=_cancel)
     for action in (announce, listing, cancel):
         store_options(action)

@@ -8,6 +8,7 @@ budget, breaker, server and pipeline tests.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from core.event import Event
 from core.sky import separation_deg
 from store.tiers import WARM_SCHEMA, read_warm
 from tests.agent_servers import ScriptedAgentServer
+from tests.conftest import service_key
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -398,12 +400,23 @@ def test_agents_cli_health_and_restart(agent_server, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "crossmatch" in out.stdout and "ok" in out.stdout
-    out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "agents", "restart", "--url", url],
+    refused = subprocess.run(
+        [sys.executable, "-m", "cli.main", "agents", "restart", "--url", url, "--output", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "NIGHTWATCH_API_KEY"},
+    )
+    assert refused.returncode == 2 and "give an identity" in refused.stderr  # restarting acts as someone
+    key = service_key(f"sqlite:///{tmp_path}/nightwatch.db")
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "agents", "restart", "--url", url, "--output", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NIGHTWATCH_API_KEY": key},
     )
     assert out.returncode == 0, out.stderr
     assert wait_for(url, restarts=1)["restarts"] == 1

@@ -13,7 +13,16 @@ from ops.maintenance import MaintenanceError, active_window
 from ops.notify import deliveries_for
 
 # The real receivers (HTTP, SMTP) and the configuration pointing at them, shared with the notification tests.
-from tests.test_notify import T0, add_alert, add_user, notifier_for, receivers_fixture, setup_fixture, smtp_fixture  # noqa: F401
+from tests.test_notify import (  # noqa: F401
+    PASSWORD,
+    T0,
+    add_alert,
+    add_user,
+    notifier_for,
+    receivers_fixture,
+    setup_fixture,
+    smtp_fixture,
+)
 
 TUESDAY_10 = datetime(2026, 1, 13, 10, 0, tzinfo=timezone.utc)
 SATURDAY_06 = datetime(2026, 1, 17, 6, 0, tzinfo=timezone.utc)
@@ -83,9 +92,10 @@ def test_non_critical_pages_are_silenced_during_a_window_and_critical_still_goes
     assert {row["status"] for row in deliveries_for(store, after)} == {"delivered"}
 
 
-def test_maintenance_commands_announce_list_and_cancel(setup, tmp_path, capsys):
+def test_maintenance_commands_announce_list_and_cancel(setup, tmp_path, capsys, monkeypatch):
     from cli.main import main
 
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)
     _config, store, receivers, _smtp, _clock = setup
     add_user(store, "olga", "operator")
     where = ["--db-url", store.url, "--config", str(tmp_path / "config")]
