@@ -14,7 +14,7 @@ from access import roles
 from config.environment import environment
 from core import telemetry
 from dashboard import auth, context, ui
-from dashboard.views import access_page, admin, alerts, monitoring, review, thresholds, users
+from dashboard.views import access_page, admin, alerts, deadletters, monitoring, review, thresholds, users
 from ops.health.faults import RENDER_ERROR, record_fault
 from ops.maintenance import active_window
 
@@ -26,6 +26,7 @@ PAGES = {
     "Alerts": (alerts, "view_alerts"),
     "Review queue": (review, "view_review_queue"),
     "Thresholds": (thresholds, "view_dashboard"),
+    "Dead letters": (deadletters, "view_events"),
     "Configuration": (admin, "configure_system"),
     "Users & audit": (users, "manage_users"),
     "Access": (access_page, None),

@@ -273,7 +273,10 @@ def test_operator_access_needs_manager_approval_only(night):
     granted = procedures.approve_request(night, "adm", request.request_id, "manager ok")
     assert granted.status == "granted" and accounts.get_user(night, "obs").role == "operator"
     target = f"request:{request.request_id}"  # (the fixture's own Admin grant went through the procedure too)
-    assert [e.action for e in audit_rows(night, "access.") if e.target == target] == ["access.granted", "access.request"]
+    assert [e.action for e in audit_rows(night, "access.") if e.target == target] == [
+        "access.granted",
+        "access.request",
+    ]
 
 
 def test_admin_access_needs_a_security_review_by_someone_else(night):

@@ -21,17 +21,19 @@ from tests.conftest import copy_night
 from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+VIEWS = ["Monitoring", "Alerts", "Review queue", "Thresholds", "Dead letters"]
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Access"],
-    "operator": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Access"],
-    "admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Access"],
-    "super_admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Users & audit", "Access"],
+    "observer": [*VIEWS, "Access"],
+    "operator": [*VIEWS, "Access"],
+    "admin": [*VIEWS, "Configuration", "Access"],
+    "super_admin": [*VIEWS, "Configuration", "Users & audit", "Access"],
 }
 TITLES = {
     "Monitoring": "Monitoring",
     "Alerts": "Alert portal",
     "Review queue": "Review queue",
     "Thresholds": "Thresholds",
+    "Dead letters": "Dead letters",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
     "Access": "Access",
@@ -271,7 +273,8 @@ def test_revoked_operator_is_refused_on_the_next_click(console):
     at.button(key=f"acknowledge:{alert_id}").click().run()
     assert alert_status(console, alert_id) == "open"
     assert at.title[0].value == "Nightwatch operations console"
-    assert "revoked" in at.warning[0].value
+    # Revocation ends the user's sessions at once too (the old role's grants): back to the login page.
+    assert "session has expired or was ended" in at.warning[0].value
 
 
 def test_review_queue_promote_is_recorded_and_archived(console):
