@@ -1,8 +1,8 @@
 """The external API (the guide's `api.events.facility.org`): events, alerts, review queue, metrics, lineage.
 
 `create_app(settings)` builds the FastAPI application; `nightwatch api` serves it with uvicorn. Every route is
-under /v1 (one router per resource, api/routers/), needs an API key (except /v1/health), and answers errors in
-one shape (api/errors.py).
+under /v1 (one router per resource, api/routers/), needs an API key (except /v1/health and the runbooks, also
+served as pages at /runbooks/{key}), and answers errors in one shape (api/errors.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from api import errors, queries, telemetry
 from api.auth import ApiSettings
 from api.errors import COMMON_RESPONSES
 from api.params import reject_unknown_parameters
-from api.routers import alerts, deadletters, events, health, metrics, review
+from api.routers import alerts, deadletters, events, health, metrics, review, runbooks
 from store.hot import HotStore
 
 VERSION = "1.0.0"
@@ -42,7 +42,7 @@ def build_router() -> APIRouter:
     """Every route under /v1, in the order they are matched (a fixed path before the `{id:path}` that would
     swallow it); each answers the common errors and refuses unknown query parameters."""
     router = APIRouter(prefix="/v1", responses=COMMON_RESPONSES, dependencies=[Depends(reject_unknown_parameters)])
-    for resource in (health, events, alerts, review, metrics, deadletters):
+    for resource in (health, runbooks, events, alerts, review, metrics, deadletters):
         router.include_router(resource.router)
     return router
 
@@ -106,6 +106,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     errors.install(app)
     telemetry.install(app)
     app.include_router(build_router())
+    app.include_router(runbooks.pages)
     install_offline_docs(app)
     return app
 

@@ -143,6 +143,16 @@ def acting_as(args: argparse.Namespace, store: HotStore, permission: str) -> str
     return actor.name
 
 
+def acting_or_system(args: argparse.Namespace, store: HotStore, permission: str) -> str:
+    """For what may also run unattended (a scheduled backup, the quarterly review's export): the identity given,
+    checked like `acting_as`, else the system as this login (audited as such)."""
+    from config.environment import environment
+
+    if getattr(args, "as_user", None) or environment().api_key:
+        return acting_as(args, store, permission)
+    return system_actor()
+
+
 def when(text: str | None, name: str) -> datetime:
     """A time given as option `name` (ISO 8601, UTC if no zone), or now."""
     return parse_iso_utc(text, name) if text else utcnow()

@@ -21,7 +21,7 @@ from tests.conftest import copy_night
 from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-VIEWS = ["Monitoring", "Alerts", "Review queue", "Thresholds", "Dead letters"]
+VIEWS = ["Monitoring", "Alerts", "Review queue", "Thresholds", "Dead letters", "Schedule"]
 PAGES = {
     "observer": [*VIEWS, "Access"],
     "operator": [*VIEWS, "Access"],
@@ -34,6 +34,7 @@ TITLES = {
     "Review queue": "Review queue",
     "Thresholds": "Thresholds",
     "Dead letters": "Dead letters",
+    "Schedule": "Schedule",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
     "Access": "Access",
