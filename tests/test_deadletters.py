@@ -21,6 +21,7 @@ from pipeline.batch import run
 from store import deadletters
 from store.hot import HotStore
 from store.schema import alerts, dead_letters, events
+from store.tiers import archive_entries
 from tests.conftest import DATA, act_as_service
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,3 +177,26 @@ def test_the_console_page_shows_them(refused, monkeypatch):
     assert at.metric[0].value == "1"
     assert "invalid XML" in at.dataframe[1].value["reason"].iloc[0]
     assert any("dead-letters redrive --stage decode --reason 'invalid XML" in code.value for code in at.code)
+
+
+def test_archive_tier_letters_are_redriven_and_resolved(tmp_path, capsys, monkeypatch):
+    """A failed archive write leaves sink:archive letters (with the raw packet); once the tier is writable, a
+    re-drive writes the events there and marks the letters resolved (the events table already had them)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "archive").write_text("a file where the archive folder should be")
+    summary = run([f"--input={DATA}/gcn/voevent/10409*.xml", f"--output={out}"])
+    assert summary.dead_letters.get("sink:archive") == 1
+    store = HotStore(f"sqlite:///{out}/nightwatch.db")
+    stored = store.count(events)
+    (out / "archive").unlink()  # the fix
+    act_as_service(monkeypatch, store.url)
+    assert main(["dead-letters", "redrive", "--stage", "sink:archive", "--output", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "now stored                       1" in said and "still dead                       0" in said
+    assert open_letters(store) == 0 and store.count(events) == stored
+    archived = {entry.event_id for entry in archive_entries(str(out / "archive"))}
+    assert archived == {
+        letter["event_id"] for letter in deadletters.list_letters(store, deadletters.LetterFilter(status="resolved"))
+    }
+    store.close()
