@@ -20,7 +20,7 @@ help:
 	@echo "make lint  - ruff format check and lint, and the layer contract (import-linter, .importlinter)"
 	@echo "make bench - benchmarks: batch throughput (Beam vs plain Python, 1 and 2 workers), streaming latency, memory"
 	@echo "make dashboard - the operations console on http://127.0.0.1:$(DASHBOARD_PORT) over $(OUT)/ (after make run); creates the first Super Admin"
-	@echo "make api   - the external API on http://127.0.0.1:8000/v1 over $(OUT)/ (after make run); then nightwatch api-keys create --user admin --role observer"
+	@echo "make api   - the external API on http://127.0.0.1:8000/v1 over $(OUT)/ (after make run); then nightwatch api-keys create --user admin --role observer --as admin"
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,9 @@ $(VENV)/.installed: setup.py
 
 setup: $(VENV)/.installed
 
+# `users bootstrap` first: the first Super Admin (admin), whom the README's changing commands act as (--as admin).
 run: setup
+	$(NW) users bootstrap --output $(OUT)
 	$(NW) run --simulate 500 --output $(OUT) --summary-json $(OUT)/summary.json
 
 # A live run: the command starts (and stops) its own emulator unless PUBSUB_EMULATOR_HOST names one.

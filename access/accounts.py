@@ -17,14 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from access import roles, throttle
+from access import roles, sessions, throttle
 from access.audit import audit, audit_alone
 from access.passwords import check_new_password, check_password, generate_password, hash_password
 from access.roles import AccessError, PermissionDenied
 from config.limits import LoginLimits, load_limits
 from core.event import as_utc, utcnow
 from store.hot import HotStore
-from store.schema import role_grants, users
+from store.schema import api_keys, role_grants, users
 
 # Who acts when the command line (run by someone holding the database credentials) changes something.
 SYSTEM = "system"
@@ -145,8 +145,11 @@ def create_user(
     email: str | None = None,
     reason: str = "created in the console",
 ) -> User:
-    """A new account (Super Admin only). A local account needs a password; an SSO-only one an e-mail."""
+    """A new account (Super Admin only). A local account needs a password; an SSO-only one an e-mail.
+
+    Admin and above is never given at creation: it goes through the access procedure (`procedure_only`)."""
     acting(store, actor, "manage_users")
+    procedure_only(role)
     if password is None and not email:
         raise AccessError("give a password (local account) or an e-mail (single sign-on)")
     with store.engine.begin() as conn:
@@ -157,10 +160,33 @@ def create_user(
 def create_user_as_system(
     store: HotStore, operator: str, name: str, role: str | None, password: str | None, email: str | None = None
 ) -> User:
-    """`nightwatch users add`: whoever holds the database credentials acts as the system (audited as such)."""
+    """A user made by whoever holds the database credentials (test fixtures, migrations), audited as the system.
+    The command line no longer uses it (`nightwatch users add` acts as a signed-in Super Admin); Admin and above
+    goes through the access procedure here too."""
+    procedure_only(role)
     with store.engine.begin() as conn:
         _insert_user(conn, f"{SYSTEM}:{operator}", name, role, password, email, "created with nightwatch users add")
     return get_user(store, name)  # type: ignore[return-value]
+
+
+def create_service_user(store: HotStore, actor: str, name: str, role: str, reason: str) -> User:
+    """A service account's user: no password and no e-mail, so it cannot log in; it acts by its API keys
+    (access/identity.py). Super Admin only."""
+    acting(store, actor, "manage_users")
+    procedure_only(role)
+    with store.engine.begin() as conn:
+        _insert_user(conn, actor, name, role, None, None, f"service account: {reason}")
+    return get_user(store, name)  # type: ignore[return-value]
+
+
+def procedure_only(role: str | None) -> None:
+    """Refuse to give Admin or above directly: the guide's access procedure (request, manager approval, security
+    review; access/procedures.py) is the only way, apart from the one-time bootstrap of the first Super Admin."""
+    if role is not None and roles.at_least(role, "admin"):
+        raise AccessError(
+            f"{roles.ROLE_TITLES[role]} is granted only through the access procedure: the user requests it "
+            "(nightwatch users request), a manager approves, a Super Admin does the security review"
+        )
 
 
 def super_admins(store: HotStore) -> list[str]:
@@ -279,7 +305,11 @@ def register_identity(store: HotStore, email: str) -> User:
 
 
 def grant_role(conn: Connection, name: str, role: str | None, request_id: int | None, by: str, reason: str) -> None:
+    """Record and apply a role change. The old role's grants end at once ("automatic on role change"): the user's
+    console sessions and API keys made under it stop working from the next request (audited)."""
     previous = conn.execute(sa.select(users.c.role).where(users.c.name == name)).scalar()
+    if previous is not None and previous != role:
+        _revoke_grants(conn, name, by, f"role change {previous} -> {role or 'none'}: {reason}")
     conn.execute(
         role_grants.insert().values(
             user_name=name,
@@ -292,6 +322,23 @@ def grant_role(conn: Connection, name: str, role: str | None, request_id: int | 
         )
     )
     conn.execute(users.update().where(users.c.name == name).values(role=role))
+
+
+def _revoke_grants(conn: Connection, name: str, by: str, why: str) -> None:
+    """End every session and API key `name` holds, in the role change's transaction."""
+    keys = list(
+        conn.execute(
+            sa.select(api_keys.c.key_id).where((api_keys.c.user_name == name) & api_keys.c.revoked_at.is_(None))
+        ).scalars()
+    )
+    if keys:
+        conn.execute(
+            api_keys.update()
+            .where(api_keys.c.key_id.in_(keys) & api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoked_by=by)
+        )
+    sessions.revoke_sessions_in(conn, name)
+    audit(conn, by, "grants.revoke", name, None, {"api_keys": keys, "sessions": "all"}, why)
 
 
 def _change_user(store: HotStore, actor: str, name: str, action: str, reason: str, **values: Any) -> User:
@@ -314,6 +361,10 @@ def set_role(store: HotStore, actor: str, name: str, role: str | None, reason: s
     """Change a user's role (Super Admin). The old role's rights end at once: every action re-reads the role."""
     acting(store, actor, "manage_users")
     valid_role(role)
+    current = get_user(store, name)
+    raising = role is not None and (current is None or current.role is None or not roles.at_least(current.role, role))
+    if raising:
+        procedure_only(role)  # raising someone to Admin or above: only through the access procedure
     if name == actor and role != "super_admin":
         raise AccessError("you cannot lower your own role: ask another Super Admin")
     return _change_user(store, actor, name, "user.set_role", reason, role=role)

@@ -37,14 +37,6 @@ def _meta_value(store: HotStore, key: str) -> str | None:
         return conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
 
 
-def _set_meta(store: HotStore, key: str, value: str) -> None:
-    with store.engine.begin() as conn:
-        if conn.execute(sa.select(meta.c.key).where(meta.c.key == key)).first() is None:
-            conn.execute(meta.insert().values(key=key, value=value))
-        else:
-            conn.execute(meta.update().where(meta.c.key == key).values(value=value))
-
-
 def _secret(store: HotStore) -> bytes:
     configured = environment().session_secret
     if configured:
@@ -101,4 +93,14 @@ def verify(store: HotStore, token: str | None, now: float | None = None) -> str 
 
 def revoke_sessions(store: HotStore, name: str, now: float | None = None) -> None:
     """Every token issued to `name` until now is refused from the next request on (logging out does this)."""
-    _set_meta(store, _revoked_key(name), repr(time.time() if now is None else now))
+    with store.engine.begin() as conn:
+        revoke_sessions_in(conn, name, now)
+
+
+def revoke_sessions_in(conn: sa.Connection, name: str, now: float | None = None) -> None:
+    """`revoke_sessions` inside the caller's transaction (a role change revokes with the change itself)."""
+    key, value = _revoked_key(name), repr(time.time() if now is None else now)
+    if conn.execute(sa.select(meta.c.key).where(meta.c.key == key)).first() is None:
+        conn.execute(meta.insert().values(key=key, value=value))
+    else:
+        conn.execute(meta.update().where(meta.c.key == key).values(value=value))

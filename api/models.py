@@ -260,3 +260,41 @@ class Health(BaseModel):
     version: str
     store: str = Field(description="The hot store's database kind")
     warm_tier: bool = Field(description="Whether a warm tier is configured")
+
+
+class DeadLetter(BaseModel):
+    dead_letter_id: str
+    status: str = Field(description="open, or resolved (its event was stored after all, e.g. by a re-drive)")
+    source: str
+    stage: str = Field(description="where it failed: decode, filter, classify, route, sink:events, sink:warm, ...")
+    reason: str
+    night: str = Field(description="the observing night it was received in (site time)")
+    origin: str | None = None
+    event_id: str | None = None
+    injected: bool
+    payload_bytes: int = Field(description="size of the kept raw bytes")
+    received_time: UtcTime
+    stored_at: UtcTime
+    resolved_at: UtcTime | None = None
+
+
+class DeadLetterDetail(DeadLetter):
+    payload_base64: str = Field(description="the raw bytes as received (or their first 64 KiB), base64")
+
+
+class DeadLetterPage(Page[DeadLetter]):
+    pass
+
+
+class DeadLetterGroup(BaseModel):
+    source: str | None = None
+    stage: str | None = None
+    reason: str | None = Field(None, description="the reason's kind: numbers and quoted values taken out")
+    night: str | None = None
+    count: int
+    first: UtcTime
+    last: UtcTime
+
+
+class DeadLetterStats(BaseModel):
+    data: list[DeadLetterGroup]

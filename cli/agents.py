@@ -18,8 +18,17 @@ from typing import Any
 
 import requests
 
+from access.audit import record
 from agents import remote
-from cli.common import config_option, metrics_option, open_store, serve_metrics, store_options, store_url
+from cli.common import (
+    acting_as,
+    identity_options,
+    metrics_option,
+    open_store,
+    serve_metrics,
+    store_options,
+    store_url,
+)
 from config.settings import load_config
 from core.event import utcnow
 
@@ -196,6 +205,12 @@ def _restart(args: argparse.Namespace, _beam_args: list[str]) -> int:
             print(f"nightwatch: {args.name!r} is not a remote agent in config/agents.yaml: give --url", file=sys.stderr)
             return 2
         url = spec.url
+    store = open_store(args)
+    try:
+        actor = acting_as(args, store, "run_operations")
+        record(store, actor, "agents.restart", url, None, None, args.name or "")
+    finally:
+        store.close()
     try:
         answer = remote.restart(url)
     except requests.RequestException as exc:
@@ -264,5 +279,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     again = actions.add_parser("restart", help="restart a remote agent's server (it re-executes itself in place)")
     again.add_argument("name", nargs="?", help="a remote agent in config/agents.yaml")
     again.add_argument("--url", help="or the agent server's URL")
-    config_option(again)
+    store_options(again)
+    identity_options(again, "Operator or above")
     again.set_defaults(handler=_restart)

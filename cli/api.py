@@ -7,8 +7,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from access import apikeys
-from cli.common import metrics_option, open_store, outputs, serve_metrics, store_options, system_actor
+from access import apikeys, identity
+from cli.common import (
+    identity_options,
+    metrics_option,
+    open_store,
+    outputs,
+    serve_metrics,
+    sign_in,
+    store_options,
+)
 
 
 def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
@@ -36,7 +44,7 @@ def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
     if not active:
         print(
             "no API key yet: create one (the token is shown once) with\n"
-            f"  nightwatch api-keys create --user admin --role observer --output {args.output}\n"
+            f"  nightwatch api-keys create --user admin --role observer --as admin --output {args.output}\n"
             f'then: curl -H "Authorization: Bearer <key>" {base}/v1/alerts'
         )
     serve_metrics(args)  # also on the API's own /metrics
@@ -47,8 +55,12 @@ def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 def _keys(args: argparse.Namespace, _beam_args: list[str]) -> int:
     store = open_store(args)
-    actor = system_actor()
     try:
+        if args.action in ("create", "revoke"):
+            owner = (
+                args.user if args.action == "create" else getattr(apikeys.get_key(store, args.key_id), "user_name", "")
+            )
+            actor = identity.key_change_actor(sign_in(args, store), store, owner, getattr(args, "role", None))
         if args.action == "create":
             token, key = apikeys.create_key(store, actor, args.user, args.role, args.note, args.rate_limit, args.burst)
             print(f"created API key {key.key_id} for {key.user_name} ({key.role}); the key, shown only now:")
@@ -107,4 +119,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--user", help="only this user's keys")
     for action in (create, revoke, listing):
         store_options(action, with_config=False)
+    for action in (create, revoke):
+        identity_options(action, "your own keys: any role; another user's: Super Admin")
     keys.set_defaults(handler=_keys)

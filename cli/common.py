@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from access import identity
 from access.accounts import SYSTEM
 from config.base import ConfigError
 from core.decoders.common import parse_iso_utc
@@ -116,6 +117,56 @@ def open_in_force(args: argparse.Namespace) -> tuple[Any, HotStore]:
 
     store = open_store(args)
     return in_force(load_config(getattr(args, "config", None)), store), store
+
+
+def identity_options(command: Parser, needs: str) -> None:
+    """`--as USER`: who a state-changing command acts as (`needs` names the role it asks for). The password is
+    prompted, or read from $NIGHTWATCH_PASSWORD; without --as, $NIGHTWATCH_API_KEY is the identity."""
+    command.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help=f"act as this console user ({needs}); password prompted or $NIGHTWATCH_PASSWORD. "
+        "Without --as: the API key in $NIGHTWATCH_API_KEY (e.g. a service account's)",
+    )
+
+
+def sign_in(args: argparse.Namespace, store: HotStore) -> identity.Actor:
+    """The identity the command was given (access.identity.sign_in); refused if there is none."""
+    from config.environment import environment
+
+    env = environment()
+    user = getattr(args, "as_user", None)
+    password = None
+    if user:
+        password = env.password
+        if password is None and sys.stdin.isatty():
+            password = getpass.getpass(f"password for {user}: ")
+    return identity.sign_in(store, user, password, None if user else env.api_key)
+
+
+def acting_as(args: argparse.Namespace, store: HotStore, permission: str) -> str:
+    """Sign in and check `permission` the way the console does; the actor's name, which the action audits."""
+    actor = sign_in(args, store)
+    identity.authorize(store, actor, permission)
+    return actor.name
+
+
+def signed_in(args: argparse.Namespace, store: HotStore, permission: str) -> str:
+    """`acting_as` for commands whose actions take the user's name from `args.as_user`: after it, that name is the
+    signed-in, authorized actor (a key's own role checked too), never a name merely typed."""
+    args.as_user = acting_as(args, store, permission)
+    return args.as_user
+
+
+def acting_or_system(args: argparse.Namespace, store: HotStore, permission: str) -> str:
+    """For what may also run unattended (a scheduled backup, the quarterly review's export): the identity given,
+    checked like `acting_as`, else the system as this login (audited as such)."""
+    from config.environment import environment
+
+    if getattr(args, "as_user", None) or environment().api_key:
+        return acting_as(args, store, permission)
+    return system_actor()
 
 
 def when(text: str | None, name: str) -> datetime:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from cli.common import open_store, store_options
+from cli.common import acting_as, identity_options, open_store, store_options
 from config.settings import load_config
 from ops import confighistory, sysconfig
 from store.configs import in_force
@@ -61,7 +61,7 @@ def _set(args: argparse.Namespace, _beam: list[str]) -> int:
             data = yaml.safe_load(Path(args.file).read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(f"{args.file}: cannot read YAML: {exc}") from None
-        document = sysconfig.save(store, args.as_user, args.kind, data, args.reason, base)
+        document = sysconfig.save(store, acting_as(args, store, "configure_system"), args.kind, data, args.reason, base)
     finally:
         store.close()
     print(f"{args.kind} version {document.version} in force (running jobs follow within their refresh interval)")
@@ -71,7 +71,9 @@ def _set(args: argparse.Namespace, _beam: list[str]) -> int:
 def _rollback(args: argparse.Namespace, _beam: list[str]) -> int:
     base, store = load_config(args.config), open_store(args)
     try:
-        document = sysconfig.rollback(store, args.as_user, args.kind, args.version, args.reason, base)
+        document = sysconfig.rollback(
+            store, acting_as(args, store, "configure_system"), args.kind, args.version, args.reason, base
+        )
     finally:
         store.close()
     print(f"{args.kind} rolled back to version {args.version}: now in force as version {document.version}")
@@ -99,7 +101,9 @@ def _history(args: argparse.Namespace, _beam: list[str]) -> int:
 def _restore(args: argparse.Namespace, _beam: list[str]) -> int:
     base, store = load_config(args.config), open_store(args)
     try:
-        full, stored = sysconfig.restore(store, args.as_user, args.commit, args.reason, base)
+        full, stored = sysconfig.restore(
+            store, acting_as(args, store, "configure_system"), args.commit, args.reason, base
+        )
     finally:
         store.close()
     if not stored:
@@ -138,7 +142,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     restore = actions.add_parser("restore", help="put the configuration of a Git history commit back in force")
     restore.add_argument("commit", help="a commit id (or at least 4 characters of it) from `config history`")
     for action, handler in ((change, _set), (back, _rollback), (restore, _restore)):
-        action.add_argument("--as", dest="as_user", required=True, help="your console user (Admin or above)")
+        identity_options(action, "Admin or above")
         action.add_argument("--reason", required=True, help="what changes and why (audited, and the commit message)")
         action.set_defaults(handler=handler)
     for action in (show, versions, change, back, history, restore):

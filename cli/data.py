@@ -10,14 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from access import accounts, audit
+from access import audit
+from access.audit import record
 from cli.common import (
+    acting_as,
+    acting_or_system,
     deprecated_alias,
+    identity_options,
     open_store,
     outputs,
     store_options,
     store_url,
-    system_actor,
     utc_stamp,
     when,
 )
@@ -53,7 +56,9 @@ def _replay(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.dry_run:
         print("dry run: nothing replayed")
         return 0
-    argv = [f"--output={args.output}", f"--run_id={args.run_id or 'replay-' + utc_stamp()}"]
+    actor = acting_as(args, store, "run_operations")
+    run_id = args.run_id or "replay-" + utc_stamp()
+    argv = [f"--output={args.output}", f"--run_id={run_id}"]
     if args.db_url:
         argv.append(f"--db_url={args.db_url}")
     if args.config:
@@ -68,9 +73,10 @@ def _replay(args: argparse.Namespace, beam_args: list[str]) -> int:
         argv.append(f"--input={args.input}")
     summary = run(argv + beam_args)
     after = stored_ids(store, span)
+    recovered = sorted(after - before)
+    record(store, actor, "data.replay", run_id, {"stored": len(before)}, {"stored": len(after)}, period)
     store.close()
     print(summary.table())
-    recovered = sorted(after - before)
     print(
         f"reconciliation for {period}: before {len(before)} events, after {len(after)}; recovered "
         f"{len(recovered)}{' (e.g. ' + ', '.join(recovered[:3]) + ')' if recovered else ''}; "
@@ -79,11 +85,11 @@ def _replay(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0 if summary.ok else 1
 
 
-def _actor(store: Any, args: argparse.Namespace, permission: str) -> str:
-    """Who acts: `--as USER`, checked for the guide's role (access/), else the system as this login."""
-    if args.as_user:
-        return accounts.acting(store, args.as_user, permission).name
-    return system_actor()
+def _actor(store: Any, args: argparse.Namespace, permission: str, required: bool = False) -> str:
+    """Who acts: the identity given (`--as USER` with a password, or $NIGHTWATCH_API_KEY), signed in and checked
+    for the guide's role on the console's code path (access/identity.py). A backup may run as the system (this
+    login) when no identity is given; a restore (`required`) may not."""
+    return acting_as(args, store, permission) if required else acting_or_system(args, store, permission)
 
 
 def _backup(args: argparse.Namespace, _beam_args: list[str]) -> int:
@@ -135,9 +141,7 @@ def _restore(args: argparse.Namespace, _beam_args: list[str]) -> int:
     store = open_store(args)
     try:
         # Restoring replaces the store's contents: the Admin's configure_system, checked before anything changes.
-        if args.to_time and not args.as_user:
-            raise PermissionError("restore --to-time needs --as USER (an Admin)")
-        actor = _actor(store, args, "configure_system")
+        actor = _actor(store, args, "configure_system", required=True)
     finally:
         store.close()
     if args.path:
@@ -172,7 +176,10 @@ def _retention(args: argparse.Namespace, _beam_args: list[str]) -> int:
     where = outputs(args)
     store = open_store(args)
     now = when(args.now, "--now")
+    actor = None if args.dry_run else acting_as(args, store, "run_operations")
     done = apply_retention(store, where.warm_root, where.archive_root, config.retention, now, args.dry_run)
+    if actor:
+        record(store, actor, "data.retention", "retention", None, {"as_of": now.isoformat()}, "cli")
     store.close()
     print(f"retention as of {now.isoformat()}{' (dry run: nothing changed)' if args.dry_run else ''}")
     print(done.table())
@@ -231,6 +238,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--input", help="with --from files: glob of packet files")
     replay.add_argument("--dry-run", action="store_true", help="say what is missing; replay nothing")
     store_options(replay)
+    identity_options(replay, "Operator or above; not needed with --dry-run")
     replay.add_argument("--run-id", help="name of this run (default: replay-<time>)")
     deprecated_alias(replay, "--run_id", "--run-id")
     replay.set_defaults(handler=_replay)
@@ -270,9 +278,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--from", dest="source", help="the location to restore from (default: backup.yaml's; Region B: its URL)"
     )
     restore.set_defaults(handler=_restore)
-    for command in (backup, restore):
+    for command, needs in ((backup, "Operator or above; optional: else the system"), (restore, "Admin or above")):
         store_options(command)
-        command.add_argument("--as", dest="as_user", help="your console user (backup: Operator; restore: Admin)")
+        identity_options(command, needs)
 
     retention = commands.add_parser(
         "retention",
@@ -283,6 +291,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     retention.add_argument("--dry-run", action="store_true", help="report what would be deleted; change nothing")
     retention.add_argument("--now", help="apply as of this time (ISO 8601; default: now)")
     store_options(retention)
+    identity_options(retention, "Operator or above; not needed with --dry-run")
     retention.set_defaults(handler=_retention)
 
     check = commands.add_parser(

@@ -15,8 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from access.accounts import acting
-from cli.common import EXIT_FAILURE, EXIT_OK, open_store, store_options
+from cli.common import EXIT_FAILURE, EXIT_OK, identity_options, open_store, signed_in, store_options
 from config.settings import load_config
 from devtools.pubsub import EMULATOR_ENV
 from ops import deploy
@@ -80,6 +79,7 @@ def _local(args: argparse.Namespace, config: Any) -> int:
             jobs_dir=Path(args.jobs_dir or Path(args.output) / "jobs"),
             repo=REPO,
         )
+        signed_in(args, store, deploy.PERMISSION)
         run = deploy.deploy_local(
             store, config, args.as_user, plan, args.reason, progress=lambda line: print(line, flush=True)
         )
@@ -118,7 +118,7 @@ def _production(args: argparse.Namespace, config: Any) -> int:
         return EXIT_OK
     store = open_store(args)
     try:
-        acting(store, args.as_user, deploy.PERMISSION)
+        signed_in(args, store, deploy.PERMISSION)
         run = Procedure(store, "deploy", args.as_user, details={"target": args.target, "commands": commands})
         for step, lines in commands.items():
             if step.startswith("roll back"):
@@ -149,7 +149,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="The guide's deployment procedure. --target local runs it on the Pub/Sub emulator with a "
         "staging and a production job; dataflow and flink print (--dry-run) or run each step's commands.",
     )
-    command.add_argument("--as", dest="as_user", required=True, help="your console user (Admin; audited)")
+    identity_options(command, "Admin; audited")
     command.add_argument("--target", choices=["local", "dataflow", "flink"], default="local")
     command.add_argument("--reason", default="deployment of the streaming job", help="for the maintenance notice")
     command.add_argument("--staging-output", default="out-staging", help="local: the staging job's output folder")

@@ -14,10 +14,11 @@ import signal
 import threading
 from typing import Any
 
-from cli.common import open_store, store_options, when
+from cli.common import identity_options, open_store, signed_in, store_options, when
 from config.settings import SEVERITIES, load_config
 from core.event import utcnow
 from ops import incidents, statuspage
+from ops.incidents.actions import PERMISSION as RESPOND
 from ops.incidents.records import ACTIVE
 from ops.incidents.watcher import describe
 from ops.notify import Notifier
@@ -129,6 +130,7 @@ def _incidents(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _act(args: argparse.Namespace, store: Any) -> incidents.Incident:
+    signed_in(args, store, RESPOND)
     config = load_config(args.config)
     if args.action == "ack":
         return incidents.acknowledge(store, args.as_user, args.incident_id, args.note, config=config)
@@ -145,6 +147,7 @@ def _status(args: argparse.Namespace, _beam: list[str]) -> int:
     store = open_store(args)
     try:
         if args.action == "publish":
+            signed_in(args, store, RESPOND)
             statuspage.publish(store, args.as_user, args.text, args.incident)
             print("published on the status page")
             return 0
@@ -202,7 +205,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         command = actions.add_parser(name, help=text)
         command.add_argument("incident_id", type=int)
         store_options(command)
-        command.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+        identity_options(command, "Operator or above")
         command.set_defaults(handler=_incidents)
         return command
 
@@ -227,7 +230,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     publish = page_actions.add_parser("publish", help='publish an update ("Update status page")')
     publish.add_argument("text")
     publish.add_argument("--incident", type=int, help="as this incident's latest update")
-    publish.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+    identity_options(publish, "Operator or above")
     for command in (show_page, publish):
         store_options(command)
         command.set_defaults(handler=_status)

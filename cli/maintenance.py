@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from cli.common import open_in_force, store_options, when
+from cli.common import acting_as, identity_options, open_in_force, store_options, when
 from ops import maintenance
 from ops.maintenance import active_window, list_windows
 from ops.notify import Notifier, announcement_notice
@@ -17,7 +17,9 @@ def _announce(args: argparse.Namespace, _beam: list[str]) -> int:
     try:
         start = when(args.start, "--start")
         end = when(args.end, "--end") if args.end else None
-        window = maintenance.announce(store, config.maintenance, args.as_user, args.type, start, end, args.reason)
+        window = maintenance.announce(
+            store, config.maintenance, acting_as(args, store, "run_operations"), args.type, start, end, args.reason
+        )
         print(f"scheduled {window.describe()}")
         _tell(store, config, window, "announce")
         return 0
@@ -58,7 +60,7 @@ def _list(args: argparse.Namespace, _beam: list[str]) -> int:
 def _cancel(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = open_in_force(args)
     try:
-        window = maintenance.cancel(store, args.as_user, args.window_id, args.reason)
+        window = maintenance.cancel(store, acting_as(args, store, "run_operations"), args.window_id, args.reason)
         print(f"cancelled {window.describe()}")
         _tell(store, config, window, "cancel")
         return 0
@@ -82,7 +84,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     announce.add_argument("--start", required=True, help="ISO 8601, UTC if no zone")
     announce.add_argument("--end", help="default: the end of the type's hours (or default_duration_min)")
     announce.add_argument("--reason", required=True)
-    announce.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+    identity_options(announce, "Operator or above")
     announce.set_defaults(handler=_announce)
     listing = actions.add_parser("list", help="windows not yet over (--all: every one)")
     listing.add_argument("--all", action="store_true")
@@ -90,7 +92,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     cancel = actions.add_parser("cancel", help="cancel a scheduled window")
     cancel.add_argument("window_id", type=int)
     cancel.add_argument("--reason", required=True)
-    cancel.add_argument("--as", dest="as_user", required=True)
+    identity_options(cancel, "Operator or above")
     cancel.set_defaults(handler=_cancel)
     for action in (announce, listing, cancel):
         store_options(action)

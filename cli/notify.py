@@ -16,8 +16,18 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from access import accounts, audit
-from cli.common import metrics_option, open_in_force, serve_metrics, store_options, system_actor, when
+from access import audit
+from cli.common import (
+    acting_as,
+    identity_options,
+    metrics_option,
+    open_in_force,
+    serve_metrics,
+    signed_in,
+    store_options,
+    system_actor,
+    when,
+)
 from core import telemetry
 from core.event import utcnow
 from ops import statuspage
@@ -157,10 +167,12 @@ def _digest(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = open_in_force(args)
     notifier = Notifier(store, config)
     try:
+        actor = acting_as(args, store, "run_operations")
         notice, results = notifier.send_low_digest() if args.low else notifier.send_digest()
         if notice is None:
             print("nothing pending: no alert over the budget, no new review-queue item since the last digest")
             return 0
+        audit.record(store, actor, "notify.digest", notice.title, None, {"sent": len(results)}, "cli")
         print(notice.title)
         print(notice.summary)
         if not results:
@@ -183,9 +195,7 @@ def _digest(args: argparse.Namespace, _beam: list[str]) -> int:
 def _check(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = open_in_force(args)
     try:
-        actor = args.as_user or system_actor()
-        if args.as_user:
-            accounts.acting(store, actor, "view_alerts")
+        actor = acting_as(args, store, "view_alerts") if args.as_user else system_actor()
         unsent = unsent_alerts(store)
         now = utcnow()
         overdue = [
@@ -272,7 +282,7 @@ def _service_line(service: str, latest: Any) -> str:
 def _send(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = open_in_force(args)
     try:
-        results = send_by_hand(store, config, args.as_user, args.alert_id, args.note or "")
+        results = send_by_hand(store, config, acting_as(args, store, "send_alerts"), args.alert_id, args.note or "")
         for row in results:
             print(
                 f"{row['alert_id']} on {row['channel']}: {row['status']}"
@@ -304,9 +314,9 @@ def _now(args: argparse.Namespace, _beam: list[str]) -> int:
 
 def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = open_in_force(args)
-    if args.publish and not args.as_user:
-        raise ValueError("--publish needs --as USER (Operator or above)")
     try:
+        if args.publish:
+            signed_in(args, store, "respond_incidents")
         report = handoff(store, config, when(args.at, "--at"))
         if args.publish:  # the handoff's "Update status page"
             statuspage.publish(store, args.as_user, args.publish, kind="handoff")
@@ -362,6 +372,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     metrics_option(loop)
     loop.set_defaults(handler=_run)
     digest = actions.add_parser("digest", help="send the pending digest now (alerts over budget, new MEDIUM items)")
+    identity_options(digest, "Operator or above")
     digest.add_argument("--low", action="store_true", help="the LOW (routine) next-business-day digest instead")
     digest.set_defaults(handler=_digest)
     for action in (status, loop, digest):
@@ -378,11 +389,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     check = actions.add_parser(
         "check", help="critical/significant events without an alert or a delivered notification (exit 1 if any)"
     )
-    check.add_argument("--as", dest="as_user", help="your console user (default: the system, as your login)")
+    identity_options(check, "optional: the check is audited as you, else as the system")
     check.set_defaults(handler=_check)
     send = actions.add_parser("send", help="send an alert by hand: alerts send ALERT_ID --as USER")
     send.add_argument("alert_id")
-    send.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+    identity_options(send, "Operator or above")
     send.add_argument("--note", help="why (recorded in the audit log)")
     send.set_defaults(handler=_send)
     for action in (check, send):
@@ -403,7 +414,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     handover.add_argument(
         "--publish", metavar="TEXT", help='"Update status page": publish TEXT on the public status page (needs --as)'
     )
-    handover.add_argument("--as", dest="as_user", help="your console user (Operator or above), with --publish")
+    identity_options(handover, "Operator or above, with --publish")
     handover.set_defaults(handler=_handoff)
     for action in (now, handover):
         store_options(action)

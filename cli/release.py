@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from cli.common import EXIT_FAILURE, EXIT_OK, open_store, outputs, store_options
+from cli.common import EXIT_FAILURE, EXIT_OK, identity_options, open_store, outputs, signed_in, store_options
 from cli.thresholds import OPERATORS, parse_value
 from config.base import ConfigError
 from config.settings import load_config
@@ -72,10 +72,22 @@ def _print_report(report: dict[str, Any], limit: int) -> None:
             print(f"  {transition}: {count}")
 
 
+# The permission each state-changing action asks of the signed-in user (ops/releases.py checks it again).
+SIGNED = {
+    "register": releases.REGISTER,
+    "shadow": releases.TRIAL,
+    "canary": releases.TRIAL,
+    "promote": releases.DECIDE,
+    "rollback": releases.DECIDE,
+}
+
+
 def _release(args: argparse.Namespace, _beam_args: list[str]) -> int:
     config = load_config(args.config)
     store = open_store(args)
     try:
+        if args.action in SIGNED:
+            signed_in(args, store, SIGNED[args.action])
         return ACTIONS[args.action](args, store, config)
     finally:
         store.close()
@@ -204,7 +216,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     for action in (shadow, diff, listing):
         action.add_argument("--json", action="store_true")
     for action in (register, shadow, canary, promote, rollback):
-        action.add_argument("--as", dest="as_user", required=True, help="your console user (role checked, audited)")
+        identity_options(action, "the role the action needs; audited")
     for action in (promote, rollback):
         action.add_argument("--note", help="why (recorded in the audit log)")
     for action in (register, shadow, diff, canary, promote, rollback, listing):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cli.common import open_store, store_url
+from cli.common import acting_as, identity_options, open_store, store_url
 from config.schedule import load_schedule
 from core.event import utcnow
 from ops import schedule
@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
                 print(f"{item['time']}  {item['task']:<34} owner {item['owner']:<9} check {item['check']:<12} {done}")
             return 0
         if action == "done":
-            marked = schedule.mark_done(store, args.as_user, args.item, args.note)
+            marked = schedule.mark_done(store, acting_as(args, store, schedule.DONE_PERMISSION), args.item, args.note)
             print(f"{args.item}: done by {marked['done_by']} at {marked['done_at']:%H:%M} UTC")
             return 0
         build = argv_for(args)
@@ -114,7 +114,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     actions.add_parser("checklist", help="today's checklist: each item's owner, its check and who did it")
     done = actions.add_parser("done", help="mark today's checklist item done (Operator or above; audited)")
     done.add_argument("item", help="the item (nightwatch scheduler checklist)")
-    done.add_argument("--as", dest="as_user", required=True, help="your console user")
+    identity_options(done, "Operator or above")
     done.add_argument("--note", help="what you found")
     for action in actions.choices.values():
         _store_args(action, suppress=True)

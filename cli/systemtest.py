@@ -22,8 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from access.accounts import acting
-from cli.common import EXIT_FAILURE, EXIT_OK, open_store, outputs, store_options
+from cli.common import EXIT_FAILURE, EXIT_OK, identity_options, open_store, outputs, signed_in, store_options
 from config.settings import load_config
 from core.event import utcnow
 from ops import inject, systemcheck
@@ -177,7 +176,7 @@ def _system_test(args: argparse.Namespace, _beam_args: list[str]) -> int:
     store = open_store(args)
     scratch = systemcheck.scratch_folder(Path(args.scratch or Path(args.output) / "system-tests"))
     try:
-        acting(store, args.as_user, "run_operations")
+        signed_in(args, store, "run_operations")
         run = Procedure(
             store,
             "system_test",
@@ -211,7 +210,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "retention dry run, notification channels to local test receivers, API and console health, the escalation "
         "ladder on a fake clock. Exit 1 if any step failed.",
     )
-    command.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+    identity_options(command, "Operator or above")
     command.add_argument("--count", type=int, default=60, help="injected events (default 60)")
     command.add_argument("--seed", type=int, default=11, help="the injection set (default 11)")
     command.add_argument("--through", choices=["batch", "pubsub"], default="batch", help="injection path")

@@ -1,17 +1,20 @@
 """`nightwatch thresholds show|set-cut|set-rule`: filter cuts and classification rules, changed live.
 
 A change is validated, stored in the hot store as a new version and picked up by running jobs within seconds.
+Changing needs an identity with the Operator role (`--as USER` or an API key), checked and audited as in the
+console (ops.tuning.publish_thresholds).
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 
 import yaml
 
-from cli.common import open_store, store_options
+from cli.common import acting_as, identity_options, open_store, store_options
 from config.settings import NightwatchConfig, load_config
+from ops.tuning import publish_thresholds
+from store.hot import HotStore
 from store.thresholds import ThresholdStore, with_cut_value, with_rule_condition
 
 OPERATORS = ["<", "<=", ">", ">=", "==", "!=", "in", "not_in", "between", "not_between"]
@@ -24,11 +27,12 @@ def parse_value(text: str) -> object:
 
 def _thresholds(args: argparse.Namespace, _beam_args: list[str]) -> int:
     config = load_config(args.config)
-    versions = ThresholdStore(open_store(args))
+    store = open_store(args)
+    versions = ThresholdStore(store)
     try:
-        return _show(args, versions, config) if args.action == "show" else _change(args, versions, config)
+        return _show(args, versions, config) if args.action == "show" else _change(args, store, versions, config)
     finally:
-        versions.close()
+        store.close()
 
 
 def _show(args: argparse.Namespace, versions: ThresholdStore, config: NightwatchConfig) -> int:
@@ -47,12 +51,14 @@ def _show(args: argparse.Namespace, versions: ThresholdStore, config: Nightwatch
     return 0
 
 
-def _change(args: argparse.Namespace, versions: ThresholdStore, config: NightwatchConfig) -> int:
+def _change(args: argparse.Namespace, store: HotStore, versions: ThresholdStore, config: NightwatchConfig) -> int:
+    actor = acting_as(args, store, "adjust_thresholds")
     filters = versions.latest("filters") or config.filters
     rules = versions.latest("classification") or config.classification
     if args.action == "set-cut":
-        changed = with_cut_value(filters, args.source, args.name, parse_value(args.value))
+        replacing, changed = filters, with_cut_value(filters, args.source, args.name, parse_value(args.value))
     else:
+        replacing = rules
         changed = with_rule_condition(rules, args.name, args.field, args.op, parse_value(args.value))
     parts = (
         args.action,
@@ -62,11 +68,8 @@ def _change(args: argparse.Namespace, versions: ThresholdStore, config: Nightwat
         getattr(args, "op", ""),
         args.value,
     )
-    version = versions.publish(
-        changed,
-        author=args.author or getpass.getuser(),
-        note=args.note or " ".join(str(part) for part in parts if part),
-    )
+    note = args.note or " ".join(str(part) for part in parts if part)
+    version = publish_thresholds(store, actor, changed, replacing, note)
     print(
         f"published {'filters' if args.action == 'set-cut' else 'classification'} version {version}; "
         "running jobs pick it up within seconds"
@@ -97,6 +100,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     for action in (show, set_cut, set_rule):
         store_options(action)
     for action in (set_cut, set_rule):
-        action.add_argument("--author", help="who makes the change (default: the login name)")
-        action.add_argument("--note", help="why (recorded with the version)")
+        identity_options(action, "Operator or above")
+        action.add_argument("--note", help="why (recorded with the version and in the audit log)")
     thresholds.set_defaults(handler=_thresholds)

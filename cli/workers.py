@@ -7,7 +7,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from cli.common import open_store, store_options
+from cli.common import acting_as, identity_options, open_store, store_options
 from config.base import SOURCES
 from ops import intake
 from ops.workers import render, workers
@@ -32,7 +32,9 @@ def _intake(args: argparse.Namespace, _beam: list[str]) -> int:
     try:
         if args.action in ("pause", "resume"):
             paused = args.action == "pause"
-            row = intake.set_paused(store, args.as_user, paused, args.source, args.reason or "")
+            row = intake.set_paused(
+                store, acting_as(args, store, "run_operations"), paused, args.source, args.reason or ""
+            )
             which = row.source if row.source != intake.ALL else "every source"
             if paused:
                 print(
@@ -78,7 +80,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         command = actions.add_parser(action, help=f"{action} intake (every source, or --source)")
         store_options(command, with_config=False)
         command.add_argument("--source", choices=SOURCES, help="only this source (default: every source)")
-        command.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
+        identity_options(command, "Operator or above")
         command.add_argument("--reason", help="why (goes into the audit log)")
         command.set_defaults(handler=_intake)
     show = actions.add_parser("status", help="which sources are paused, since when, by whom")

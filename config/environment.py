@@ -28,6 +28,11 @@ class Environment(BaseSettings):
     """NIGHTWATCH_AGENT_TOKEN_FILE: where the agent server keeps a generated token (else beside the hot store)."""
     admin_password: str | None = None
     """NIGHTWATCH_ADMIN_PASSWORD: the first Super Admin's password for `nightwatch users bootstrap` (else generated)."""
+    password: str | None = None
+    """NIGHTWATCH_PASSWORD: the password of the user a command acts as (`--as USER`), for scripts; else prompted."""
+    api_key: str | None = None
+    """NIGHTWATCH_API_KEY: an API key a command acts with when no `--as` is given (a service account's, for
+    automation)."""
     log_format: Literal["text", "json"] | None = None
     """NIGHTWATCH_LOG_FORMAT: `json` for one JSON line per log event, `text` for readable lines (default: text;
     `--log-json` on the command line also turns JSON on)."""

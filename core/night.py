@@ -35,3 +35,27 @@ def is_dark(
 ) -> bool:
     """True while the Sun is below `sun_below_deg` at the site: an optical survey is observing (weather aside)."""
     return sun_altitude(moment, latitude_deg, longitude_deg) < sun_below_deg
+
+
+def night_bounds(night: str, timezone_name: str) -> tuple[datetime, datetime]:
+    """The UTC start and end of night 'YYYY-MM-DD' (local noon to the next local noon): what `observing_night`
+    names `night` lies in [start, end). At the ends of the calendar (year 1, year 9999) a bound that UTC cannot
+    hold is the earliest or latest time there is."""
+    day = datetime.fromisoformat(night).date()
+    zone = _zone(timezone_name)
+    start = datetime(day.year, day.month, day.day, 12, tzinfo=zone)
+    try:
+        end = start + timedelta(days=1)  # wall-clock noon to noon, across a daylight-saving change too
+    except OverflowError:
+        end = datetime.max.replace(tzinfo=zone)
+    return _utc(start), _utc(end)
+
+
+def _utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(_UTC)
+    except OverflowError:
+        return (datetime.min if moment.year < 5000 else datetime.max).replace(tzinfo=_UTC)
+
+
+_UTC = ZoneInfo("UTC")

@@ -158,6 +158,6 @@ def login_page() -> None:
             st.query_params[TOKEN_PARAM] = token  # a reload brings it back (see _token_user)
             st.rerun()
     st.caption(
-        "No account yet? A Super Admin creates one (`nightwatch users add NAME --role observer`), or sign in "
-        "with single sign-on and request a role on the Access page."
+        "No account yet? A Super Admin creates one (`nightwatch users add NAME --role observer --as ADMIN`), "
+        "or sign in with single sign-on and request a role on the Access page."
     )

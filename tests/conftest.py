@@ -128,3 +128,27 @@ def window_rows(now, minutes=10, **overrides):
             row.update(overrides.get(source, {}))
             rows.append(row)
     return rows
+
+
+def service_key(db_url: str, role: str = "operator", name: str = "test-service") -> str:
+    """A service account (access/identity.py) of `role` in the store at `db_url`, made directly as a database
+    holder would; returns its API key. Commands that change state act with it through $NIGHTWATCH_API_KEY."""
+    from access import accounts, apikeys
+    from store.hot import HotStore
+
+    if db_url.startswith("sqlite:///"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    hot = HotStore(db_url)
+    hot.ensure_schema()
+    if accounts.get_user(hot, name) is None:
+        accounts.create_user_as_system(hot, "test", name, role, None, None)
+    token, _ = apikeys.create_key(hot, "test", name, role, "tests")
+    hot.close()
+    return token
+
+
+def act_as_service(monkeypatch, db_url: str, role: str = "operator", name: str = "test-service") -> str:
+    """Let the commands a test runs act as a service account of `role` (sets $NIGHTWATCH_API_KEY)."""
+    token = service_key(db_url, role, name)
+    monkeypatch.setenv("NIGHTWATCH_API_KEY", token)
+    return token

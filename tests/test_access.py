@@ -21,11 +21,19 @@ PASSWORD = "a-long-test-password"
 PEOPLE = {"obs": "observer", "ops": "operator", "adm": "admin", "root": "super_admin"}
 
 
+def grant_by_procedure(store: HotStore, name: str, role: str, manager: str, reviewer: str) -> None:
+    """Admin and above, the only way there is: the user asks, a manager approves, a Super Admin reviews."""
+    request = procedures.request_access(store, name, role, f"needs {role} for the tests of the procedure")
+    procedures.approve_request(store, manager, request.request_id, "manager ok")
+    procedures.security_review(store, reviewer, request.request_id, True, "reviewed")
+
+
 def with_people(store: HotStore) -> HotStore:
     assert accounts.bootstrap(store, "root", PASSWORD) == PASSWORD
     for name, role in PEOPLE.items():
         if name != "root":
-            accounts.create_user(store, "root", name, role, PASSWORD)
+            accounts.create_user(store, "root", name, "operator" if role == "admin" else role, PASSWORD)
+    grant_by_procedure(store, "adm", "admin", "root", "root")  # the sole Super Admin may review its own approval
     return store
 
 
@@ -264,7 +272,11 @@ def test_operator_access_needs_manager_approval_only(night):
         procedures.approve_request(night, "ops", request.request_id, "fine")
     granted = procedures.approve_request(night, "adm", request.request_id, "manager ok")
     assert granted.status == "granted" and accounts.get_user(night, "obs").role == "operator"
-    assert [e.action for e in audit_rows(night, "access.")] == ["access.granted", "access.request"]
+    target = f"request:{request.request_id}"  # (the fixture's own Admin grant went through the procedure too)
+    assert [e.action for e in audit_rows(night, "access.") if e.target == target] == [
+        "access.granted",
+        "access.request",
+    ]
 
 
 def test_admin_access_needs_a_security_review_by_someone_else(night):
@@ -276,7 +288,8 @@ def test_admin_access_needs_a_security_review_by_someone_else(night):
     assert reviewed.status == "security_review" and accounts.get_user(night, "ops").role == "operator"
     with pytest.raises(PermissionDenied, match="security review needs the Super Admin role"):
         procedures.security_review(night, "adm", request.request_id, True, "ok")
-    accounts.create_user(night, "root", "root2", "super_admin", PASSWORD)
+    accounts.create_user(night, "root", "root2", "observer", PASSWORD)
+    grant_by_procedure(night, "root2", "super_admin", "adm", "root")
     accounts.revoke(night, "root", "adm", "left")  # the approving manager leaves; the review still needs doing
     granted = procedures.security_review(night, "root2", request.request_id, True, "background check done")
     assert granted.status == "granted" and granted.security_reviewer == "root2"
@@ -313,15 +326,17 @@ def test_cli_users_add_bootstrap_and_review(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NIGHTWATCH_ADMIN_PASSWORD", "a-password-from-env")
     assert main(["users", "bootstrap", "--output", str(tmp_path)]) == 0
     assert "NIGHTWATCH_ADMIN_PASSWORD" in capsys.readouterr().out
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", "a-password-from-env")  # the admin's, for --as admin
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("another-long-password\n"))
-    assert main(["users", "add", "ana", "--role", "operator", "--password-stdin", "--output", str(tmp_path)]) == 0
-    assert main(["users", "review", "--csv", "--output", str(tmp_path)]) == 0
+    add = ["users", "add", "ana", "--role", "operator", "--password-stdin", "--output", str(tmp_path)]
+    assert main([*add, "--as", "admin"]) == 0
+    assert main(["users", "review", "--csv", "--output", str(tmp_path), "--as", "admin"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "user,email,role,active,created,last_login,grants"
     assert lines[2].startswith("admin,,Super Admin,yes,") and lines[3].startswith("ana,,Operator,yes,")
     store = HotStore(f"sqlite:///{tmp_path}/nightwatch.db")
     assert accounts.authenticate(store, "ana", "another-long-password").role == "operator"
-    assert audit.audit_entries(store, action="user.create")[0].actor.startswith("system:")
+    assert audit.audit_entries(store, action="user.create")[0].actor == "admin"
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(role_grants)).scalar() == 2
     store.close()

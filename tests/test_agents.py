@@ -8,6 +8,7 @@ budget, breaker, server and pipeline tests.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from core.event import Event
 from core.sky import separation_deg
 from store.tiers import WARM_SCHEMA, read_warm
 from tests.agent_servers import ScriptedAgentServer
+from tests.conftest import service_key
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -387,24 +389,22 @@ def test_agent_server_answers_reports_health_and_restarts(config, agent_server):
     caller.close()
 
 
+def nightwatch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
+    )
+
+
 def test_agents_cli_health_and_restart(agent_server, tmp_path):
     url, _process = agent_server
-    out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "agents", "health", "--url", url],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = nightwatch("agents", "health", "--url", url)
     assert out.returncode == 0, out.stderr
     assert "crossmatch" in out.stdout and "ok" in out.stdout
-    out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "agents", "restart", "--url", url],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    restart = ("agents", "restart", "--url", url, "--output", str(tmp_path))
+    refused = nightwatch(*restart, env={k: v for k, v in os.environ.items() if k != "NIGHTWATCH_API_KEY"})
+    assert refused.returncode == 2 and "give an identity" in refused.stderr  # restarting acts as someone
+    key = service_key(f"sqlite:///{tmp_path}/nightwatch.db")
+    out = nightwatch(*restart, env={**os.environ, "NIGHTWATCH_API_KEY": key})
     assert out.returncode == 0, out.stderr
     assert wait_for(url, restarts=1)["restarts"] == 1
 

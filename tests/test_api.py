@@ -50,7 +50,9 @@ def free_port() -> int:
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([*NIGHTWATCH, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+    # Key changes act as the Super Admin `admin` (--as admin), whose password a script gives in the environment.
+    env = {**os.environ, "NIGHTWATCH_PASSWORD": "a-long-enough-password"}
+    done = subprocess.run([*NIGHTWATCH, *args], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -116,7 +118,9 @@ def api(tmp_path_factory) -> Api:
     accounts.create_user_as_system(store, "test", "olga", "observer", "a-long-enough-password")
     accounts.create_user_as_system(store, "test", "otto", "operator", "a-long-enough-password")
     # The observer's key through the real command: the token is printed once, on the line after the notice.
-    created = cli("api-keys", "create", "--user", "olga", "--role", "observer", "--output", str(output))
+    created = cli(
+        "api-keys", "create", "--user", "olga", "--role", "observer", "--output", str(output), "--as", "admin"
+    )
     keys = {"observer": created.stdout.splitlines()[1].strip()}
     keys["operator"], _ = apikeys.create_key(store, "test", "otto", "operator")
     keys["fuzz"], _ = apikeys.create_key(store, "test", "otto", "operator", "fuzzing", rate_per_min=100000, burst=5000)
@@ -164,10 +168,10 @@ def test_a_revoked_key_is_refused_on_the_next_request_and_the_change_is_audited(
     token, key = apikeys.create_key(api.store, "test", "olga", "observer", "to revoke")
     api.keys["doomed"] = token
     assert api.get("/v1/alerts", key="doomed").status_code == 200
-    cli("api-keys", "revoke", key.key_id, "--reason", "leaked", "--output", str(api.output))
+    cli("api-keys", "revoke", key.key_id, "--reason", "leaked", "--output", str(api.output), "--as", "admin")
     error = assert_error(api.get("/v1/alerts", key="doomed"), 401, "unauthorized")
     assert "revoked" in error["message"] and error["details"] == {"key_id": key.key_id}
-    again = cli("api-keys", "revoke", key.key_id, "--output", str(api.output), check=False)
+    again = cli("api-keys", "revoke", key.key_id, "--output", str(api.output), "--as", "admin", check=False)
     assert again.returncode == 2 and "already revoked" in again.stderr
     listing = cli("api-keys", "list", "--output", str(api.output)).stdout
     assert f"{key.key_id}" in listing and "revoked" in listing.split(key.key_id)[1].splitlines()[0]
@@ -187,18 +191,46 @@ def test_a_key_follows_its_owner_revoked_user_and_lowered_role(api):
     api.keys["petra"], _ = apikeys.create_key(api.store, "test", "petra", "operator")
     accounts.set_role(api.store, "admin", "petra", "observer", "moved to science")
     alert_id = api.get("/v1/alerts?limit=1").json()["data"][0]["alert_id"]
+    # "Automatic on role change": the key made under the old role stops working at once, reads included.
+    refused = api.post(f"/v1/alerts/{quote(alert_id, safe='')}/acknowledge", {"note": "mine"}, key="petra")
+    assert "revoked" in assert_error(refused, 401, "unauthorized")["message"]
+    assert "revoked" in assert_error(api.get("/v1/alerts", key="petra"), 401, "unauthorized")["message"]
+    api.keys["petra"], _ = apikeys.create_key(api.store, "test", "petra", "observer")  # a key of her new role
+    assert api.get("/v1/alerts", key="petra").status_code == 200
     refused = api.post(f"/v1/alerts/{quote(alert_id, safe='')}/acknowledge", {"note": "mine"}, key="petra")
     assert_error(refused, 403, "forbidden")
     accounts.revoke(api.store, "admin", "petra", "left the project")
-    assert "owner" in assert_error(api.get("/v1/alerts", key="petra"), 401, "unauthorized")["message"]
+    assert "revoked" in assert_error(api.get("/v1/alerts", key="petra"), 401, "unauthorized")["message"]
 
 
 def test_key_creation_refuses_unknown_users_and_roles_above_the_owner(api):
     unknown = cli(
-        "api-keys", "create", "--user", "nobody", "--role", "observer", "--output", str(api.output), check=False
+        "api-keys",
+        "create",
+        "--user",
+        "nobody",
+        "--role",
+        "observer",
+        "--output",
+        str(api.output),
+        "--as",
+        "admin",
+        check=False,
     )
     assert unknown.returncode == 2 and "no user 'nobody'" in unknown.stderr
-    above = cli("api-keys", "create", "--user", "olga", "--role", "operator", "--output", str(api.output), check=False)
+    above = cli(
+        "api-keys",
+        "create",
+        "--user",
+        "olga",
+        "--role",
+        "operator",
+        "--output",
+        str(api.output),
+        "--as",
+        "admin",
+        check=False,
+    )
     assert above.returncode == 2 and "cannot hold more than its owner" in above.stderr
 
 
@@ -780,7 +812,7 @@ def test_fuzzing_every_operation_finds_no_server_error_and_no_undocumented_answe
 
     # The live feed never ends by itself: its own tests above cover it.
     operations = [result.ok() for result in schema.exclude(path="/v1/alerts/stream").get_all_operations()]
-    assert len(operations) == 25  # ... counts, escalate and resolve, runbooks, incidents and the status page
+    assert len(operations) == 28  # ... counts, escalate and resolve, runbooks, incidents, the status page, dead letters
 
     for operation, mode in itertools.product(operations, list(schemathesis.GenerationMode)):
         raw = operation.definition.raw

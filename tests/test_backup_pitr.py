@@ -112,7 +112,7 @@ def _config_dir(tmp_path: Path, config: BackupConfig) -> Path:
     return folder
 
 
-def test_sqlite_restore_to_time_takes_the_newest_snapshot_before_it(tmp_path, capsys):
+def test_sqlite_restore_to_time_takes_the_newest_snapshot_before_it(tmp_path, capsys, monkeypatch):
     url = f"sqlite:///{tmp_path}/store.db"
     store = HotStore(url)
     store.ensure_schema()
@@ -131,7 +131,8 @@ def test_sqlite_restore_to_time_takes_the_newest_snapshot_before_it(tmp_path, ca
 
     # Restoring replaces the store: an Admin's action, checked and audited.
     assert main(["restore", "--to-time", between.isoformat(), "--db-url", url, "--output", str(tmp_path)]) == 2
-    assert "needs --as" in capsys.readouterr().err
+    assert "give an identity" in capsys.readouterr().err
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", "a-long-password-1")  # root's, as a script gives it
     args = ["restore", "--to-time", between.isoformat(), "--db-url", url, "--from", backups, "--as", "root"]
     assert main(args) == 0
     assert "every table matches" in capsys.readouterr().out

@@ -35,9 +35,11 @@ from tests.test_streaming import (  # noqa: F401 - the emulator fixture and the 
 PASSWORD = "a-long-enough-password"
 
 
-def _people(store: HotStore) -> None:
-    accounts.create_user_as_system(store, "test", "ada", "admin", PASSWORD)
+def _people(store: HotStore, monkeypatch) -> None:
+    # Admin and above only through the access procedure, or as the first Super Admin: ada is that one.
+    accounts.bootstrap(store, "ada", PASSWORD)
     accounts.create_user_as_system(store, "test", "otto", "operator", PASSWORD)
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)  # the commands' --as ada / --as otto: as a script gives it
 
 
 def _sources_at(config, rate: float, tmp_path: Path) -> Path:
@@ -59,7 +61,7 @@ def test_a_cli_change_moves_the_running_job_and_health_and_rolls_back(emulator, 
     outputs = Outputs.under(str(tmp_path / "out"), None)
     store = HotStore(outputs.db_url)
     store.ensure_schema()
-    _people(store)
+    _people(store, monkeypatch)
     ensure_topics(config.streaming.pubsub, PROJECT)
     publisher = PacketPublisher(config.streaming.pubsub, PROJECT, outputs.db_url)
     where = ["--db-url", store.url, "--config", str(tmp_path / "config")]
@@ -185,7 +187,7 @@ def test_changes_are_committed_to_git_and_a_commit_restores_its_configuration(st
     Repo.init_bare(str(remote), mkdir=True)
     monkeypatch.setenv("NIGHTWATCH_CONFIG_HISTORY", str(history))
     monkeypatch.setenv("NIGHTWATCH_CONFIG_HISTORY_REMOTE", str(remote))
-    _people(store)
+    _people(store, monkeypatch)
     base = load_config(folder)
     where = ["--db-url", store.url, "--config", str(folder)]
 

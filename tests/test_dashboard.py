@@ -21,7 +21,7 @@ from tests.conftest import copy_night
 from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-VIEWS = ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Schedule"]  # every role sees these
+VIEWS = ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Dead letters", "Schedule"]  # every role
 PAGES = {
     "observer": [*VIEWS, "Maintenance", "Access"],
     "operator": [*VIEWS, "Maintenance", "Access"],
@@ -34,6 +34,7 @@ TITLES = {
     "Incidents": "Incidents",
     "Review queue": "Review queue",
     "Thresholds": "Thresholds",
+    "Dead letters": "Dead letters",
     "Schedule": "Schedule",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
@@ -275,7 +276,8 @@ def test_revoked_operator_is_refused_on_the_next_click(console):
     at.button(key=f"acknowledge:{alert_id}").click().run()
     assert alert_status(console, alert_id) == "open"
     assert at.title[0].value == "Nightwatch operations console"
-    assert "revoked" in at.warning[0].value
+    # Revocation ends the user's sessions at once too (the old role's grants): back to the login page.
+    assert "session has expired or was ended" in at.warning[0].value
 
 
 def test_review_queue_promote_is_recorded_and_archived(console):

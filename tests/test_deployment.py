@@ -16,9 +16,18 @@ from ops.localjobs import LocalJobs, alive
 from ops.procedure import last_runs
 from store.hot import HotStore
 from store.layout import Outputs
+from tests.test_access import grant_by_procedure
 from tests.test_streaming import PROJECT, streaming_config
 
 PASSWORD = "a-long-test-password"
+
+
+@pytest.fixture(autouse=True)
+def _password_from_the_environment(monkeypatch):
+    """`--as USER` proves who acts with the password, as a script gives it ($NIGHTWATCH_PASSWORD)."""
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)
+
+
 PORT = 19721
 
 
@@ -26,7 +35,8 @@ def with_admin(folder) -> HotStore:
     store = HotStore(Outputs.under(str(folder), None).db_url)
     store.ensure_schema()
     accounts.bootstrap(store, "root", PASSWORD)
-    accounts.create_user(store, "root", "adm", "admin", PASSWORD)
+    accounts.create_user(store, "root", "adm", "operator", PASSWORD)
+    grant_by_procedure(store, "adm", "admin", "root", "root")  # Admin only through the access procedure
     return store
 
 

@@ -27,6 +27,14 @@ from tests.conftest import window_rows
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)  # 01:00 at Cerro Pachon: the surveys should be sending
 PASSWORD = "a-long-enough-password"
+
+
+@pytest.fixture(autouse=True)
+def _password_from_the_environment(monkeypatch):
+    """`--as USER` proves who acts with the password, as a script gives it ($NIGHTWATCH_PASSWORD)."""
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)
+
+
 PORTS = range(19510, 19540)  # this suite's share of the project's test ports
 
 

@@ -57,7 +57,8 @@ def held_on(subscriber, subscription: str) -> int:
 
 
 @pytest.mark.slow
-def test_pause_holds_the_queue_and_resume_stores_every_packet_once(emulator, tmp_path, capsys):
+def test_pause_holds_the_queue_and_resume_stores_every_packet_once(emulator, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)  # --as olga: her password, as a script gives it
     config = streaming_config(tmp_path)
     spec = config.streaming.pubsub
     outputs = Outputs.under(str(tmp_path / "out"), None)

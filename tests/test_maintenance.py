@@ -14,6 +14,7 @@ from ops.notify import deliveries_for
 
 # The real receivers (HTTP, SMTP) and the configuration pointing at them, shared with the notification tests.
 from tests.test_notify import (  # noqa: F401
+    PASSWORD,
     T0,
     add_alert,
     add_user,
@@ -103,9 +104,10 @@ def test_medium_and_low_are_silenced_during_a_window_and_critical_and_high_still
     assert {row["status"] for row in deliveries_for(store, after)} == {"delivered"}
 
 
-def test_maintenance_commands_announce_list_and_cancel(setup, tmp_path, capsys):
+def test_maintenance_commands_announce_list_and_cancel(setup, tmp_path, capsys, monkeypatch):
     from cli.main import main
 
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)
     _config, store, receivers, _smtp, _clock = setup
     add_user(store, "olga", "operator")
     where = ["--db-url", store.url, "--config", str(tmp_path / "config")]

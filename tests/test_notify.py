@@ -609,6 +609,12 @@ def test_alerts_check_finds_the_unsent_critical_and_alerts_send_fixes_it(setup, 
     assert alert_id in out and "Runbook: Critical Alert Not Sent" in out
     assert "nightwatch alerts send ALERT_ID" in out
 
+    assert main(["alerts", "send", alert_id, "--as", "olga", *where]) == 2  # no password: refused
+    assert "needs the password" in capsys.readouterr().err
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", "not her password")
+    assert main(["alerts", "send", alert_id, "--as", "olga", *where]) == 2
+    assert "wrong user name or password" in capsys.readouterr().err
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)
     assert main(["alerts", "send", alert_id, "--as", "otto", *where]) == 2  # an Observer may not send
     assert "needs the Operator role" in capsys.readouterr().err
 

@@ -17,7 +17,7 @@ from ops import inject, scaling
 from store.hot import HotStore
 from store.schema import events
 from store.tiers import archive_entries, warm_entries
-from tests.conftest import window_rows
+from tests.conftest import act_as_service, window_rows
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,9 +61,10 @@ def test_injection_measures_recall_on_the_real_pipeline(tmp_path, capsys):
     assert report["report_id"] in capsys.readouterr().out
 
 
-def test_a_critical_recall_drop_is_sev2(tmp_path, capsys):
+def test_a_critical_recall_drop_is_sev2(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     assert main(["run", "--simulate", "20", "--output", str(out)]) == 0
+    act_as_service(monkeypatch, f"sqlite:///{out}/nightwatch.db")  # changing thresholds needs an Operator
     # A bad threshold change: localised GRBs no longer count as critical.
     assert main(["thresholds", "set-rule", "grb_localised", "pos_error_deg", "<=", "0.0001", "--output", str(out)]) == 0
     capsys.readouterr()

@@ -18,9 +18,18 @@ from pipeline.runners.local import restore_local_runner
 from store.hot import HotStore
 from store.layout import Outputs
 from store.schema import events
+from tests.test_access import grant_by_procedure
 from tests.test_streaming import PROJECT, RunningStream, streaming_config
 
 PASSWORD = "a-long-test-password"
+
+
+@pytest.fixture(autouse=True)
+def _password_from_the_environment(monkeypatch):
+    """`--as USER` proves who acts with the password, as a script gives it ($NIGHTWATCH_PASSWORD)."""
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)
+
+
 PORT = 19711  # this suite's own emulator port
 
 
@@ -50,7 +59,8 @@ def test_a_running_job_follows_shadow_promotion_and_rollback_without_restart(tmp
     store = HotStore(outputs.db_url)
     store.ensure_schema()
     accounts.bootstrap(store, "root", PASSWORD)
-    accounts.create_user(store, "root", "adm", "admin", PASSWORD)
+    accounts.create_user(store, "root", "adm", "operator", PASSWORD)
+    grant_by_procedure(store, "adm", "admin", "root", "root")  # Admin only through the access procedure
     where = ["--output", str(folder), "--config", str(tmp_path / "config")]
     shipped = load_config().classification.version
 

@@ -8,13 +8,14 @@ from cli.main import main
 from pipeline.batch import run
 from store.hot import HotStore
 from store.schema import alerts, events
-from tests.conftest import DATA
+from tests.conftest import DATA, act_as_service
 
 RANGE = ["--start", "2015-01-01", "--end", "2030-01-01"]
 
 
-def test_replay_from_the_archive_recovers_lost_events_once(tmp_path, capsys):
+def test_replay_from_the_archive_recovers_lost_events_once(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
+    act_as_service(monkeypatch, f"sqlite:///{out}/nightwatch.db")  # replaying acts as an Operator
     run([f"--input={DATA}/gcn/voevent/*.xml", f"--output={out}"])
     store = HotStore(f"sqlite:///{out}/nightwatch.db")
     events_before, alerts_before = store.count(events), store.count(alerts)
@@ -39,8 +40,9 @@ def test_replay_from_the_archive_recovers_lost_events_once(tmp_path, capsys):
     assert main(["verify", "--output", str(out)]) == 0
 
 
-def test_an_outage_of_a_night_in_hot_and_warm_is_restored_exactly_from_the_archive(tmp_path, capsys):
+def test_an_outage_of_a_night_in_hot_and_warm_is_restored_exactly_from_the_archive(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
+    act_as_service(monkeypatch, f"sqlite:///{out}/nightwatch.db")  # replaying acts as an Operator
     run(["--simulate=300", "--seed=5", f"--output={out}"])
     store = HotStore(f"sqlite:///{out}/nightwatch.db")
     tables = {table.name: store.count(table) for table in (events, alerts)}
@@ -80,8 +82,9 @@ def test_an_outage_of_a_night_in_hot_and_warm_is_restored_exactly_from_the_archi
     assert main(["verify", "--output", str(out)]) == 0
 
 
-def test_replay_from_files_and_by_source(tmp_path, capsys):
+def test_replay_from_files_and_by_source(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
+    act_as_service(monkeypatch, f"sqlite:///{out}/nightwatch.db")  # replaying acts as an Operator
     run([f"--input={DATA}/ztf/*.avro", f"--output={out}"])
     store = HotStore(f"sqlite:///{out}/nightwatch.db")
     with store.engine.begin() as conn:

@@ -12,13 +12,16 @@ from pipeline.batch import run
 from store.hot import HotStore
 from store.schema import events
 from store.tiers import read_archive, read_warm
+from tests.conftest import act_as_service
 
 
 @pytest.fixture
-def night(tmp_path):
-    """A simulated night, received now; returns the output folder and the classes stored."""
+def night(tmp_path, monkeypatch):
+    """A simulated night, received now; returns the output folder and the classes stored. Retention is applied
+    by an Operator (a service account)."""
     out = tmp_path / "out"
     summary = run(["--simulate=500", "--seed=0", f"--output={out}"])
+    act_as_service(monkeypatch, f"sqlite:///{out}/nightwatch.db")
     return out, {name: count for name, count in summary.by_class.items() if count}
 
 

@@ -118,8 +118,9 @@ def people(tmp_path):
     store.close()
 
 
-def test_checklist_items_show_their_owner_and_who_did_them(people, tmp_path, capsys):
+def test_checklist_items_show_their_owner_and_who_did_them(people, tmp_path, capsys, monkeypatch):
     url, store = people
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)  # --as: the user's password, as a script gives it
     out = str(tmp_path / "out")
     item = ChecklistItem(time="06:00", task="Review overnight alerts", owner="On-call", command=[]).name
     assert main(["scheduler", "done", item, "--as", "ops", "--db-url", url]) == 2  # its check has not run today

@@ -20,6 +20,14 @@ from tests.test_day_night import DAY
 from tests.test_incidents import T0, stopped_feed, watch
 
 PASSWORD = "a-long-enough-password"
+
+
+@pytest.fixture(autouse=True)
+def _password_from_the_environment(monkeypatch):
+    """`--as USER` proves who acts with the password, as a script gives it ($NIGHTWATCH_PASSWORD)."""
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)
+
+
 CONFIG = load_config()
 SECRET_HOOK = "http://127.0.0.1:19599/services/T000/B000/s3cr3t-hook"
 

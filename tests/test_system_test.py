@@ -20,6 +20,14 @@ from store.schema import escalations
 from tests.conftest import copy_night
 
 PASSWORD = "a-long-test-password"
+
+
+@pytest.fixture(autouse=True)
+def _password_from_the_environment(monkeypatch):
+    """`--as USER` proves who acts with the password, as a script gives it ($NIGHTWATCH_PASSWORD)."""
+    monkeypatch.setenv("NIGHTWATCH_PASSWORD", PASSWORD)
+
+
 STEPS = [
     "injection through every source",
     "replay a night from the archive",

@@ -13,7 +13,7 @@ from pipeline.batch import run
 from store.hot import HotStore
 from store.schema import events
 from store.thresholds import LiveRules, ThresholdStore, with_cut_value, with_rule_condition
-from tests.conftest import DATA
+from tests.conftest import DATA, act_as_service
 
 
 def test_versions_round_trip_and_validate(store, config):
@@ -50,9 +50,10 @@ def test_live_rules_keep_the_last_good_version_when_the_store_is_unreadable(conf
     assert live.classification() == config.classification
 
 
-def test_a_run_decides_with_the_published_version(tmp_path):
+def test_a_run_decides_with_the_published_version(tmp_path, monkeypatch):
     glob = f"{DATA}/gcn/voevent/*.xml"
     shipped, live = tmp_path / "shipped", tmp_path / "live"
+    act_as_service(monkeypatch, f"sqlite:///{live}/nightwatch.db")
     run([f"--input={glob}", f"--output={shipped}"])
     assert main(["thresholds", "set-rule", "grb_localised", "pos_error_deg", "<=", "0.1", "--output", str(live)]) == 0
     run([f"--input={glob}", f"--output={live}"])
