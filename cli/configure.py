@@ -136,7 +136,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     change.add_argument("file", help="the whole document, as YAML (nightwatch config show KIND > FILE to start)")
     back = actions.add_parser("rollback", help="put an earlier stored version back in force")
     back.add_argument("kind", choices=list(sysconfig.REGISTRY))
-    back.add_argument("version", type=int)
+    back.add_argument("version", type=int, help="a stored version (config versions KIND), or 0: the files'")
     history = actions.add_parser("history", help="the Git history of the configuration in force")
     history.add_argument("--limit", type=int, default=30)
     history.add_argument("--json", action="store_true")

@@ -127,6 +127,9 @@ def test_a_cli_change_moves_the_running_job_and_health_and_rolls_back(emulator, 
     with store.engine.connect() as conn:
         audited = [tuple(row) for row in conn.execute(sa.select(audit_log.c.actor, audit_log.c.action))]
     assert ("ada", "config.sources.rollback") in audited and audited.count(("ada", "config.sources")) == 2
+    # Version 0 is the files' own: the expected rate the job started with.
+    assert main(["config", "rollback", "sources", "0", "--as", "ada", "--reason", "as shipped", *where]) == 0
+    assert in_force(config, store).sources.sources["rubin"].expected_rate_per_min == 7000
     store.close()
 
 
@@ -209,6 +212,12 @@ def test_changes_are_committed_to_git_and_a_commit_restores_its_configuration(st
     assert rows and {json.loads(row["notice"])["details"]["config_version"] for row in rows} == {
         restored.config_version
     }
+    # Rolled back to version 0, the folder's own file (which was edited above): in force, audited, committed.
+    with pytest.raises(PermissionDenied):
+        sysconfig.rollback(store, "otto", "contacts", 0, "files", load_config(folder))
+    sysconfig.rollback(store, "ada", "contacts", 0, "the folder's contacts", load_config(folder))
+    assert in_force(base, store).contacts.external["cloud_provider"].contact == "help@cloud.example.org"
+    assert confighistory.history(store)[0].message.startswith("contacts version 6: rollback to version files")
     with pytest.raises(ValueError, match="no commit"):
         confighistory.files_at(store, "deadbeef")
 
