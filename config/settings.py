@@ -49,6 +49,7 @@ from config.endpoints import (  # noqa: F401 - re-exported for callers
     EndpointsConfig,
 )
 from config.environment import environment
+from config.incidents import SEVERITIES, IncidentsConfig  # noqa: F401 - re-exported for callers
 from config.limits import (  # noqa: F401 - re-exported for callers
     ApiLimits,
     InputLimits,
@@ -109,6 +110,7 @@ class NightwatchConfig(Strict):
     notifications: NotificationsConfig
     oncall: OnCallConfig
     maintenance: MaintenanceConfig
+    incidents: IncidentsConfig = IncidentsConfig()
     limits: LimitsConfig = LimitsConfig()
     endpoints: EndpointsConfig
     runbooks: RunbooksConfig
@@ -129,6 +131,7 @@ _FILES = {
     "notifications": ("notifications.yaml", NotificationsConfig),
     "oncall": ("oncall.yaml", OnCallConfig),
     "maintenance": ("maintenance.yaml", MaintenanceConfig),
+    "incidents": ("incidents.yaml", IncidentsConfig),
     "limits": ("limits.yaml", LimitsConfig),
     "endpoints": ("endpoints.yaml", EndpointsConfig),
     "runbooks": ("runbooks.yaml", RunbooksConfig),
