@@ -199,19 +199,6 @@ def test_changes_are_committed_to_git_and_a_commit_restores_its_configuration(st
     with store.engine.connect() as conn:
         actions = [row.action for row in conn.execute(sa.select(audit_log.c.action))]
     assert "config.restore" in actions
-    # What the notifier decides records the version in force too (kept with each delivery).
-    from ops.notify import Notifier, deliveries_for
-    from tests.test_notify import add_alert
-
-    monkeypatch.setenv("NIGHTWATCH_ALERT_WEBHOOK_URL", "http://127.0.0.1:19399/hook")  # nobody listens: retrying
-    alert_id = add_alert(store, 1)
-    notifier = Notifier(store, restored, timeout_s=1)
-    notifier.notify_alert(alert_id)
-    notifier.close()
-    rows = deliveries_for(store, alert_id)
-    assert rows and {json.loads(row["notice"])["details"]["config_version"] for row in rows} == {
-        restored.config_version
-    }
     # Rolled back to version 0, the folder's own file (which was edited above): in force, audited, committed.
     with pytest.raises(PermissionDenied):
         sysconfig.rollback(store, "otto", "contacts", 0, "files", load_config(folder))

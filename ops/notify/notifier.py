@@ -4,7 +4,6 @@ worker); and the portal's hook that sends an acknowledge or resolve to the pager
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,9 +54,7 @@ class Notifier:
         if not reachable and not alert.injected:
             return []
         hold = self.policy.hold(alert)
-        # The configuration version that decided the channels and the hold, kept with each delivery's notice.
         notice = alert_notice(alert, "trigger", self.settings.portal_url)
-        notice = replace(notice, details={**notice.details, "config_version": self.config.config_version})
         if hold is None:
             channels = reachable
         return [self.outbox.deliver(notice, name, night=alert.night, hold=hold) for name in channels]
