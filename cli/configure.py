@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from cli.common import acting_as, identity_options, open_store, store_options
-from config.settings import load_config
+from cli.common import identity_options, open_store, signed_in, store_options
+from config.settings import NightwatchConfig, load_config
 from ops import confighistory, sysconfig
 from store.configs import in_force
+from store.hot import HotStore
 
 
 def _show(args: argparse.Namespace, _beam: list[str]) -> int:
@@ -54,28 +57,33 @@ def _versions(args: argparse.Namespace, _beam: list[str]) -> int:
     return 0
 
 
-def _set(args: argparse.Namespace, _beam: list[str]) -> int:
+def _change(args: argparse.Namespace, change: Callable[[HotStore, NightwatchConfig], Any]) -> Any:
+    """One change by the signed-in Admin (`--as`, checked and put in `args.as_user`), against the `--config`
+    folder's files and the command's hot store."""
     base, store = load_config(args.config), open_store(args)
     try:
-        try:
-            data = yaml.safe_load(Path(args.file).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{args.file}: cannot read YAML: {exc}") from None
-        document = sysconfig.save(store, acting_as(args, store, "configure_system"), args.kind, data, args.reason, base)
+        signed_in(args, store, "configure_system")
+        return change(store, base)
     finally:
         store.close()
+
+
+def _set(args: argparse.Namespace, _beam: list[str]) -> int:
+    try:
+        data = yaml.safe_load(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{args.file}: cannot read YAML: {exc}") from None
+    document = _change(
+        args, lambda store, base: sysconfig.save(store, args.as_user, args.kind, data, args.reason, base)
+    )
     print(f"{args.kind} version {document.version} in force (running jobs follow within their refresh interval)")
     return 0
 
 
 def _rollback(args: argparse.Namespace, _beam: list[str]) -> int:
-    base, store = load_config(args.config), open_store(args)
-    try:
-        document = sysconfig.rollback(
-            store, acting_as(args, store, "configure_system"), args.kind, args.version, args.reason, base
-        )
-    finally:
-        store.close()
+    document = _change(
+        args, lambda store, base: sysconfig.rollback(store, args.as_user, args.kind, args.version, args.reason, base)
+    )
     print(f"{args.kind} rolled back to version {args.version}: now in force as version {document.version}")
     return 0
 
@@ -99,13 +107,9 @@ def _history(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _restore(args: argparse.Namespace, _beam: list[str]) -> int:
-    base, store = load_config(args.config), open_store(args)
-    try:
-        full, stored = sysconfig.restore(
-            store, acting_as(args, store, "configure_system"), args.commit, args.reason, base
-        )
-    finally:
-        store.close()
+    full, stored = _change(
+        args, lambda store, base: sysconfig.restore(store, args.as_user, args.commit, args.reason, base)
+    )
     if not stored:
         print(f"the configuration of {full[:12]} is already in force: nothing stored")
         return 0
@@ -134,7 +138,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     change.add_argument("file", help="the whole document, as YAML (nightwatch config show KIND > FILE to start)")
     back = actions.add_parser("rollback", help="put an earlier stored version back in force")
     back.add_argument("kind", choices=list(sysconfig.REGISTRY))
-    back.add_argument("version", type=int)
+    back.add_argument("version", type=int, help="a stored version (config versions KIND), or 0: the files'")
     history = actions.add_parser("history", help="the Git history of the configuration in force")
     history.add_argument("--limit", type=int, default=30)
     history.add_argument("--json", action="store_true")

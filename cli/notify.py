@@ -258,6 +258,9 @@ def _check(args: argparse.Namespace, _beam: list[str]) -> int:
             )
         )
         print(RUNBOOK)
+        # Whom this runbook calls for (config/contacts.yaml, the runbook's `contacts:` in runbooks.yaml).
+        spec = config.runbooks.runbooks["critical_alert_not_sent"]
+        print("  contacts: " + "; ".join(config.contacts.describe(name) for name in spec.contacts))
         return 1
     finally:
         store.close()

@@ -225,10 +225,22 @@ def rollback(
     store: HotStore, actor: str, kind: str, number: int, reason: str, base: NightwatchConfig | None = None
 ) -> Document:
     """Put an earlier stored version back in force (Admin and above, audited as `config.<kind>.rollback`): it is
-    stored again as the newest version, so the history shows the rollback too."""
+    stored again as the newest version, so the history shows the rollback too. Version 0 is the configuration
+    folder's file (what was in force before any stored version)."""
     accounts.acting(store, actor, "configure_system")
-    earlier = version(store, kind, number)
-    note = f"rollback to version {number}: {reason.strip()}" if reason.strip() else ""
+    base = base or load_config()
+    if number == 0:  # version 0: the configuration folder's file, as before any stored version
+        earlier = Document(
+            kind,
+            None,
+            _dump(getattr(base, kind)) if kind in NightwatchConfig.model_fields else shipped(kind).data,
+            "files",
+            "",
+            None,
+        )
+    else:
+        earlier = version(store, kind, number)
+    note = f"rollback to version {number or 'files'}: {reason.strip()}" if reason.strip() else ""
     return save(store, actor, kind, earlier.data, note, base, action=f"config.{kind}.rollback")
 
 

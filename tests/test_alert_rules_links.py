@@ -36,3 +36,9 @@ def test_every_rule_runbook_url_is_a_page_the_api_serves():
             assert spec.title in page.text and all(html.escape(step) in page.text for step in spec.steps), name
         assert client.get("/runbooks/no_such_runbook").status_code == 404
         assert client.get("/v1/runbooks/sev1").json()["steps"] == list(runbooks["sev1"].steps)
+        # Where a runbook says whom to contact, its page says it too (config/contacts.yaml).
+        assert (
+            "Operations: #ops-events, escalation ops-lead@facility.org"
+            in client.get("/v1/runbooks/sev1").json()["contacts"]
+        )
+        assert "Data Sources: dataops@source.org (Business hours)" in client.get("/runbooks/high_queue_depth").text

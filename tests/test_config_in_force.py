@@ -84,6 +84,10 @@ def test_a_cli_change_moves_the_running_job_and_health_and_rolls_back(emulator, 
                 conn.execute(sa.select(metrics.c.expected_rate_per_min).where(metrics.c.source == "rubin")).scalars()
             )
 
+    def set_sources(rate: float, who: str, reason: str) -> int:
+        path = str(_sources_at(config, rate, tmp_path))
+        return main(["config", "set", "sources", path, "--as", who, "--reason", reason, *where])
+
     with RunningStream(config, outputs):
         first = publish(1)
         wait_for(lambda: len(lineage()) >= len(first), what="the first packets")
@@ -91,39 +95,9 @@ def test_a_cli_change_moves_the_running_job_and_health_and_rolls_back(emulator, 
         wait_for(lambda: 7000.0 in expected_rubin(), what="a metrics window judged against 7,000/min")
 
         # The change, made on the command line while the job runs: Rubin expects 50 a minute.
-        assert (
-            main(
-                [
-                    "config",
-                    "set",
-                    "sources",
-                    str(_sources_at(config, 50, tmp_path)),
-                    "--as",
-                    "otto",
-                    "--reason",
-                    "x",
-                    *where,
-                ]
-            )
-            == 2
-        )  # an Operator may not configure the system
+        assert set_sources(50, "otto", "x") == 2  # an Operator may not configure the system
         assert "needs the Admin role" in capsys.readouterr().err
-        assert (
-            main(
-                [
-                    "config",
-                    "set",
-                    "sources",
-                    str(_sources_at(config, 50, tmp_path)),
-                    "--as",
-                    "ada",
-                    "--reason",
-                    "Rubin is quiet tonight",
-                    *where,
-                ]
-            )
-            == 0
-        )
+        assert set_sources(50, "ada", "Rubin is quiet tonight") == 0
         assert "sources version 1 in force" in capsys.readouterr().out
         version = in_force(config, store).config_version
         assert version == 1
@@ -143,23 +117,8 @@ def test_a_cli_change_moves_the_running_job_and_health_and_rolls_back(emulator, 
     rate = next(panel for panel in report["panels"] if panel["name"] == "Event rate")
     assert "rubin 50" in rate["normal"]
 
-    # Rolled back to the files' version (stored again as version 1's predecessor): health follows at once.
-    assert (
-        main(
-            [
-                "config",
-                "set",
-                "sources",
-                str(_sources_at(config, 9000, tmp_path)),
-                "--as",
-                "ada",
-                "--reason",
-                "a busy night",
-                *where,
-            ]
-        )
-        == 0
-    )
+    # A busy night, then rolled back to version 1: health follows at once.
+    assert set_sources(9000, "ada", "a busy night") == 0
     capsys.readouterr()
     assert main(["config", "rollback", "sources", "1", "--as", "ada", "--reason", "back to 50", *where]) == 0
     assert "now in force as version 3" in capsys.readouterr().out
@@ -170,6 +129,9 @@ def test_a_cli_change_moves_the_running_job_and_health_and_rolls_back(emulator, 
     with store.engine.connect() as conn:
         audited = [tuple(row) for row in conn.execute(sa.select(audit_log.c.actor, audit_log.c.action))]
     assert ("ada", "config.sources.rollback") in audited and audited.count(("ada", "config.sources")) == 2
+    # Version 0 is the files' own: the expected rate the job started with.
+    assert main(["config", "rollback", "sources", "0", "--as", "ada", "--reason", "as shipped", *where]) == 0
+    assert in_force(config, store).sources.sources["rubin"].expected_rate_per_min == 7000
     store.close()
 
 
@@ -239,6 +201,12 @@ def test_changes_are_committed_to_git_and_a_commit_restores_its_configuration(st
     with store.engine.connect() as conn:
         actions = [row.action for row in conn.execute(sa.select(audit_log.c.action))]
     assert "config.restore" in actions
+    # Rolled back to version 0, the folder's own file (which was edited above): in force, audited, committed.
+    with pytest.raises(PermissionDenied):
+        sysconfig.rollback(store, "otto", "contacts", 0, "files", load_config(folder))
+    sysconfig.rollback(store, "ada", "contacts", 0, "the folder's contacts", load_config(folder))
+    assert in_force(base, store).contacts.external["cloud_provider"].contact == "help@cloud.example.org"
+    assert confighistory.history(store)[0].message.startswith("contacts version 6: rollback to version files")
     with pytest.raises(ValueError, match="no commit"):
         confighistory.files_at(store, "deadbeef")
 

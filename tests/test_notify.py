@@ -710,6 +710,7 @@ def test_alerts_check_finds_a_critical_event_with_no_alert_and_an_undelivered_hi
     assert main(["alerts", "check", *where]) == 1
     out = capsys.readouterr().out
     assert "1 critical/significant event(s) with NO ALERT" in out and "CRITICAL gcn:test:96" in out
+    assert "contacts: Operations: #ops-events, escalation ops-lead@facility.org; Science: #sci-events" in out
     assert f"HIGH     {high}" in out and injected not in out and delivered not in out
     with store.engine.connect() as conn:
         details = conn.execute(sa.select(audit_log.c.after).where(audit_log.c.action == "alerts.check")).scalar_one()

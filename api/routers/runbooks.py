@@ -15,7 +15,9 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from api.errors import ApiError
+from config.contacts import ContactsConfig
 from config.runbooks import RunbookSpec, load_runbooks
+from config.settings import load_config
 
 router = APIRouter()  # under /v1: JSON
 pages = APIRouter()  # at the root: HTML, the target of the alert rules' runbook_url
@@ -24,6 +26,16 @@ pages = APIRouter()  # at the root: HTML, the target of the alert rules' runbook
 @cache
 def _runbooks() -> dict[str, RunbookSpec]:
     return dict(load_runbooks().runbooks)  # the configured folder ($NIGHTWATCH_CONFIG_DIR) or the shipped one
+
+
+@cache
+def _contacts() -> ContactsConfig:
+    return load_config().contacts  # the configured folder's contacts.yaml (or the shipped one)
+
+
+def _whom(spec: RunbookSpec) -> list[str]:
+    """Whom the runbook calls for (its `contacts:`, config/contacts.yaml), one line each."""
+    return [_contacts().describe(name) for name in spec.contacts]
 
 
 def _runbook(key: str) -> RunbookSpec:
@@ -41,15 +53,22 @@ def list_runbooks() -> dict[str, Any]:
 @router.get("/runbooks/{key}", tags=["service"], summary="One runbook: symptoms and steps (no key needed)")
 def runbook(key: str) -> dict[str, Any]:
     spec = _runbook(key)
-    return {"key": key, "title": spec.title, "symptoms": spec.symptoms, "steps": list(spec.steps)}
+    return {
+        "key": key,
+        "title": spec.title,
+        "symptoms": spec.symptoms,
+        "steps": list(spec.steps),
+        "contacts": _whom(spec),
+    }
 
 
 @pages.get("/runbooks/{key}", include_in_schema=False)
 def runbook_page(key: str) -> HTMLResponse:
     spec = _runbook(key)
     steps = "".join(f"<li>{html.escape(step)}</li>" for step in spec.steps)
+    whom = "".join(f"<li>{html.escape(line)}</li>" for line in _whom(spec))
     return HTMLResponse(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(spec.title)}</title></head>"
         f"<body><h1>{html.escape(spec.title)}</h1><p><b>Symptoms:</b> {html.escape(spec.symptoms)}</p>"
-        f"<ol>{steps}</ol></body></html>"
+        f"<ol>{steps}</ol>" + (f"<p><b>Contacts:</b></p><ul>{whom}</ul>" if whom else "") + "</body></html>"
     )

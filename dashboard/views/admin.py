@@ -59,10 +59,15 @@ def render(user: User) -> None:
             hide_index=True,
             width="stretch",
         )
-        earlier = [d.version for d in versions if d.version != current.version]
+        earlier = [d.version for d in versions if d.version != current.version] + [0]  # 0: the files' version
         if earlier:
             back, why = st.columns(2)
-            chosen = back.selectbox("Roll back to version", earlier, key=f"cfg_back:{kind}")
+            chosen = back.selectbox(
+                "Roll back to version",
+                earlier,
+                format_func=lambda number: f"{number}" if number else "the files",
+                key=f"cfg_back:{kind}",
+            )
             reason = why.text_input("Why (required)", key=f"cfg_back_note:{kind}")
             if st.button("Roll back", key=f"cfg_rollback:{kind}", disabled=not may):
                 ui.run_action(
