@@ -23,6 +23,7 @@ from core import names, telemetry
 from core.event import DeadLetter, Event, utcnow
 from core.night import observing_night
 from ops.queue_depth import QueueDepth, queue_depth_reader
+from store.configs import LiveConfig
 from transforms.common import counter
 from transforms.hotstore import HotStoreDoFn
 
@@ -166,13 +167,22 @@ def metrics_row(
 
 
 class _ToRow(beam.DoFn):
-    def __init__(self, config: NightwatchConfig, run_id: str):
+    """A window's row, judged against the expected rates in force (store/configs.py), re-read live."""
+
+    def __init__(self, config: NightwatchConfig, run_id: str, db_url: str | None = None):
         self._config = config
         self._run_id = run_id
+        self._db_url = db_url
+
+    def setup(self) -> None:
+        self._live = LiveConfig(self._config, self._db_url, self._config.streaming.thresholds.refresh_s)
+
+    def teardown(self) -> None:
+        self._live.close()
 
     def process(self, keyed: tuple[str, dict[str, Any]], win: window.BoundedWindow = beam.DoFn.WindowParam):
         source, stats = keyed
-        yield metrics_row(source, stats, float(win.start), float(win.end), self._config, self._run_id)
+        yield metrics_row(source, stats, float(win.start), float(win.end), self._live.get(), self._run_id)
 
 
 class _WriteMetrics(HotStoreDoFn):
@@ -229,6 +239,6 @@ class WindowedMetrics(beam.PTransform):
             | "MarkLate" >> beam.ParDo(_LateInWindow())
             | "BySource" >> beam.Map(lambda sample: (sample.source, sample))
             | "Stats" >> beam.CombinePerKey(WindowStats())
-            | "ToRow" >> beam.ParDo(_ToRow(self._config, self._run_id))
+            | "ToRow" >> beam.ParDo(_ToRow(self._config, self._run_id, self._db_url))
             | "Write" >> beam.ParDo(_WriteMetrics(self._db_url, self._config.streaming))
         )

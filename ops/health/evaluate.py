@@ -26,6 +26,7 @@ from ops.health.report import (
     HealthReport,
     Panel,
     Runbook,
+    runbooks_of,
 )
 from ops.queue_depth import queue_depth_reader
 from store.hot import HotStore
@@ -126,6 +127,12 @@ def evaluate(
     expected_total = sum(rate for name, rate in expected.items() if name not in paused)
     faults = [fault.describe() for fault in recent_faults(store, now)]
     level, reason, runbook = severity(panels, agents, stale, expected_total, _critical_recall(store), idle, faults)
+    # The runbooks of this configuration (`--config DIR`, or a stored version), in place of the shipped ones.
+    book = runbooks_of(config.runbooks)
+    for panel in panels:
+        panel.runbook = book.get(panel.runbook.key, panel.runbook)
+    agents.runbook = book.get(agents.runbook.key, agents.runbook)
+    runbook = book.get(runbook.key, runbook) if runbook else None
     note = ""
     if paused:
         changed = {row.source: row for row in intake.rows(store) if row.paused}
@@ -151,6 +158,8 @@ def evaluate(
         intake_paused=paused,
         intake_note=note,
         contacts=config.sources.contacts(),
+        contact_book={name: config.contacts.describe(name) for name in sorted(config.contacts.names())},
+        config_version=config.config_version,
     )
 
 
