@@ -22,10 +22,19 @@ from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Access"],
-    "operator": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Access"],
-    "admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Access"],
-    "super_admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Users & audit", "Access"],
+    "observer": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Schedule", "Access"],
+    "operator": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Schedule", "Access"],
+    "admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Schedule", "Configuration", "Access"],
+    "super_admin": [
+        "Monitoring",
+        "Alerts",
+        "Review queue",
+        "Thresholds",
+        "Schedule",
+        "Configuration",
+        "Users & audit",
+        "Access",
+    ],
 }
 TITLES = {
     "Monitoring": "Monitoring",
