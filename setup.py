@@ -50,7 +50,8 @@ EXTRAS = {
     # The operations console (dashboard/).
     "console": ["streamlit>=1.40"],
     # The external API (api/): REST and a live alert feed, served by uvicorn.
-    "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7"],  # fastapi-offline: /docs assets
+    # fastapi-offline: /docs assets; jinja2: the public status page's HTML (autoescaped)
+    "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7", "jinja2>=3.1"],
     # selenium drives Debian's chromium + chromium-driver in the console's browser test.
     "dev": [
         "pytest>=8",

@@ -21,29 +21,23 @@ from tests.conftest import copy_night
 from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+VIEWS = ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Schedule"]  # every role sees these
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Schedule", "Access"],
-    "operator": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Schedule", "Access"],
-    "admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Schedule", "Configuration", "Access"],
-    "super_admin": [
-        "Monitoring",
-        "Alerts",
-        "Review queue",
-        "Thresholds",
-        "Schedule",
-        "Configuration",
-        "Users & audit",
-        "Access",
-    ],
+    "observer": [*VIEWS, "Maintenance", "Access"],
+    "operator": [*VIEWS, "Maintenance", "Access"],
+    "admin": [*VIEWS, "Configuration", "Maintenance", "Access"],
+    "super_admin": [*VIEWS, "Configuration", "Users & audit", "Maintenance", "Access"],
 }
 TITLES = {
     "Monitoring": "Monitoring",
     "Alerts": "Alert portal",
+    "Incidents": "Incidents",
     "Review queue": "Review queue",
     "Thresholds": "Thresholds",
     "Schedule": "Schedule",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
+    "Maintenance": "Maintenance",
     "Access": "Access",
 }
 LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
