@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from config.base import Strict, config_folder, read_file
-from config.environment import environment
+from config.base import Strict, load_one
 
 
 class SqliteBackup(Strict):
@@ -33,7 +32,4 @@ class BackupConfig(Strict):
 
 
 def load_backup(config_dir: str | Path | None = None) -> BackupConfig:
-    """backup.yaml from the configuration folder (the shipped one by default)."""
-    folder = config_folder(config_dir, environment().config_dir)
-    config, _ = read_file(folder, "backup.yaml", BackupConfig, empty={})
-    return config
+    return load_one(config_dir, "backup.yaml", BackupConfig)

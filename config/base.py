@@ -73,3 +73,11 @@ def read_file(folder: Path, file_name: str, model: type[BaseModel], empty: Any =
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{path}: invalid configuration: {problems}") from exc
+
+
+def load_one(config_dir: str | Path | None, file_name: str, model: type[BaseModel]) -> Any:
+    """One file of the configuration folder (`config_dir`, else $NIGHTWATCH_CONFIG_DIR, else the shipped one), for
+    the commands that need only it (backups, scaling, the schedule); an empty file means the model's defaults."""
+    from config.environment import environment  # (environment is read per call: tests and commands set it)
+
+    return read_file(config_folder(config_dir, environment().config_dir), file_name, model, empty={})[0]

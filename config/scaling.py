@@ -6,8 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from config.base import Strict, config_folder, read_file
-from config.environment import environment
+from config.base import Strict, load_one
 
 
 class Band(Strict):
@@ -43,6 +42,4 @@ class ScalingConfig(Strict):
 
 
 def load_scaling(config_dir: str | Path | None = None) -> ScalingConfig:
-    folder = config_folder(config_dir, environment().config_dir)
-    config, _ = read_file(folder, "scaling.yaml", ScalingConfig, empty={})
-    return config
+    return load_one(config_dir, "scaling.yaml", ScalingConfig)

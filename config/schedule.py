@@ -8,8 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from config.base import Strict, config_folder, read_file
-from config.environment import environment
+from config.base import Strict, load_one
 
 
 class ScheduledJob(Strict):
@@ -59,6 +58,4 @@ class ScheduleConfig(Strict):
 
 
 def load_schedule(config_dir: str | Path | None = None) -> ScheduleConfig:
-    folder = config_folder(config_dir, environment().config_dir)
-    config, _ = read_file(folder, "schedule.yaml", ScheduleConfig, empty={})
-    return config
+    return load_one(config_dir, "schedule.yaml", ScheduleConfig)

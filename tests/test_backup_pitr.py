@@ -143,6 +143,12 @@ def test_sqlite_restore_to_time_takes_the_newest_snapshot_before_it(tmp_path, ca
     assert main(["backup", "--list", "--to", backups]) == 0
     assert capsys.readouterr().out.count(" sqlite ") == 2
 
+    # The store lost: a new empty one has no users to check, and the restore brings them back.
+    (tmp_path / "store.db").unlink()
+    args = ["restore", "--to-time", utcnow().isoformat(), "--db-url", url, "--from", backups]
+    assert main(args) == 0
+    assert counts(url) == {"gcn": 2} and accounts.get_user(HotStore(url), "root") is not None
+
 
 def test_backups_past_the_retention_are_pruned_never_the_newest(tmp_path, store):
     place = location(tmp_path / "backups")

@@ -11,12 +11,14 @@ import os
 import posixpath
 import shutil
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from pyarrow import fs as pafs
 
 # The schemes pyarrow can write to; anything else is a refusal, not a guess.
 WRITABLE_SCHEMES = ("file", "gs", "gcs", "s3")
+GCS_RETRY_LIMIT = timedelta(seconds=15)
 
 
 class LocationError(ValueError):
@@ -95,8 +97,12 @@ def location(url: str | os.PathLike[str]) -> Location:
             f"use a folder or one of {', '.join(s + '://' for s in WRITABLE_SCHEMES)}"
         )
     try:
-        filesystem, root = pafs.FileSystem.from_uri(text)
+        if scheme in ("gs", "gcs"):
+            # Bounded retries: without credentials (or offline) the default would retry for 15 minutes.
+            filesystem, root = pafs.GcsFileSystem(retry_time_limit=GCS_RETRY_LIMIT), text.split("://", 1)[1]
+        else:
+            filesystem, root = pafs.FileSystem.from_uri(text)
+        filesystem.create_dir(root, recursive=True)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds; the line names the cause
         raise LocationError(f"cannot write backups to {text}: {str(exc).splitlines()[0]}") from exc
-    filesystem.create_dir(root, recursive=True)
     return Location(text, filesystem, root.rstrip("/"))
