@@ -47,13 +47,32 @@ def closure(requirements: list[str]) -> set[str]:
     return {key for key in seen if "[" not in key}
 
 
+def _guards_import_error(node: ast.AST) -> bool:
+    """A `try` whose handler catches ImportError (or ModuleNotFoundError): its body's imports are optional."""
+    if not isinstance(node, ast.Try):
+        return False
+    caught = [handler.type for handler in node.handlers if handler.type is not None]
+    names = {n.id for t in caught for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return bool(names & {"ImportError", "ModuleNotFoundError"})
+
+
 def job_imports() -> set[str]:
     """Third-party top-level modules the job's packages import."""
     found = set()
     for target in JOB:
         path = REPO / target
         for source in [path] if path.is_file() else path.rglob("*.py"):
-            for node in ast.walk(ast.parse(source.read_text())):
+            tree = ast.parse(source.read_text())
+            optional = {
+                id(inner)
+                for node in ast.walk(tree)
+                if _guards_import_error(node)
+                for statement in node.body
+                for inner in ast.walk(statement)
+            }
+            for node in ast.walk(tree):
+                if id(node) in optional:  # `try: import x / except ImportError:` works without x: not a requirement
+                    continue
                 if isinstance(node, ast.Import):
                     found |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
