@@ -35,6 +35,10 @@ REQUIRES = [
     "prometheus-client>=0.20",
     # Structured logs (core/logs.py): JSON lines rendered from the standard library's records.
     "structlog>=24",
+    # Fast JSON for the hot path: GCN notices, the events' coder (transforms/coders.py).
+    "orjson>=3.9",
+    # Latency percentiles per metrics window: a mergeable quantile sketch (transforms/metrics.py).
+    "ddsketch>=3.0",
 ]
 
 # Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.
@@ -43,6 +47,8 @@ EXTRAS = {
     "console": ["streamlit>=1.40"],
     # The external API (api/): REST and a live alert feed, served by uvicorn.
     "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7"],  # fastapi-offline: /docs assets
+    # The batch and replay job on a dask.distributed cluster (`--runner dask`, pipeline/runners/dask).
+    "dask": ["dask[distributed]>=2024.1"],
     # selenium drives Debian's chromium + chromium-driver in the console's browser test.
     "dev": [
         "pytest>=8",
@@ -55,7 +61,7 @@ EXTRAS = {
         "hypothesis>=6",
     ],
 }
-EXTRAS["all"] = EXTRAS["console"] + EXTRAS["api"]
+EXTRAS["all"] = EXTRAS["console"] + EXTRAS["api"] + EXTRAS["dask"]
 
 setup(
     name="nightwatch",
