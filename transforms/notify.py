@@ -25,12 +25,16 @@ class _NotifyDoFn(beam.DoFn):
     `retrying` delivery for `notify run`, not a dead letter (the alert itself is stored)."""
 
     def __init__(self, config: NightwatchConfig, db_url: str):
-        self._config = config
+        # Only the slice it reads travels with the step.
+        self._settings = config.notifications
+        self._timezone = config.sources.site.timezone
         self._db_url = db_url
 
     def setup(self) -> None:
         self._store = HotStore(self._db_url)
-        self._notifier = Notifier(self._store, self._config, timeout_s=self._config.notifications.pipeline_timeout_s)
+        self._notifier = Notifier.from_slice(
+            self._store, self._settings, self._timezone, timeout_s=self._settings.pipeline_timeout_s
+        )
 
     def process(self, event: Event) -> Iterator[dict[str, Any]]:
         try:

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from config.settings import NightwatchConfig, load_config
+from config.settings import NightwatchConfig, NotificationsConfig, load_config
 from core.event import utcnow
 from ops.notify.alerts import AlertInfo, alert_notice, load_alert
 from ops.notify.channels import Sender
@@ -26,17 +26,33 @@ class Notifier:
     def __init__(
         self, store: HotStore, config: NightwatchConfig, timeout_s: float | None = None, clock: Clock = utcnow
     ):
+        self._init(store, config.notifications, config.sources.site.timezone, timeout_s, clock)
+
+    @classmethod
+    def from_slice(
+        cls,
+        store: HotStore,
+        settings: NotificationsConfig,
+        timezone: str,
+        timeout_s: float | None = None,
+        clock: Clock = utcnow,
+    ) -> Notifier:
+        """A notifier from the two parts of the configuration it reads (what a pipeline step carries)."""
+        notifier = cls.__new__(cls)
+        notifier._init(store, settings, timezone, timeout_s, clock)
+        return notifier
+
+    def _init(
+        self, store: HotStore, settings: NotificationsConfig, timezone: str, timeout_s: float | None, clock: Clock
+    ) -> None:
         self.store = store
-        self.config = config
-        self.settings = config.notifications
+        self.settings = settings
         self.timeout_s = timeout_s or self.settings.timeout_s
         self.sender = Sender(self.settings.channels, self.timeout_s)
         self.clock = clock
         self.policy = Policy(store, self.settings, clock)
         self.outbox = Outbox(store, self.sender, self.settings.retry, self.timeout_s, clock)
-        self.digests = Digests(
-            store, self.outbox, self.settings.digest, config.sources.site.timezone, self.settings.portal_url, clock
-        )
+        self.digests = Digests(store, self.outbox, self.settings.digest, timezone, self.settings.portal_url, clock)
 
     def close(self) -> None:
         self.sender.close()
