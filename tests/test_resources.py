@@ -67,8 +67,11 @@ def test_each_step_carries_only_the_configuration_it_reads(config, tmp_path):
     build_pipeline(read_packets(p, None, 10), config, Outputs.under(str(tmp_path), None), "run-slices")
     dofns = _dofns(p)
     assert len(dofns) > 15
-    carrying = [type(fn).__name__ for fn in dofns if any(isinstance(v, NightwatchConfig) for v in vars(fn).values())]
-    assert carrying == []
+    carrying = {type(fn).__name__ for fn in dofns if any(isinstance(v, NightwatchConfig) for v in vars(fn).values())}
+    # Routing and notifying read the whole configuration in force (store/configs.py: the console's documents over
+    # the files), so they carry the files' version as the base it is read over; every other step carries its slice.
+    assert carrying <= {"RouteDoFn", "_NotifyDoFn", "_PendingDoFn"}
+    assert {"DecodeDoFn", "FilterDoFn", "ClassifyDoFn", "AgentsDoFn"} <= {type(fn).__name__ for fn in dofns}
     from apache_beam.internal import pickler
 
     sizes = {type(fn).__name__: len(pickler.dumps(fn)) for fn in dofns}

@@ -31,11 +31,13 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 from ddsketch import DDSketch
 
-from config.settings import NightwatchConfig
+from config.settings import NightwatchConfig, StreamingConfig
 from config.streaming import WindowSpec
 from core import names, telemetry
 from core.event import DeadLetter, Event, utcnow
 from core.night import observing_night
+from ops.queue_depth import QueueDepth, queue_depth_reader
+from store.configs import LiveConfig
 from transforms.common import counter
 from transforms.hotstore import HotStoreDoFn
 
@@ -256,6 +258,11 @@ class MetricsContext:
     timezone: str
     run_id: str
 
+    @classmethod
+    def of(cls, config: NightwatchConfig, run_id: str) -> MetricsContext:
+        expected = {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()}
+        return cls(expected, config.sources.site.timezone, run_id)
+
 
 def metrics_row(source: str, stats: Stats, start: float, end: float, context: MetricsContext) -> dict[str, Any]:
     minutes = (end - start) / 60.0
@@ -287,24 +294,44 @@ def metrics_row(source: str, stats: Stats, start: float, end: float, context: Me
 
 
 class _ToRow(beam.DoFn):
-    def __init__(self, context: MetricsContext):
-        self._context = context
+    """A window's row, judged against the expected rates in force (store/configs.py), re-read live: the one step of
+    the metrics that carries the whole configuration, as the base the version in force is read over."""
+
+    def __init__(self, config: NightwatchConfig, run_id: str, db_url: str | None = None):
+        self._config = config
+        self._run_id = run_id
+        self._db_url = db_url
+
+    def setup(self) -> None:
+        self._live = LiveConfig(self._config, self._db_url, self._config.streaming.thresholds.refresh_s)
+
+    def teardown(self) -> None:
+        self._live.close()
 
     def process(self, keyed: tuple[str, Stats], win: window.BoundedWindow = beam.DoFn.WindowParam):
         source, stats = keyed
-        yield metrics_row(source, stats, float(win.start), float(win.end), self._context)
+        context = MetricsContext.of(self._live.get(), self._run_id)
+        yield metrics_row(source, stats, float(win.start), float(win.end), context)
 
 
 class _WriteMetrics(HotStoreDoFn):
-    def __init__(self, url: str, subscriptions: dict[str, str] | None = None):
+    def __init__(self, url: str, streaming: StreamingConfig):
         super().__init__(url)
-        self._subscriptions = subscriptions or {}
+        self._streaming = streaming
+        pubsub = streaming.pubsub
+        self._subscriptions = {source: pubsub.subscription(source) for source in pubsub.topics}
+        self._depth: QueueDepth | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        # The configured backend: the emulator's published - received, Cloud Monitoring, or Kafka's consumer lag.
+        self._depth = queue_depth_reader(self._streaming, self._store)
 
     def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
         try:
             self._store.upsert_metrics([row])
-            # The backlog now: published to the topic but not yet counted as received (this window included).
-            row = {**row, "queue_depth": self._store.queue_depth(row["source"])}
+            # The backlog now (locally: published but not yet counted as received, this window included).
+            row = {**row, "queue_depth": self._depth.depths([row["source"]]).get(row["source"])}
             self._store.upsert_metrics([row])
             source = row["source"]
             telemetry.observe_queue_depth(source, self._subscriptions.get(source, source), row["queue_depth"])
@@ -332,15 +359,10 @@ class WindowedMetrics(beam.PTransform):
 
     def __init__(self, config: NightwatchConfig, db_url: str, run_id: str):
         super().__init__()
-        # Only the slices the steps read travel with them.
+        self._config = config  # the base of the configuration in force, for the rows (`_ToRow`)
         self._spec = config.streaming.windows
-        self._context = MetricsContext(
-            {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()},
-            config.sources.site.timezone,
-            run_id,
-        )
-        pubsub = config.streaming.pubsub
-        self._subscriptions = {source: pubsub.subscription(source) for source in pubsub.topics}
+        self._streaming = config.streaming
+        self._run_id = run_id
         self._db_url = db_url
 
     def expand(self, samples: beam.PCollection) -> beam.PCollection:
@@ -353,8 +375,8 @@ class WindowedMetrics(beam.PTransform):
             | "EventTimeWindows" >> metrics_windowing(spec)
             | "Stats" >> beam.CombinePerKey(MergeStats())
             | "LateFromPanes" >> beam.ParDo(_LateFromPanes())
-            | "ToRow" >> beam.ParDo(_ToRow(self._context))
-            | "Write" >> beam.ParDo(_WriteMetrics(self._db_url, self._subscriptions))
+            | "ToRow" >> beam.ParDo(_ToRow(self._config, self._run_id, self._db_url))
+            | "Write" >> beam.ParDo(_WriteMetrics(self._db_url, self._streaming))
         )
 
 
