@@ -35,6 +35,10 @@ REQUIRES = [
     "prometheus-client>=0.20",
     # Structured logs (core/logs.py): JSON lines rendered from the standard library's records.
     "structlog>=24",
+    # Fast JSON for the hot path: GCN notices, the events' coder (transforms/coders.py).
+    "orjson>=3.9",
+    # Latency percentiles per metrics window: a mergeable quantile sketch (transforms/metrics.py).
+    "ddsketch>=3.0",
     # The configuration's history in Git (ops/confighistory.py): Git in pure Python, no git binary on the servers.
     "dulwich>=0.22",
     # Queue depth in production (ops/queue_depth.py): Pub/Sub's num_undelivered_messages from Cloud Monitoring,
@@ -52,6 +56,8 @@ EXTRAS = {
     # The external API (api/): REST and a live alert feed, served by uvicorn.
     # fastapi-offline: /docs assets; jinja2: the public status page's HTML (autoescaped)
     "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7", "jinja2>=3.1"],
+    # The batch and replay job on a dask.distributed cluster (`--runner dask`, pipeline/runners/dask).
+    "dask": ["dask[distributed]>=2024.1"],
     # selenium drives Debian's chromium + chromium-driver in the console's browser test.
     "dev": [
         "pytest>=8",
@@ -64,7 +70,7 @@ EXTRAS = {
         "hypothesis>=6",
     ],
 }
-EXTRAS["all"] = EXTRAS["console"] + EXTRAS["api"]
+EXTRAS["all"] = EXTRAS["console"] + EXTRAS["api"] + EXTRAS["dask"]
 
 setup(
     name="nightwatch",

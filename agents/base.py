@@ -12,10 +12,10 @@ and name it in config/agents.yaml as `kind: package.module:ClassName`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, Literal
 
-from config.settings import AgentSpec, NightwatchConfig
+from config.settings import AgentSpec, NightwatchConfig, Site
 from core.event import Event
 
 Status = Literal["ok", "skipped", "timeout", "error"]
@@ -51,10 +51,19 @@ def enrichment(
 
 @dataclass(frozen=True)
 class AgentContext:
-    """What an agent may need besides its own spec: the configuration and the hot store."""
+    """What an agent may need besides its own spec: the observing site and the hot store.
 
-    config: NightwatchConfig
+    Built from the whole configuration (`AgentContext(config, db_url)`) or from the slice alone
+    (`AgentContext(site=..., db_url=...)`, what a pipeline step carries); only the slice is kept.
+    """
+
+    config: InitVar[NightwatchConfig | None] = None
     db_url: str | None = None
+    site: Site | None = None
+
+    def __post_init__(self, config: NightwatchConfig | None) -> None:
+        if self.site is None and config is not None:
+            object.__setattr__(self, "site", config.sources.site)
 
 
 class Agent:

@@ -46,7 +46,7 @@ def _iso(seconds: float) -> str:
 @register("followup")
 class FollowUpAgent(Agent):
     def setup(self) -> None:
-        site = self.context.config.sources.site
+        site = self.context.site
         self.site = site
         self.min_altitude = float(self.spec.options.get("min_altitude_deg", 30.0))
         self.step_s = float(self.spec.options.get("step_minutes", 10.0)) * 60.0

@@ -41,8 +41,9 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
         if value:
             argv.append(f"--{flag}={value}")
     plan = plan_runner(args, streaming=False)
-    if plan.kind != "local":
+    if plan.kind not in ("local", "dask"):
         return _submit_batch(args, plan, beam_args)
+    beam_args = plan.beam_args + beam_args  # a Dask cluster writes where this process can read: a summary too
     what = f"packet files {args.input!r}" if args.input else f"{args.simulate} simulated packets"
     print(f"nightwatch: processing {what} -> {args.output}", file=sys.stderr, flush=True)
     summary = run(argv + beam_args)

@@ -26,6 +26,11 @@ class WindowSpec(Strict):
     metrics_s: int = Field(60, gt=0)
     allowed_lateness_s: int = Field(600, ge=0)
     tier_batch_s: int = Field(10, gt=0)
+    # A metrics window also fires this often (processing time) before it closes: the monitor is live during it.
+    early_firing_s: int = Field(5, gt=0)
+    # Tier writes: at most this many events per file, and no partition's events on one worker (sharded keys).
+    tier_batch_max: int = Field(1000, gt=0)
+    tier_shards: int = Field(4, gt=0)  # stable shards per partition (each event's id picks one)
 
 
 class AssociationSpec(Strict):

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -62,14 +61,6 @@ def read_packets(
     raise ValueError("give --input GLOB or --simulate N")
 
 
-class _AtProcessingTime(beam.DoFn):
-    """Stamps an element with the wall clock: tier files are partitioned by night and class, not by window,
-    so a streaming write only needs a window to batch in, and a wall-clock window never sees late data."""
-
-    def process(self, element: object):
-        yield beam.window.TimestampedValue(element, time.time())
-
-
 def _archived_only(event: Event) -> Iterator[Event]:
     if event.event_class == "rejected":
         counter(names.ARCHIVE_REJECTED_SKIPPED).inc()  # counted, so a drain knows they will not reach the archive
@@ -82,16 +73,6 @@ def _science_only(event: Event) -> Iterator[Event]:
         counter(names.TIERS_INJECTED_SKIPPED).inc()  # counted, so a drain knows they will not reach the tiers
         return
     yield event
-
-
-def _tier_input(routed: beam.PCollection, streaming: bool, batch_s: int, label: str) -> beam.PCollection:
-    if not streaming:
-        return routed
-    return (
-        routed
-        | f"{label}AtProcessingTime" >> beam.ParDo(_AtProcessingTime())
-        | f"{label}Batches" >> beam.WindowInto(beam.window.FixedWindows(batch_s))
-    )
 
 
 def build_pipeline(
@@ -116,21 +97,23 @@ def build_pipeline(
     review = dispatched.review | "StoreReviewQueue" >> WriteHotTable(outputs.db_url, names.REVIEW)
     # Once stored, each new alert goes out on its level's channels (short timeouts; failures become retries).
     notified = alerts.stored | "Notify" >> NotifyAlerts(config, outputs.db_url)
-    batch_s = config.streaming.windows.tier_batch_s
+    # Tiers are batched per partition on sharded keys (bounded files, no hot key), in the events' own time.
+    spec = config.streaming.windows
+    tier_batching = {
+        "batch_max": spec.tier_batch_max,
+        "shards": spec.tier_shards,
+        "buffering_s": spec.tier_batch_s if streaming else None,
+    }
     # Injected events (the injection test, the canary) never enter the science tiers; the hot store keeps them,
     # flagged, for the test's report.
     science = dispatched.events | "ScienceOnly" >> beam.FlatMap(_science_only)
     # The warm tier keeps no raw packet: dropping it before the tier's grouping halves what is held and moved.
     # (A failed warm write dead-letters the event without its bytes; the archive write carries them.)
     without_raw = science | "WarmWithoutRaw" >> beam.Map(lambda event: event.model_copy(update={"raw": b""}))
-    warm = _tier_input(without_raw, streaming, batch_s, "Warm") | "WriteWarm" >> WriteTier(
-        outputs.warm_root, names.WARM
-    )
+    warm = without_raw | "WriteWarm" >> WriteTier(outputs.warm_root, names.WARM, **tier_batching)
     # The retention table never archives rejected events (their bad packets are in the dead-letter store).
     archived = science | "ArchiveNoRejected" >> beam.FlatMap(_archived_only)
-    archive = _tier_input(archived, streaming, batch_s, "Archive") | "WriteArchive" >> WriteTier(
-        outputs.archive_root, names.ARCHIVE
-    )
+    archive = archived | "WriteArchive" >> WriteTier(outputs.archive_root, names.ARCHIVE, **tier_batching)
 
     steps = (decoded, filtered, classified, routed, dispatched, stored, alerts, review)
     failures = [step[DEAD_LETTER] for step in steps]

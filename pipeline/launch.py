@@ -21,7 +21,12 @@ if TYPE_CHECKING:
 
 _GCS_PATH = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](/.*)?$")
 REPO_SETUP = Path(__file__).resolve().parents[1] / "setup.py"
-RUNNERS = {"local": None, "dataflow": "DataflowRunner", "flink": "FlinkRunner"}
+RUNNERS = {
+    "local": None,
+    "dataflow": "DataflowRunner",
+    "flink": "FlinkRunner",
+    "dask": "pipeline.runners.dask.runner.NightwatchDaskRunner",  # batch and replay only
+}
 
 
 def add_runner_options(parser: argparse.ArgumentParser, with_project: bool = True) -> None:
@@ -38,6 +43,12 @@ def add_runner_options(parser: argparse.ArgumentParser, with_project: bool = Tru
     group.add_argument("--flink-master", help="Flink: JobManager address host:port")
     group.add_argument("--parallelism", type=int, default=4, help="Flink: parallelism (default 4)")
     group.add_argument("--kafka-bootstrap", help="Flink: Kafka bootstrap servers, host:port[,host:port]")
+    group.add_argument(
+        "--dask-scheduler",
+        help="Dask (batch, replay): the dask.distributed scheduler, tcp://HOST:8786 (default: a local cluster of "
+        "--dask-workers processes for the run)",
+    )
+    group.add_argument("--dask-workers", type=int, default=2, help="Dask: workers of the local cluster (default 2)")
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,15 @@ def plan_runner(args: argparse.Namespace, streaming: bool) -> RunnerPlan:
         if args.dry_run:
             raise RunnerOptionsError("--dry-run is for --runner dataflow|flink")
         return RunnerPlan(kind, [], False)
+    if kind == "dask":
+        if streaming:
+            raise RunnerOptionsError("--runner dask runs batch and replay jobs only (Dask bags are bounded)")
+        if args.dry_run:
+            raise RunnerOptionsError("--dry-run is for --runner dataflow|flink")
+        beam_args = [f"--runner={RUNNERS['dask']}", f"--direct_num_workers={args.dask_workers}"]
+        if args.dask_scheduler:
+            beam_args.append(f"--dask_client_address={args.dask_scheduler}")
+        return RunnerPlan(kind, beam_args, False)
     missing: list[str] = []
     if kind == "dataflow":
         for option, value in (

@@ -50,7 +50,6 @@ from store.layout import Outputs
 from transforms.associate import AssociateSources
 from transforms.common import counter, local_counts, reset_local_counts
 from transforms.metrics import (
-    WATERMARK_MARGIN_S,
     WindowedMetrics,
     alert_sample,
     dead_letter_sample,
@@ -60,6 +59,10 @@ from transforms.metrics import (
 from transforms.notify import NotifyAlerts
 
 log = logging.getLogger("nightwatch.stream")
+
+# How long a drain waits past the last window's end for the local watermark (which follows the wall clock here) to
+# close it: a wait before cancelling, not a lateness decision.
+_WINDOW_CLOSE_WAIT_S = 10.0
 
 
 def message_to_packet(message: PubsubMessage, source: str) -> Packet:
@@ -356,7 +359,7 @@ def _run_stream(
         if drained and drain_windows:
             # Let the event-time windows holding the last packets close and write their metrics.
             window_s = config.streaming.windows.metrics_s
-            time.sleep(max(0.0, closed_at + window_s + 2 * WATERMARK_MARGIN_S - time.monotonic()))
+            time.sleep(max(0.0, closed_at + window_s + _WINDOW_CLOSE_WAIT_S - time.monotonic()))
     finally:
         result.cancel()
         local_runner.close()

@@ -26,36 +26,88 @@ def streaming_pipeline() -> beam.Pipeline:
     return beam.Pipeline(runner="BundleBasedDirectRunner", options=options)
 
 
-def test_metrics_window_refires_for_late_data_and_counts_data_beyond_lateness(config, store):
+def _rows(store):
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(metrics).order_by(metrics.c.window_start)).all()
+
+
+def test_metrics_follow_the_watermark_not_the_wall_clock(config, store):
+    """A backlog: the watermark is an hour behind the wall clock. Packets inside their window before the watermark
+    passes it are on time, however old they are by the wall clock (the wall-clock check counted them late)."""
     window_s = config.streaming.windows.metrics_s
-    lateness = config.streaming.windows.allowed_lateness_s
-    start = math.floor(time.time() / window_s) * window_s - 3 * window_s  # a window that closed minutes ago
-    on_time = [Sample("ztf", "received", start + 2), Sample("ztf", "stored", start + 3, 1.5)]
+    start = math.floor(time.time() / window_s) * window_s - 3600  # an hour behind the wall clock
     stream = (
         test_stream.TestStream()
         .advance_watermark_to(start)
-        .add_elements([beam.window.TimestampedValue(s, start + 1) for s in on_time])
-        .add_elements([beam.window.TimestampedValue(Sample("ztf", "received", start + 2), start + 2)])
+        .add_elements([beam.window.TimestampedValue(Sample("ztf", "received"), start + 1)])
+        .add_elements([beam.window.TimestampedValue(Sample("ztf", "stored", 1.5), start + 2)])
+        .add_elements([beam.window.TimestampedValue(Sample("ztf", "received"), start + 30)])
         .advance_watermark_to(start + window_s + 1)  # the window closes: its on-time pane fires
-        .add_elements([beam.window.TimestampedValue(Sample("ztf", "received", time.time()), start + 5)])
-        .add_elements(  # later than the allowed lateness: Beam would drop it; it is counted now instead
-            [beam.window.TimestampedValue(Sample("ztf", "received", time.time()), time.time() - lateness - 600)]
-        )
         .advance_watermark_to_infinity()
     )
     with streaming_pipeline() as p:
         p | stream | WindowedMetrics(config, store.url, "run-t")
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(metrics).order_by(metrics.c.window_start)).all()
+    rows = _rows(store)
+    assert [(row.window_start.timestamp(), row.received, row.stored, row.late) for row in rows] == [(start, 2, 1, 0)]
+    assert rows[0].latency_p50_s == pytest.approx(1.5, rel=0.02)
+
+
+def test_metrics_late_by_pane_timing_and_beyond_lateness_counted(config, store):
+    window_s = config.streaming.windows.metrics_s
+    lateness = config.streaming.windows.allowed_lateness_s
+    start = math.floor(time.time() / window_s) * window_s - 3 * 3600
+    on_time = [Sample("ztf", "received"), Sample("ztf", "stored", 1.5), Sample("ztf", "received")]
+    stream = (
+        test_stream.TestStream()
+        .advance_watermark_to(start)
+        .add_elements([beam.window.TimestampedValue(s, start + 1 + i) for i, s in enumerate(on_time)])
+        .add_elements([beam.window.TimestampedValue(Sample("ztf", "received"), start + 5)])
+        .advance_watermark_to(start + window_s + 1)  # the window closes: its on-time pane fires
+        # Behind the watermark, within the allowed lateness: a LATE pane re-fires the window, counting it late.
+        .add_elements([beam.window.TimestampedValue(Sample("ztf", "received"), start + 6)])
+        .advance_watermark_to(start + window_s + 2)
+        # Further behind than the lateness (Beam would drop it): counted late in the watermark's window instead.
+        .add_elements([beam.window.TimestampedValue(Sample("ztf", "received"), start - lateness - 2 * window_s)])
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        p | stream | WindowedMetrics(config, store.url, "run-t")
+    rows = _rows(store)
+    assert len(rows) == 1
     first = rows[0]
-    # The late packet re-fired the closed window: its row was replaced, now counting 3 received, 1 late.
-    assert (first.received, first.stored, first.late) == (3, 1, 1)
-    assert first.latency_p50_s == pytest.approx(1.5)
-    assert first.rate_per_min == pytest.approx(3 * 60 / window_s)
+    # The late packets re-fired the closed window: its row was replaced, now counting 5 received, 2 late.
+    assert (first.received, first.stored, first.late) == (5, 1, 2)
+    assert first.latency_p50_s == pytest.approx(1.5, rel=0.02)
+    assert first.rate_per_min == pytest.approx(5 * 60 / window_s)
     assert first.expected_rate_per_min == config.sources.sources["ztf"].expected_rate_per_min
-    # The packet beyond the lateness is in the window it arrived in, flagged late, not lost.
-    assert [(row.received, row.late) for row in rows[1:]] == [(1, 1)]
-    assert len(rows) == 2
+
+
+PANES: list[tuple[int, float]] = []  # the panes written, in order (module level: the runner pickles functions)
+
+
+def _remember(row):
+    PANES.append((row["received"], row["window_end"].timestamp()))
+
+
+def test_metrics_window_fires_early_while_open(config, store):
+    """The event-rate panel is live during a window: an early pane is written before the watermark closes it."""
+    window_s = config.streaming.windows.metrics_s
+    early_s = config.streaming.windows.early_firing_s
+    start = math.floor(time.time() / window_s) * window_s - 3600
+    PANES.clear()
+    stream = (
+        test_stream.TestStream()
+        .advance_watermark_to(start)
+        .add_elements([beam.window.TimestampedValue(Sample("rubin", "received"), start + 1)] * 3)
+        .advance_processing_time(early_s + 1)
+        .advance_watermark_to(start + 10)  # still inside the window
+        .add_elements([beam.window.TimestampedValue(Sample("rubin", "received"), start + 11)])
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        p | stream | WindowedMetrics(config, store.url, "run-t") | beam.Map(_remember)
+    assert PANES[0] == (3, start + window_s)  # the early pane, before the fourth packet and the window's end
+    assert [(row.received, row.late) for row in _rows(store)] == [(4, 0)]
 
 
 def test_late_counterpart_is_still_associated(config, store):

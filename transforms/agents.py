@@ -41,15 +41,17 @@ class AgentsDoFn(beam.DoFn):
     """Enriches batches of events with every enabled agent; agents and thread pools live from setup()."""
 
     def __init__(self, config: NightwatchConfig, db_url: str | None):
-        self._config = config
+        # Only the slices it reads travel with the step: the agents' specs and the site.
+        self._agents = config.agents
+        self._site = config.sources.site
         self._db_url = db_url
         self._pool: AgentPool | None = None
         self._unavailable: dict[str, str] = {}
 
     def setup(self) -> None:
-        context = AgentContext(self._config, self._db_url)
+        context = AgentContext(db_url=self._db_url, site=self._site)
         callers = []
-        for name, spec in self._config.agents.enabled().items():
+        for name, spec in self._agents.enabled().items():
             agent = build_agent(name, spec, context)
             try:
                 agent.setup()
@@ -74,7 +76,7 @@ class AgentsDoFn(beam.DoFn):
             counter(names.AGENTS_STEP_FAILED).inc(len(failures))
         for event, exc in failures:  # the event goes on without enrichment, with the reason
             reason = f"agents step failed: {type(exc).__name__}: {exc}"
-            by_id[event.event_id] = self._marked(event, dict.fromkeys(self._config.agents.enabled(), reason))
+            by_id[event.event_id] = self._marked(event, dict.fromkeys(self._agents.enabled(), reason))
         enriched = [by_id[event.event_id] for event in batch]
         if self._unavailable:
             enriched = [self._marked(event, self._unavailable) for event in enriched]
@@ -88,7 +90,7 @@ class AgentsDoFn(beam.DoFn):
         """Every named agent that would take this event recorded as skipped (critical) or error, with why."""
         marked = dict(event.enrichments)
         for name, reason in reasons.items():
-            spec = self._config.agents.agents[name]
+            spec = self._agents.agents[name]
             if event.event_class in spec.classes and event.source in spec.sources and name not in marked:
                 status = "skipped" if event.event_class == "critical" else "error"
                 marked[name] = enrichment(status, 0.0, 0, reason=reason)

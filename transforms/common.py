@@ -14,6 +14,7 @@ from apache_beam.metrics import Metrics
 
 from core import names, telemetry
 from core.event import DeadLetter, Event
+from transforms import coders  # noqa: F401 - registers the events' coder
 
 METRICS_NAMESPACE = names.METRICS_NAMESPACE
 DEAD_LETTER = "dead_letter"
@@ -113,4 +114,5 @@ class StepTransform(beam.PTransform):
         raise NotImplementedError
 
     def expand(self, pcoll: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return pcoll | self.step_label >> beam.ParDo(self.make_dofn()).with_outputs(DEAD_LETTER, main="events")
+        step = beam.ParDo(self.make_dofn()).with_output_types(Event)  # the events' coder across stages
+        return pcoll | self.step_label >> step.with_outputs(DEAD_LETTER, main="events")

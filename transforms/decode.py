@@ -24,11 +24,13 @@ class DecodeDoFn(beam.DoFn):
     """One packet in; one event per alert it holds, or dead letters saying why not."""
 
     def __init__(self, config: NightwatchConfig):
-        self._config = config
+        # Only the slices it reads travel with the step.
+        self._sources = config.sources
+        self._limits = config.limits.input
         self._decoder: PacketDecoder | None = None
 
     def setup(self) -> None:
-        self._decoder = PacketDecoder(self._config.sources, self._config.limits.input)
+        self._decoder = PacketDecoder(self._sources, self._limits)
         self._seen = 0
         self._last_report = time.monotonic()
 

@@ -78,6 +78,8 @@ _OBJECT_AT = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")  # library message
 
 def text_problem(value: str, name: str, max_chars: int | None = None) -> str | None:
     """Why a string cannot be stored everywhere (too long, a NUL, a lone surrogate), or None."""
+    if _plainly_storable(value, max_chars if max_chars is not None else len(value)):
+        return None  # no lone surrogate is ASCII
     if max_chars is not None and len(value) > max_chars:
         return f"{name} is {len(value)} characters: the store holds at most {max_chars}"
     if "\x00" in value:
@@ -99,12 +101,18 @@ def storable(event: Any) -> str | None:
                 return f"{event.event_id[:64]!r}: {problem}" if name != "event_id" else problem
     for group in ("quality", "features"):
         for key, value in (getattr(event, group, None) or {}).items():
-            for part, label in ((key, f"{group} key"), (value, f"{group}.{key}")):
-                if isinstance(part, str):
-                    problem = text_problem(part, label[:80], 4096)
+            for part, label in ((key, "key"), (value, "value")):
+                if isinstance(part, str) and not _plainly_storable(part, 4096):
+                    name = f"{group} key" if label == "key" else f"{group}.{key}"
+                    problem = text_problem(part, name[:80], 4096)
                     if problem:
                         return f"{event.event_id[:64]!r}: {problem}"
     return None
+
+
+def _plainly_storable(value: str, max_chars: int) -> bool:
+    """The common case, decided in C without building a message: short ASCII text with no NUL."""
+    return len(value) <= max_chars and value.isascii() and "\x00" not in value
 
 
 def safe_reason(reason: str) -> str:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from lxml import etree
 
 from core.decoders.common import (
@@ -78,11 +79,35 @@ def _error_radius(value: Any) -> float | None:
     return in_range(_json_number(value, "ra_dec_error"), "ra_dec_error", 0.0, 180.0)
 
 
-def decode_gcn_json(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
+# Where orjson's sorted output may differ from `json.dumps(sort_keys=True, separators=(",", ":"))`, which the
+# event ids were always digested from: floats in exponent form or below 1e-4, and non-ASCII text (escaped there).
+_EXPONENT = re.compile(rb"\d[eE][-+]?\d")
+
+
+def _parse_notice(payload: bytes) -> tuple[Any, bytes | None]:
+    """The notice, and its canonical JSON if orjson's is byte for byte the one the ids were always made from.
+
+    orjson parses and writes about 4-6x faster than the standard library; anything it refuses (a byte-order mark,
+    NaN, integers past 64 bits) is read by the standard library as before, with the same errors.
+    """
     try:
-        notice = json.loads(payload.decode("utf-8-sig"))  # a byte-order mark is allowed
+        notice = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if isinstance(notice, dict):
+            canonical = orjson.dumps(notice, option=orjson.OPT_SORT_KEYS)
+            same = canonical.isascii() and b"0.0000" not in canonical and _EXPONENT.search(canonical) is None
+            return notice, (canonical if same else None)
+        return notice, None
+    try:
+        return json.loads(payload.decode("utf-8-sig")), None  # a byte-order mark is allowed
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DecodeError(f"invalid JSON: {exc}") from exc
+
+
+def decode_gcn_json(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
+    notice, canonical = _parse_notice(payload)
     if not isinstance(notice, dict):
         raise DecodeError(f"not a GCN notice: JSON {type(notice).__name__}, expected an object")
 
@@ -101,7 +126,8 @@ def decode_gcn_json(payload: bytes, packet: Packet, kind_of: KindOf) -> Event:
     trigger = ids[0] if isinstance(ids, list) and ids else ids
     trigger = trigger or notice.get("trigger_number") or notice.get("event_name") or notice.get("ref_ID") or "none"
     # The same notice delivered twice has the same id; a later notice about the same trigger does not.
-    canonical = json.dumps(notice, sort_keys=True, separators=(",", ":")).encode()
+    if canonical is None:
+        canonical = json.dumps(notice, sort_keys=True, separators=(",", ":")).encode()
     digest = hashlib.sha256(canonical).hexdigest()[:12]
     schema_name = schema_path[-1].lower() if schema_path else ""
     alert_type = str(notice.get("alert_type") or "").lower()

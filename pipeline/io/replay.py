@@ -61,6 +61,7 @@ class ReadArchive(beam.PTransform):
         return (
             pipeline
             | "MatchArchive" >> fileio.MatchFiles(archive_pattern(self._root))
+            | "SpreadFiles" >> beam.Reshuffle()  # the files, not the pattern, are split among workers
             | "OpenArchive" >> fileio.ReadMatches()
             | "ArchivedPackets" >> beam.FlatMap(_archived, span=self._span)
         )

@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from core import names
 from core.event import DeadLetter, Event, utcnow
 from core.isolate import isolate
 from core.logs import log_event
+from pipeline.io.batching import BatchPerKey
 from store.errors import row_refused, store_unreachable
 from store.events import alert_id_for
 from store.tiers import PartitionIndex, join, write_archive_partition, write_warm_partition
@@ -191,11 +193,12 @@ class _PartitionWriterDoFn(beam.DoFn):
         # Which ids each partition holds, kept between bundles (a streaming job writes every few seconds).
         self._index = PartitionIndex(self._tier)
 
-    def process(self, keyed: tuple[tuple[str, str], Iterable[Event]]) -> Iterator[Any]:
-        (night, part), events = keyed
-        events = list(events)
+    def process(self, keyed: tuple[tuple[str, str, int], Iterable[Event]]) -> Iterator[Any]:
+        sharded, events = keyed
+        night, part, _shard = sharded
+        events = list(events)  # a bounded batch (at most the tier's batch size), not a partition
         counter(names.handled(self._tier)).inc(len(events))
-        # One event the tier cannot write fails only itself: the partition is split until it stands alone.
+        # One event the tier cannot write fails only itself: the batch is split until it stands alone.
         written, failures = isolate(events, lambda chunk: self._write(self._root, night, part, chunk, self._index))
         if failures:
             counter(names.sink_failed(self._tier)).inc(len(failures))
@@ -208,25 +211,43 @@ class _PartitionWriterDoFn(beam.DoFn):
                 yield path
 
 
-class WriteTier(beam.PTransform):
-    """Events into a partitioned tier: `warm` (Parquet by night and class) or `archive` (Avro by night and source)."""
+def shard_of(event_id: str, shards: int) -> int:
+    """A stable shard for an event (the same on every worker and rerun: crc32, not Python's salted hash)."""
+    return zlib.crc32(event_id.encode()) % shards
 
-    def __init__(self, root: str, tier: str):
+
+class WriteTier(beam.PTransform):
+    """Events into a partitioned tier: `warm` (Parquet by night and class) or `archive` (Avro by night and source).
+
+    Events are batched per partition (GroupIntoBatches semantics, `pipeline.io.batching`) over `shards` stable
+    shards of each partition: a batch holds at most `batch_max` events (a file each), a night's routine events are
+    spread over the shards instead of landing on one worker in one list, and events keep their timestamps and
+    windows. Streaming flushes a batch at least every `buffering_s`.
+    """
+
+    def __init__(self, root: str, tier: str, batch_max: int = 1000, shards: int = 4, buffering_s: float | None = None):
         super().__init__()
         if tier not in names.TIERS:
             raise ValueError(f"unknown tier {tier!r}")
         self._root = root
         self._tier = tier
+        self._batch_max = batch_max
+        self._shards = shards
+        self._buffering_s = buffering_s
 
     def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
+        shards = self._shards
         if self._tier == names.WARM:
             key, write = (lambda event: (event.night, event.event_class)), write_warm_partition
         else:
             key, write = (lambda event: (event.night, event.source)), write_archive_partition
         return (
             events
-            | "KeyByPartition" >> beam.Map(lambda event: (key(event), event))
-            | "GroupByPartition" >> beam.GroupByKey()
+            | "KeyByPartition"
+            >> beam.Map(lambda event: ((*key(event), shard_of(event.event_id, shards)), event)).with_output_types(
+                tuple[tuple[str, str, int], Event]
+            )
+            | "BatchPerPartition" >> BatchPerKey(self._tier, self._batch_max, self._buffering_s)
             | "WritePartition"
             >> beam.ParDo(_PartitionWriterDoFn(self._root, self._tier, write)).with_outputs(DEAD_LETTER, main="files")
         )

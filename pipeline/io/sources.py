@@ -115,6 +115,9 @@ class ReadPacketFiles(beam.PTransform):
         return (
             pipeline
             | "Match" >> fileio.MatchFiles(self._pattern)
+            # A fusion break after matching: the files (not the one pattern) are the next stage's input, so a
+            # runner can split them among its workers (the FnApiRunner's 2 workers, Dask's partitions).
+            | "SpreadFiles" >> beam.Reshuffle()
             | "ToPacket"
             >> beam.FlatMap(
                 lambda metadata, root, limits, injected: read_packet_file(metadata.path, root, limits, injected),

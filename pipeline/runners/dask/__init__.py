@@ -1,0 +1,1 @@
+"""Beam's DaskRunner, completed for Nightwatch's batch and replay graph (`runner.NightwatchDaskRunner`)."""
