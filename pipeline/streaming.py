@@ -43,6 +43,7 @@ from pipeline.runners.local.reader import (
     resume_reading,
     tune_local_reader,
 )
+from store.configs import in_force
 from store.events import alert_id_for
 from store.hot import HotStore
 from store.layout import Outputs
@@ -294,6 +295,8 @@ def _run_stream(
     run_id = run_id or f"stream-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     store = HotStore(outputs.db_url)
     store.ensure_schema()
+    # The configuration in force at the start (the console's documents over the files); steps re-read it live.
+    config = in_force(config, store)
     reset_local_counts()
     stopper = _Stop()
     previous = {}

@@ -22,15 +22,25 @@ from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Access"],
-    "operator": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Access"],
-    "admin": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Configuration", "Access"],
+    "observer": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Schedule", "Access"],
+    "operator": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Schedule", "Access"],
+    "admin": [
+        "Monitoring",
+        "Alerts",
+        "Incidents",
+        "Review queue",
+        "Thresholds",
+        "Schedule",
+        "Configuration",
+        "Access",
+    ],
     "super_admin": [
         "Monitoring",
         "Alerts",
         "Incidents",
         "Review queue",
         "Thresholds",
+        "Schedule",
         "Configuration",
         "Users & audit",
         "Access",
@@ -42,6 +52,7 @@ TITLES = {
     "Incidents": "Incidents",
     "Review queue": "Review queue",
     "Thresholds": "Thresholds",
+    "Schedule": "Schedule",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
     "Access": "Access",

@@ -26,8 +26,10 @@ from ops.health.report import (
     HealthReport,
     Panel,
     Runbook,
+    runbooks_of,
 )
 from ops.health.schedule import expectations, last_seen_by_source
+from ops.queue_depth import queue_depth_reader
 from store.hot import HotStore
 from store.schema import injection_reports
 
@@ -118,7 +120,8 @@ def evaluate(
     series_start = end - history
     timezone = config.sources.site.timezone
     night = night or observing_night(now, timezone)
-    basis, panels = five_panels(store, expected, start, end, series_start, night, latest is not None)
+    depth = queue_depth_reader(config.streaming, store)  # the emulator's count, Cloud Monitoring or Kafka lag
+    basis, panels = five_panels(store, expected, start, end, series_start, night, latest is not None, depth)
     agents = agent_health(store, since=series_start)
     if latest is None:
         idle = "nothing has been processed yet (the store is empty)"
@@ -143,6 +146,12 @@ def evaluate(
     )
     if stale and not silent and level is None:
         reason = f"quiet, as expected: {idle}; no source is expected to be sending now"
+    # The runbooks of this configuration (`--config DIR`, or a stored version), in place of the shipped ones.
+    book = runbooks_of(config.runbooks)
+    for panel in panels:
+        panel.runbook = book.get(panel.runbook.key, panel.runbook)
+    agents.runbook = book.get(agents.runbook.key, agents.runbook)
+    runbook = book.get(runbook.key, runbook) if runbook else None
     note = ""
     if paused:
         changed = {row.source: row for row in intake.rows(store) if row.paused}
@@ -169,6 +178,8 @@ def evaluate(
         intake_note=note,
         contacts=config.sources.contacts(),
         schedule={name: entry.describe(now) for name, entry in schedule.items()},
+        contact_book={name: config.contacts.describe(name) for name in sorted(config.contacts.names())},
+        config_version=config.config_version,
     )
 
 

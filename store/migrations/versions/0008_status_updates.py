@@ -1,7 +1,7 @@
 """The public status page's updates (ops/statuspage.py).
 
-Revision ID: 0007_status_updates
-Revises: 0006_incidents
+Revision ID: 0008_status_updates
+Revises: 0007_incidents
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_status_updates"
-down_revision = "0006_incidents"
+revision = "0008_status_updates"
+down_revision = "0007_incidents"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Incidents (ops/incidents/): the incident, its timeline and its procedure's checklist.
 
-Revision ID: 0006_incidents
-Revises: 0005_login_throttle
+Revision ID: 0007_incidents
+Revises: 0006_schedule_runs
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_incidents"
-down_revision = "0005_login_throttle"
+revision = "0007_incidents"
+down_revision = "0006_schedule_runs"
 branch_labels = None
 depends_on = None
 
