@@ -21,30 +21,12 @@ from tests.conftest import copy_night
 from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+EVERYONE = ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Schedule"]
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Schedule", "Access"],
-    "operator": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Schedule", "Access"],
-    "admin": [
-        "Monitoring",
-        "Alerts",
-        "Incidents",
-        "Review queue",
-        "Thresholds",
-        "Schedule",
-        "Configuration",
-        "Access",
-    ],
-    "super_admin": [
-        "Monitoring",
-        "Alerts",
-        "Incidents",
-        "Review queue",
-        "Thresholds",
-        "Schedule",
-        "Configuration",
-        "Users & audit",
-        "Access",
-    ],
+    "observer": [*EVERYONE, "Access"],
+    "operator": [*EVERYONE, "Access"],
+    "admin": [*EVERYONE, "Configuration", "Access"],
+    "super_admin": [*EVERYONE, "Configuration", "Users & audit", "Access"],
 }
 TITLES = {
     "Monitoring": "Monitoring",
