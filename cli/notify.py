@@ -22,6 +22,7 @@ from config.settings import load_config
 from core import telemetry
 from core.event import utcnow
 from ops import maintenance, statuspage
+from ops.incidents.records import open_incidents
 from ops.maintenance import active_window, list_windows
 from ops.notify import (
     FAILED,
@@ -313,13 +314,11 @@ def _now(args: argparse.Namespace, _beam: list[str]) -> int:
 
 def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = _open(args)
-    if args.publish and not args.as_user:
-        raise ValueError("--publish needs --as USER (Operator or above)")
     try:
         report = handoff(store, config, when(args.at, "--at"))
+        report["open_incidents"] = open_incidents(store)  # the watcher's ("Review active incidents")
         if args.publish:  # the handoff's "Update status page"
             statuspage.publish(store, args.as_user, args.publish, kind="handoff")
-            print(f"status page updated: {args.publish}", file=sys.stderr)
     finally:
         store.close()
     if args.json:
@@ -329,10 +328,7 @@ def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
     for label, key in (("On call now", "on_call"), ("Next week", "next_on_call")):
         print(f"{label}: " + "; ".join(f"{w['title']} {w['name']}" for w in report[key].values()))
     print(f"\nOpen incidents ({len(report['open_incidents'])}): the health watcher's, not resolved")
-    for found in report["open_incidents"]:
-        print(
-            f"  {found['incident']} {found['severity']} {found['status']} since {found['opened_at']}: {found['latest']}"
-        )
+    print("".join(f"  {line}\n" for line in report["open_incidents"]), end="")
     print(f"\nActive incidents ({len(report['incidents'])}): unacknowledged CRITICAL and HIGH alerts")
     for alert in report["incidents"]:
         flag = "  OVERDUE" if alert["overdue"] else ""
@@ -469,9 +465,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     handover.add_argument("--at", help="as of this time (ISO 8601)")
     handover.add_argument("--limit", type=int, default=30, help="open alerts to list (default 30)")
     handover.add_argument("--json", action="store_true")
-    handover.add_argument(
-        "--publish", metavar="TEXT", help='"Update status page": publish TEXT on the public status page (needs --as)'
-    )
+    handover.add_argument("--publish", metavar="TEXT", help='"Update status page" with TEXT (with --as USER)')
     handover.add_argument("--as", dest="as_user", help="your console user (Operator or above), with --publish")
     handover.set_defaults(handler=_handoff)
     for action in (now, handover):
