@@ -177,9 +177,9 @@ def evaluate(
         intake_paused=paused,
         intake_note=note,
         contacts=config.sources.contacts(),
-        schedule={name: entry.describe(now) for name, entry in schedule.items()},
         contact_book={name: config.contacts.describe(name) for name in sorted(config.contacts.names())},
         config_version=config.config_version,
+        schedule={name: entry.describe(now) for name, entry in schedule.items()},
     )
 
 
