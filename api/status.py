@@ -21,6 +21,7 @@ from api.errors import COMMON_RESPONSES
 from api.params import reject_unknown_parameters, store_of
 from config.settings import load_config
 from ops import statuspage
+from store.configs import in_force
 
 TTL_S = 15.0
 router = APIRouter(
@@ -90,7 +91,8 @@ def current(request: Request) -> dict[str, Any]:
             return cached[1]
         if getattr(state, "status_config", None) is None:
             state.status_config = load_config()
-        content = _json_ready(statuspage.status(store_of(request), state.status_config))
+        store = store_of(request)
+        content = _json_ready(statuspage.status(store, in_force(state.status_config, store)))  # the config in force
         state.status_cache = (time.monotonic(), content)
         return content
 

@@ -23,6 +23,7 @@ from ops.incidents.records import ACTIVE
 from ops.incidents.watcher import describe
 from ops.notify import Notifier
 from ops.workers import record_beat, worker_id
+from store.configs import in_force
 
 
 def _levels(text: str | None) -> list[str] | None:
@@ -36,7 +37,7 @@ def _levels(text: str | None) -> list[str] | None:
 
 
 def _watch(args: argparse.Namespace, _beam: list[str]) -> int:
-    config = load_config(args.config)
+    base = load_config(args.config)
     store = open_store(args)
     levels = _levels(args.levels)
     fixed = when(args.at, "--at") if args.at else None
@@ -48,6 +49,8 @@ def _watch(args: argparse.Namespace, _beam: list[str]) -> int:
     try:
         while True:
             now = fixed or utcnow()
+            # Each pass judges with the configuration in force (the console's stored documents over the files).
+            config = in_force(base, store)
             notifier = Notifier(store, config, clock=lambda at=now: at)
             try:
                 result = incidents.watch_once(store, config, notifier, now, levels)
@@ -151,7 +154,7 @@ def _status(args: argparse.Namespace, _beam: list[str]) -> int:
             statuspage.publish(store, args.as_user, args.text, args.incident)
             print("published on the status page")
             return 0
-        content = statuspage.status(store, load_config(args.config))
+        content = statuspage.status(store, in_force(load_config(args.config), store))
     finally:
         store.close()
     if args.json:

@@ -31,6 +31,7 @@ from cli.common import (
 from core import telemetry
 from core.event import utcnow
 from ops import statuspage
+from ops.incidents.records import open_incidents
 from ops.maintenance import active_window
 from ops.notify import (
     FAILED,
@@ -321,9 +322,9 @@ def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
         if args.publish:
             signed_in(args, store, "respond_incidents")
         report = handoff(store, config, when(args.at, "--at"))
+        report["open_incidents"] = open_incidents(store)  # the watcher's ("Review active incidents")
         if args.publish:  # the handoff's "Update status page"
             statuspage.publish(store, args.as_user, args.publish, kind="handoff")
-            print(f"status page updated: {args.publish}", file=sys.stderr)
     finally:
         store.close()
     if args.json:
@@ -333,10 +334,7 @@ def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
     for label, key in (("On call now", "on_call"), ("Next week", "next_on_call")):
         print(f"{label}: " + "; ".join(f"{w['title']} {w['name']}" for w in report[key].values()))
     print(f"\nOpen incidents ({len(report['open_incidents'])}): the health watcher's, not resolved")
-    for found in report["open_incidents"]:
-        print(
-            f"  {found['incident']} {found['severity']} {found['status']} since {found['opened_at']}: {found['latest']}"
-        )
+    print("".join(f"  {line}\n" for line in report["open_incidents"]), end="")
     print(f"\nActive incidents ({len(report['incidents'])}): unacknowledged CRITICAL and HIGH alerts")
     for alert in report["incidents"]:
         flag = "  OVERDUE" if alert["overdue"] else ""

@@ -166,7 +166,6 @@ def escalations_for(store: HotStore, alert_id: str | None = None) -> list[dict[s
 def handoff(store: HotStore, config: NightwatchConfig, now: datetime) -> dict[str, Any]:
     """What the outgoing on-call hands over: who is on call now and next, active incidents (unacknowledged
     CRITICAL/HIGH alerts, failing deliveries, escalations in progress), open alerts, maintenance windows."""
-    from ops.incidents.records import list_incidents  # (ops.incidents pages through this module: imported here)
     from ops.maintenance import list_windows
     from ops.responses import response_deadline
 
@@ -208,17 +207,6 @@ def handoff(store: HotStore, config: NightwatchConfig, now: datetime) -> dict[st
         "on_call": {role: describe_on_call(entry) for role, entry in now_on.items()},
         "next_on_call": {role: describe_on_call(entry) for role, entry in next_on.items()},
         "incidents": incidents,
-        # The health watcher's incidents not resolved yet (nightwatch incidents show N for their checklist).
-        "open_incidents": [
-            {
-                "incident": found.name,
-                "severity": found.severity,
-                "status": found.status,
-                "opened_at": found.opened_at.isoformat(),
-                "latest": f"{found.latest['kind']}: {found.latest['text']}" if found.latest else "",
-            }
-            for found in list_incidents(store, "active")
-        ],
         "failing_deliveries": [
             {
                 "alert_id": row.alert_id,

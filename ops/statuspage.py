@@ -63,9 +63,11 @@ def post(conn: Connection, at: datetime, author: str, text: str, incident_id: in
 
 
 def publish(
-    store: HotStore, actor: str, text: str, incident_id: int | None = None, kind: str = "notice"
+    store: HotStore, actor: str | None, text: str, incident_id: int | None = None, kind: str = "notice"
 ) -> dict[str, Any]:
     """A person publishes an update (a handoff's "Update status page", an incident note made public)."""
+    if not actor:
+        raise AccessError("publishing needs someone: --as USER (Operator or above)")
     acting(store, actor, "respond_incidents")
     text = text.strip()
     if not text:

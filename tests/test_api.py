@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 
 from access import accounts, apikeys
 from core.event import Event, utcnow
@@ -828,7 +829,13 @@ def test_fuzzing_every_operation_finds_no_server_error_and_no_undocumented_answe
                 additional_checks=[schema_valid_requests_are_accepted, seen],
             )
 
-        fuzz()
+        try:
+            fuzz()
+        except Unsatisfiable:
+            # No invalid request exists for an operation whose only input is an unconstrained path string
+            # (GET /v1/runbooks/{key}): nothing to fuzz in negative mode; positive mode must always generate.
+            if mode != schemathesis.GenerationMode.NEGATIVE:
+                raise
     # The run really reached the API with its key: answers and refusals, but never a 500 (checked per case).
     assert {200, 404, 422} <= statuses, statuses
 

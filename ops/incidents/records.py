@@ -145,6 +145,15 @@ def active_incident(store: HotStore) -> Incident | None:
     return None if incident_id is None else get_incident(store, incident_id)
 
 
+def open_incidents(store: HotStore) -> list[str]:
+    """The incidents not resolved, one line each, for the on-call handoff ("Review active incidents")."""
+    return [
+        f"{found.name} {found.severity} {found.status} since {found.opened_at:%Y-%m-%d %H:%M} UTC"
+        + (f": {found.latest['kind']}: {found.latest['text']}" if found.latest else "")
+        for found in list_incidents(store, ACTIVE)
+    ]
+
+
 def add_line(conn: Connection, incident_id: int, at: datetime, kind: str, actor: str, text: str) -> None:
     """One line of an incident's timeline, in the caller's transaction."""
     conn.execute(incident_timeline.insert().values(incident_id=incident_id, at=at, kind=kind, actor=actor, text=text))

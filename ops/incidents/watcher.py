@@ -17,7 +17,7 @@ from access.audit import audit
 from config.settings import SEVERITIES, NightwatchConfig
 from ops import statuspage
 from ops.health import HealthReport, evaluate
-from ops.health.report import RUNBOOKS
+from ops.health.report import runbooks_of
 from ops.incidents.pages import due_steps, follow_up, page_opening, take_step
 from ops.incidents.records import ACTIVE, OPEN, RESOLVED, Incident, active_incident, add_line, get_incident
 from ops.notify import Notifier
@@ -47,7 +47,7 @@ def procedure_of(config: NightwatchConfig, report: HealthReport) -> tuple[str | 
     """The runbook an incident's checklist comes from (incidents.yaml `procedures`, else the one health names),
     without its "Escalation: ..." line: the ladder is the watcher's to run, not a step to tick."""
     name = config.incidents.procedures.get(report.severity or "")  # type: ignore[call-overload]
-    runbook = RUNBOOKS.get(name) if name else report.runbook
+    runbook = runbooks_of(config.runbooks).get(name) if name else report.runbook
     if runbook is None:
         return None, []
     return runbook.title, [step for step in runbook.steps if not step.lower().startswith("escalation")]
