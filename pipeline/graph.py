@@ -1,6 +1,9 @@
-"""The pipeline graph: sources -> decode -> filter -> classify -> route -> agents -> sinks.
+"""The pipeline graph: sources -> decode -> filter -> classify -> route -> agents -> sinks -> association.
 
-`build_pipeline` only assembles the graph, so tests build the real thing and assert on its outputs.
+`ProcessPackets` is the one composite every mode applies to its packets (batch files or the simulator, the
+streaming job's subscriptions, a replay of the archive), association included, under stable labels: the same
+packets give the same classes, links and alerts whichever way they arrive. `build_pipeline` applies it and
+returns the PCollections a run or a test looks at.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pipeline.io.sinks import WriteDeadLetters, WriteHotTable, WriteTier
 from pipeline.io.sources import ReadPacketFiles, SimulatedPackets
 from store.layout import Outputs
 from transforms.agents import AGENT_CALLS, AgentMetrics, RunAgents
+from transforms.associate import AssociateSources
 from transforms.classify import Classify
 from transforms.common import DEAD_LETTER, counter
 from transforms.decode import DecodePackets
@@ -45,6 +49,7 @@ class Graph:
     archive_files: beam.PCollection
     agent_metrics: beam.PCollection  # agent metric rows written
     notified: beam.PCollection | None = None  # first deliveries of the new alerts (ops/notify.py)
+    raised: beam.PCollection | None = None  # events an association raised to a new or higher alert
 
 
 def read_packets(
@@ -94,7 +99,55 @@ def _tier_input(routed: beam.PCollection, streaming: bool, batch_s: int, label: 
     )
 
 
+class ProcessPackets(beam.PTransform):
+    """Packets in (bounded, or unbounded if streaming); everything stored, associated and notified.
+
+    After `expand`, `graph` holds the PCollections a run or a test looks at. `grouped_association` is for a
+    runner without user state (association grouped by sky cell: the same links).
+    """
+
+    def __init__(
+        self,
+        config: NightwatchConfig,
+        outputs: Outputs,
+        run_id: str,
+        streaming: bool = False,
+        grouped_association: bool = False,
+    ):
+        super().__init__()
+        self._config = config
+        self._outputs = outputs
+        self._run_id = run_id
+        self._streaming = streaming
+        self._grouped = grouped_association
+        self.graph: Graph | None = None
+
+    def expand(self, packets: beam.PCollection) -> beam.PCollection:
+        graph = _process(packets, self._config, self._outputs, self._run_id, self._streaming)
+        raised = graph.stored | "Associate" >> AssociateSources(self._config, self._outputs.db_url, self._grouped)
+        # An alert created or raised by an association is notified too (its new level is a new delivery).
+        raised | "NotifyRaised" >> NotifyAlerts(self._config, self._outputs.db_url)
+        graph.raised = raised
+        self.graph = graph
+        return graph.stored
+
+
 def build_pipeline(
+    packets: beam.PCollection,
+    config: NightwatchConfig,
+    outputs: Outputs,
+    run_id: str,
+    streaming: bool = False,
+    grouped_association: bool = False,
+) -> Graph:
+    """Apply `ProcessPackets` to a PCollection of packets; return its PCollections."""
+    process = ProcessPackets(config, outputs, run_id, streaming, grouped_association)
+    packets | "ProcessPackets" >> process
+    assert process.graph is not None  # set by expand
+    return process.graph
+
+
+def _process(
     packets: beam.PCollection, config: NightwatchConfig, outputs: Outputs, run_id: str, streaming: bool = False
 ) -> Graph:
     """Attach the processing steps and sinks to a PCollection of packets (bounded, or unbounded if streaming)."""
