@@ -30,6 +30,7 @@ from transforms.common import counter
 from transforms.hotstore import HotStoreDoFn
 
 Cell = tuple[int, int]
+KEYED = beam.typehints.Tuple[beam.typehints.Tuple[int, int], beam.typehints.Any]
 
 
 class _Candidates(beam.DoFn):
@@ -149,7 +150,8 @@ class AssociateSources(beam.PTransform):
         keyed = (
             events
             | "Unwindowed" >> beam.WindowInto(window.GlobalWindows())
-            | "KeyByCell" >> beam.ParDo(_Candidates(self._spec))
+            # A typed key: a deterministic coder for the cell, as state and grouping need.
+            | "KeyByCell" >> beam.ParDo(_Candidates(self._spec)).with_output_types(KEYED)
         )
         if self._grouped:
             spec = self._spec
@@ -159,5 +161,7 @@ class AssociateSources(beam.PTransform):
                 | "Match" >> beam.FlatMap(lambda cell_candidates: match(cell_candidates[1], spec))
             )
         else:
-            links = keyed | "MatchInCell" >> beam.ParDo(_AssociateInCell(self._spec, self._lateness_s))
+            links = keyed | "MatchInCell" >> beam.ParDo(
+                _AssociateInCell(self._spec, self._lateness_s)
+            ).with_input_types(KEYED)
         return links | "Store" >> beam.ParDo(_WriteLinks(self._db_url, self._spec.max_raised_per_trigger))
