@@ -183,3 +183,30 @@ def test_batch_streaming_and_replay_give_the_same_classes_links_and_alerts(tmp_p
     assert len(batch[1]) == 2 and sum(raised for *_, raised in batch[1]) == 1
     assert streamed == batch
     assert replayed == batch
+
+
+def test_the_grouped_form_links_as_the_stateful_one(tmp_path, config):
+    """The form for runners without user state (grouped by cell) gives the same links, on the batch runner."""
+    from tests.test_transforms import grb
+    from tests.test_transforms import optical as optical_event
+    from transforms.associate import AssociateSources
+
+    start = datetime(2025, 9, 6, 2, 0, tzinfo=timezone.utc)
+    trigger = grb(0.5).model_copy(update={"event_time": start, "event_class": "significant", "alert_level": "HIGH"})
+    found = [
+        optical_event(event_id=f"ztf:{n}", ra=100.0 + 0.3 * n, dec=10.0).model_copy(
+            update={"event_time": start + timedelta(minutes=5 + n), "event_class": "routine", "alert_level": "LOW"}
+        )
+        for n in range(4)
+    ]
+    outcomes = []
+    for grouped in (False, True):
+        store = HotStore(f"sqlite:///{tmp_path}/{grouped}.db")
+        store.ensure_schema()
+        store.add_events([trigger, *found])
+        with beam.Pipeline(runner="FnApiRunner") as p:
+            p | beam.Create([trigger, *found]) | AssociateSources(config, store.url, grouped=grouped)
+        outcomes.append(_outcome(store.url))
+        store.close()
+    assert outcomes[0] == outcomes[1]
+    assert {link[1] for link in outcomes[0][1]} == {"ztf:0", "ztf:1"}  # inside the 0.5 degree circle
