@@ -35,6 +35,14 @@ REQUIRES = [
     "prometheus-client>=0.20",
     # Structured logs (core/logs.py): JSON lines rendered from the standard library's records.
     "structlog>=24",
+    # The configuration's history in Git (ops/confighistory.py): Git in pure Python, no git binary on the servers.
+    "dulwich>=0.22",
+    # Queue depth in production (ops/queue_depth.py): Pub/Sub's num_undelivered_messages from Cloud Monitoring,
+    # and the Kafka consumer group's lag (the Flink deployment).
+    "google-cloud-monitoring>=2.20",
+    "kafka-python>=2.0",
+    # The schedule (ops/schedule.py): cron and interval triggers and the local scheduler.
+    "apscheduler>=3.10,<4",
 ]
 
 # Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.
@@ -42,7 +50,8 @@ EXTRAS = {
     # The operations console (dashboard/).
     "console": ["streamlit>=1.40"],
     # The external API (api/): REST and a live alert feed, served by uvicorn.
-    "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7"],  # fastapi-offline: /docs assets
+    # fastapi-offline: /docs assets; jinja2: the public status page's HTML (autoescaped)
+    "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7", "jinja2>=3.1"],
     # selenium drives Debian's chromium + chromium-driver in the console's browser test.
     "dev": [
         "pytest>=8",

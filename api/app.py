@@ -1,8 +1,9 @@
 """The external API (the guide's `api.events.facility.org`): events, alerts, review queue, metrics, lineage.
 
 `create_app(settings)` builds the FastAPI application; `nightwatch api` serves it with uvicorn. Every route is
-under /v1 (one router per resource, api/routers/), needs an API key (except /v1/health), and answers errors in
-one shape (api/errors.py).
+under /v1 (one router per resource, api/routers/), needs an API key (except /v1/health, the runbooks, also
+served as pages at /runbooks/{key}, and the public status page, /status and /status.json: api/status.py), and
+answers errors in one shape (api/errors.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, queries, telemetry
+from api import errors, queries, status, telemetry
 from api.auth import ApiSettings
 from api.errors import COMMON_RESPONSES
 from api.params import reject_unknown_parameters
-from api.routers import alerts, events, health, metrics, review
+from api.routers import alerts, events, health, incidents, metrics, review, runbooks
 from store.hot import HotStore
 
 VERSION = "1.0.0"
@@ -30,10 +31,11 @@ Events, alerts, the review queue, metrics and decision lineage of Nightwatch, fo
 and follow-up systems.
 
 * **Keys**: send `Authorization: Bearer <key>`; keys come from `nightwatch api-keys create --user NAME --role ROLE`.
-  Observer keys read; Operator keys may also acknowledge alerts.
+  Observer keys read; Operator keys may also acknowledge alerts and respond to incidents.
 * **Pages**: listings return `data`, `next` (the next page's URL) and `next_cursor`; follow `next` until null.
 * **Downloads**: `?format=parquet` or `?format=avro` on a listing streams every match as one file.
 * **Live feed**: `GET /v1/alerts/stream` (server-sent events, resumable with `Last-Event-ID`).
+* **Status page**: `GET /status` (HTML) and `GET /status.json` need no key: components, open incidents, notices.
 * **Errors**: always `{"error": {"code", "message", "details"}}`; 429 carries `Retry-After`.
 """
 
@@ -42,7 +44,7 @@ def build_router() -> APIRouter:
     """Every route under /v1, in the order they are matched (a fixed path before the `{id:path}` that would
     swallow it); each answers the common errors and refuses unknown query parameters."""
     router = APIRouter(prefix="/v1", responses=COMMON_RESPONSES, dependencies=[Depends(reject_unknown_parameters)])
-    for resource in (health, events, alerts, review, metrics):
+    for resource in (health, runbooks, events, alerts, review, metrics, incidents):
         router.include_router(resource.router)
     return router
 
@@ -106,6 +108,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     errors.install(app)
     telemetry.install(app)
     app.include_router(build_router())
+    app.include_router(runbooks.pages)
+    app.include_router(status.router)  # the public status page: /status, /status.json (no key)
     install_offline_docs(app)
     return app
 

@@ -2,13 +2,16 @@
 
 The tables are the head of the migrations in `store/migrations/` (Alembic): a change here comes with a new
 revision there, and `SCHEMA_VERSION` is that revision's number (tests/test_store_schema.py checks they agree).
+
+Why this module is long: it is the one `metadata` Alembic and the tests compare the revisions with; split into
+modules, every table would still have to be imported here to be in it.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 9
 
 metadata = sa.MetaData()
 
@@ -185,6 +188,27 @@ console_faults = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),  # render_error | stale_panel
     sa.Column("detail", sa.Text),
     sa.Column("user_name", sa.String(128)),
+)
+
+schedule_runs = sa.Table(
+    "schedule_runs",
+    metadata,
+    # Revision 0006: each scheduled run and its outcome (ops/schedule.py); checklist items also who ticked them.
+    sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(96), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # job | checklist
+    sa.Column("task", sa.String(160), nullable=False),
+    sa.Column("owner", sa.String(64)),  # checklist: On-call | Ops team
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("outcome", sa.String(16), nullable=False),  # running | ok | failed
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("detail", sa.Text),  # the command's last lines
+    sa.Column("done_by", sa.String(128)),
+    sa.Column("done_at", sa.DateTime(timezone=True)),
+    sa.Column("note", sa.Text),
+    sa.Index("ix_schedule_runs_job_due", "job", "due_at"),
 )
 
 login_throttle = sa.Table(
@@ -463,6 +487,67 @@ maintenance_windows = sa.Table(
     sa.Column("cancelled_by", sa.String(160)),
     sa.Column("cancelled_at", sa.DateTime(timezone=True)),
     sa.Column("cancel_reason", sa.Text),
+)
+
+# Incidents (ops/incidents/): opened by the health watcher at SEV-1/SEV-2, acknowledged, worked through their
+# procedure's checklist and resolved. `active` is "active" while unresolved and NULL after: its unique index keeps
+# one incident open at a time even with two watchers. The pages of the ladder are `escalations` rows keyed
+# "incident:<id>", the notices `deliveries` rows with the same key.
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("incident_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("severity", sa.String(8), nullable=False),  # the worst level reached: SEV-1 .. SEV-4
+    sa.Column("opened_severity", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # open | acknowledged | resolved
+    sa.Column("active", sa.String(8), unique=True),  # "active" until resolved, then NULL
+    sa.Column("title", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),  # health's finding when it opened (and when it worsened)
+    sa.Column("procedure", sa.String(128)),  # the runbook the checklist comes from
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("last_bad_at", sa.DateTime(timezone=True), nullable=False),  # health last at an opening level
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("acknowledged_by", sa.String(160)),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolved_by", sa.String(160)),
+    sa.Column("review", sa.Text),  # the post-incident review (JSON: summary, root cause, follow-ups)
+    sa.Column("reviewed_by", sa.String(160)),
+    sa.Column("reviewed_at", sa.DateTime(timezone=True)),
+)
+
+incident_timeline = sa.Table(
+    "incident_timeline",
+    metadata,
+    sa.Column("entry_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.incident_id"), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    # opened | worsened | paged | escalated | acknowledged | note | tick | untick | resolved | review
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(160), nullable=False),  # a user, or "system:watcher"
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+incident_checklist = sa.Table(
+    "incident_checklist",
+    metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.incident_id"), primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),  # 1-based, as the guide numbers them
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("done_at", sa.DateTime(timezone=True)),
+    sa.Column("done_by", sa.String(160)),
+)
+
+# The public status page's updates (ops/statuspage.py): what a visitor reads, written on purpose (a handoff, a
+# published incident note) or by the incident's own steps (investigating, identified, resolved). No author is shown.
+status_updates = sa.Table(
+    "status_updates",
+    metadata,
+    sa.Column("update_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # incident | handoff | notice
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.incident_id"), index=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("author", sa.String(160), nullable=False),  # audited; never shown on the page
 )
 
 for _verb in ("UPDATE", "DELETE"):

@@ -22,16 +22,27 @@ from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Access"],
-    "operator": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Access"],
-    "admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Access"],
-    "super_admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Users & audit", "Access"],
+    "observer": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Access"],
+    "operator": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Access"],
+    "admin": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Configuration", "Access"],
+    "super_admin": [
+        "Monitoring",
+        "Alerts",
+        "Incidents",
+        "Review queue",
+        "Thresholds",
+        "Configuration",
+        "Users & audit",
+        "Access",
+    ],
 }
 TITLES = {
     "Monitoring": "Monitoring",
     "Alerts": "Alert portal",
+    "Incidents": "Incidents",
     "Review queue": "Review queue",
     "Thresholds": "Thresholds",
+    "Schedule": "Schedule",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
     "Access": "Access",
