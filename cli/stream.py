@@ -33,7 +33,7 @@ from core.event import Packet, utcnow
 from devtools.feed import FeedPlan, night_plan, run_feed
 from devtools.pubsub import OutgoingPacket, PacketPublisher, ensure_topics
 from devtools.simulator import generate_packets, parse_mix, write_packets
-from devtools.simulator.night import INCIDENTS
+from devtools.simulator.night import INCIDENTS, NIGHT_CLASS_WEIGHTS, night_mix, night_rate_per_s
 from pipeline.launch import RunnerPlan, plan_runner, submit  # Beam-free until a job is submitted
 from store.hot import HotStore
 from store.layout import Outputs
@@ -46,14 +46,22 @@ def _night_feed(args: argparse.Namespace) -> bool:
 
 
 def _simulate(args: argparse.Namespace, beam_args: list[str]) -> int:
-    if args.rate or _night_feed(args):  # a live feed on the source topics: the same as `nightwatch publish`
+    if args.rate or (
+        _night_feed(args) and not args.files
+    ):  # a live feed on the source topics: the same as `nightwatch publish`
         args.input = None
         return _publish(args, beam_args)
     if not args.files:
         raise ValueError("give --files DIR to write packet files, or --rate R to publish a live feed")
     mix = parse_mix(args.mix) if args.mix else None
+    night: dict[str, Any] = {}
+    if args.night:  # files of a night: the configured rates' mix and event times, a real night's classes
+        config = load_config(args.config)
+        expected = {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()}
+        mix = mix or night_mix(expected)
+        night = {"class_weights": NIGHT_CLASS_WEIGHTS, "span_s": args.count / night_rate_per_s(expected)}
     packets = generate_packets(
-        args.count, seed=args.seed, mix=mix, bad_fraction=args.bad_fraction, rubin_wire=args.rubin_wire
+        args.count, seed=args.seed, mix=mix, bad_fraction=args.bad_fraction, rubin_wire=args.rubin_wire, **night
     )
     written = write_packets(packets, Path(args.files))
     print(f"wrote {written} packets to {args.files}")

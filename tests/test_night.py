@@ -104,11 +104,11 @@ def test_a_simulated_night_is_normal_and_each_incident_shows(emulator, tmp_path,
     report = night_on_the_stream(tmp_path, incident)
     abnormal = {p.name: p.display for p in report.panels if p.abnormal}
     if incident is None:
-        assert report.level is None, report.reason
+        assert report.severity is None, report.reason
         assert abnormal == {}
         assert report.panel("Alert volume").value < ALERTS_PER_NIGHT
     else:
-        assert report.level in ("SEV-2", "SEV-3"), report.reason
+        assert report.severity in ("SEV-2", "SEV-3"), report.reason
         assert panel in abnormal, abnormal
 
 
