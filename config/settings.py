@@ -44,6 +44,7 @@ from config.decisions import (  # noqa: F401 - re-exported for callers
     FiltersConfig,
     Rule,
 )
+from config.deploy import DataflowDeploy, DeployConfig, FlinkDeploy  # noqa: F401 - re-exported for callers
 from config.endpoints import (  # noqa: F401 - re-exported for callers
     Endpoint,
     EndpointsConfig,
@@ -78,6 +79,7 @@ from config.oncall import (  # noqa: F401 - re-exported for callers
     Person,
     RotaRole,
 )
+from config.releases import ReleasesConfig  # noqa: F401 - re-exported for callers
 from config.retention import (  # noqa: F401 - re-exported for callers
     Retention,
     RetentionConfig,
@@ -112,6 +114,8 @@ class NightwatchConfig(Strict):
     maintenance: MaintenanceConfig
     incidents: IncidentsConfig = IncidentsConfig()
     limits: LimitsConfig = LimitsConfig()
+    releases: ReleasesConfig
+    deploy: DeployConfig
     endpoints: EndpointsConfig
     runbooks: RunbooksConfig
     contacts: ContactsConfig
@@ -133,6 +137,8 @@ _FILES = {
     "maintenance": ("maintenance.yaml", MaintenanceConfig),
     "incidents": ("incidents.yaml", IncidentsConfig),
     "limits": ("limits.yaml", LimitsConfig),
+    "releases": ("releases.yaml", ReleasesConfig),
+    "deploy": ("deploy.yaml", DeployConfig),
     "endpoints": ("endpoints.yaml", EndpointsConfig),
     "runbooks": ("runbooks.yaml", RunbooksConfig),
     "contacts": ("contacts.yaml", ContactsConfig),

@@ -14,7 +14,18 @@ from access import roles
 from config.environment import environment
 from core import telemetry
 from dashboard import auth, context, ui
-from dashboard.views import access_page, admin, alerts, incidents, monitoring, review, schedule, thresholds, users
+from dashboard.views import (
+    access_page,
+    admin,
+    alerts,
+    incidents,
+    maintenance,
+    monitoring,
+    review,
+    schedule,
+    thresholds,
+    users,
+)
 from ops.health.faults import RENDER_ERROR, record_fault
 from ops.maintenance import active_window
 
@@ -30,6 +41,7 @@ PAGES = {
     "Schedule": (schedule, "view_dashboard"),
     "Configuration": (admin, "configure_system"),
     "Users & audit": (users, "manage_users"),
+    "Maintenance": (maintenance, "view_dashboard"),
     "Access": (access_page, None),
 }
 

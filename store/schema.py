@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 metadata = sa.MetaData()
 
@@ -102,6 +102,39 @@ thresholds = sa.Table(
     sa.Column("author", sa.String(128), nullable=False),
     sa.Column("note", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Set when this version put a registered release in force (`nightwatch release promote|rollback`).
+    sa.Column("release_id", sa.Integer),
+)
+
+releases = sa.Table(
+    "releases",
+    metadata,
+    # Registered versions of the cuts or rules (`nightwatch release`): every one kept, whatever became of it.
+    sa.Column("release_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False, index=True),  # filters | classification
+    sa.Column("document", sa.Text, nullable=False),  # the validated configuration, as JSON
+    sa.Column("author", sa.String(160), nullable=False),
+    sa.Column("notes", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # registered | shadow | canary | promoted | retired (replaced in force) | rolled_back
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("share", sa.Float),  # the canary's share of events
+    sa.Column("trial_started_at", sa.DateTime(timezone=True)),  # when the shadow or canary began
+    sa.Column("report", sa.Text),  # the latest shadow decision-diff report, as JSON
+)
+
+procedure_runs = sa.Table(
+    "procedure_runs",
+    metadata,
+    # The guide's procedures run as one command (`nightwatch deploy`, `nightwatch system-test`): each step's
+    # outcome and evidence, so the console shows the last results.
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False, index=True),  # deploy | system_test
+    sa.Column("actor", sa.String(160), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("passed", sa.Boolean),  # None while running
+    sa.Column("report", sa.Text, nullable=False),  # {"steps": [{"name", "passed", "evidence", ...}], ...}
 )
 
 metrics = sa.Table(

@@ -21,20 +21,12 @@ from tests.conftest import copy_night
 from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+VIEWS = ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Schedule"]  # every role sees these
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Access"],
-    "operator": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Access"],
-    "admin": ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Configuration", "Access"],
-    "super_admin": [
-        "Monitoring",
-        "Alerts",
-        "Incidents",
-        "Review queue",
-        "Thresholds",
-        "Configuration",
-        "Users & audit",
-        "Access",
-    ],
+    "observer": [*VIEWS, "Maintenance", "Access"],
+    "operator": [*VIEWS, "Maintenance", "Access"],
+    "admin": [*VIEWS, "Configuration", "Maintenance", "Access"],
+    "super_admin": [*VIEWS, "Configuration", "Users & audit", "Maintenance", "Access"],
 }
 TITLES = {
     "Monitoring": "Monitoring",
@@ -45,6 +37,7 @@ TITLES = {
     "Schedule": "Schedule",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
+    "Maintenance": "Maintenance",
     "Access": "Access",
 }
 LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")

@@ -2,8 +2,8 @@
 
 Links stored before this revision raised their events (the old rule) and have no probability.
 
-Revision ID: 0009_association_probability
-Revises: 0008_status_updates
+Revision ID: 0010_association_probability
+Revises: 0009_releases
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_association_probability"
-down_revision = "0008_status_updates"
+revision = "0010_association_probability"
+down_revision = "0009_releases"
 branch_labels = None
 depends_on = None
 
