@@ -33,11 +33,11 @@ setup: $(VENV)/.installed
 # `users bootstrap` first: the first Super Admin (admin), whom the README's changing commands act as (--as admin).
 run: setup
 	$(NW) users bootstrap --output $(OUT)
-	$(NW) run --simulate 500 --output $(OUT) --summary-json $(OUT)/summary.json
+	$(NW) run --simulate 500 --night --output $(OUT) --summary-json $(OUT)/summary.json
 
 # A live run: the command starts (and stops) its own emulator unless PUBSUB_EMULATOR_HOST names one.
 stream: setup
-	$(NW) stream --duration 0 --until-idle 15 --rate 40 --feed-duration 60 --burst 1000 --burst-at 20 \
+	$(NW) stream --duration 0 --until-idle 15 --night --feed-duration 60 \
 		--output $(OUT) --summary-json $(OUT)/stream-summary.json
 
 emulator:

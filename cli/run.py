@@ -27,7 +27,11 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     # Beam is imported only by the commands that run a job: the others start fast.
     from pipeline.batch import run, write_summary_json
 
-    argv = [f"--output={args.output}", f"--seed={args.seed}", f"--bad_fraction={args.bad_fraction}"]
+    # A night has no corrupt packets unless asked for (the guide's error rate is under 0.1%).
+    bad_fraction = args.bad_fraction if args.bad_fraction is not None else (0.0 if args.night else 0.01)
+    argv = [f"--output={args.output}", f"--seed={args.seed}", f"--bad_fraction={bad_fraction}"]
+    if args.night:
+        argv.append("--night")
     if args.input:
         argv.append(f"--input={args.input}")
     else:
@@ -88,7 +92,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--summary-json", help="also write the run summary as JSON here")
     run.add_argument("--mix", help="simulator mix, e.g. ztf=0.6,rubin=0.35,gcn=0.05")
     run.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
-    run.add_argument("--bad-fraction", type=float, default=0.01, help="share of corrupt simulated packets")
+    run.add_argument(
+        "--bad-fraction",
+        type=float,
+        default=None,
+        help="share of corrupt simulated packets (default 0.01; 0 with --night)",
+    )
+    run.add_argument(
+        "--night",
+        action="store_true",
+        help="simulate a night: sources in the proportions of their configured rates (config/sources.yaml), event "
+        "times spread at those rates, a real night's classes (a handful of alerts)",
+    )
     run.add_argument("--run-id", help="name of this run (default: generated)")
     for old, preferred in (
         ("--db_url", "--db-url"),

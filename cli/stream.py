@@ -30,24 +30,38 @@ from config.settings import NightwatchConfig, load_config
 from core import names, telemetry
 from core.decoders import PacketDecoder
 from core.event import Packet, utcnow
-from devtools.feed import FeedPlan, run_feed
+from devtools.feed import FeedPlan, night_plan, run_feed
 from devtools.pubsub import OutgoingPacket, PacketPublisher, ensure_topics
 from devtools.simulator import generate_packets, parse_mix, write_packets
+from devtools.simulator.night import INCIDENTS, NIGHT_CLASS_WEIGHTS, night_mix, night_rate_per_s
 from pipeline.launch import RunnerPlan, plan_runner, submit  # Beam-free until a job is submitted
 from store.hot import HotStore
 from store.layout import Outputs
 from store.schema import metrics
 
 
+def _night_feed(args: argparse.Namespace) -> bool:
+    """A simulated night (at the configured rates, a real night's classes), normal or an incident."""
+    return bool(args.night or args.incident)
+
+
 def _simulate(args: argparse.Namespace, beam_args: list[str]) -> int:
-    if args.rate:  # a live feed on the source topics: the same as `nightwatch publish`
+    if args.rate or (
+        _night_feed(args) and not args.files
+    ):  # a live feed on the source topics: the same as `nightwatch publish`
         args.input = None
         return _publish(args, beam_args)
     if not args.files:
         raise ValueError("give --files DIR to write packet files, or --rate R to publish a live feed")
     mix = parse_mix(args.mix) if args.mix else None
+    night: dict[str, Any] = {}
+    if args.night:  # files of a night: the configured rates' mix and event times, a real night's classes
+        config = load_config(args.config)
+        expected = {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()}
+        mix = mix or night_mix(expected)
+        night = {"class_weights": NIGHT_CLASS_WEIGHTS, "span_s": args.count / night_rate_per_s(expected)}
     packets = generate_packets(
-        args.count, seed=args.seed, mix=mix, bad_fraction=args.bad_fraction, rubin_wire=args.rubin_wire
+        args.count, seed=args.seed, mix=mix, bad_fraction=args.bad_fraction, rubin_wire=args.rubin_wire, **night
     )
     written = write_packets(packets, Path(args.files))
     print(f"wrote {written} packets to {args.files}")
@@ -55,6 +69,15 @@ def _simulate(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _feed_plan(args: argparse.Namespace, duration_s: float) -> FeedPlan:
+    if _night_feed(args) or args.rate is None:
+        config = load_config(args.config)
+        expected = {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()}
+        plan = night_plan(expected, duration_s, args.seed, args.incident, rate=args.rate or None)
+        if args.mix:
+            plan = dataclasses.replace(plan, mix=parse_mix(args.mix))
+        if args.burst:
+            plan = dataclasses.replace(plan, burst_size=args.burst, burst_at_s=args.burst_at)
+        return plan
     return FeedPlan(
         rate=args.rate,
         duration_s=duration_s,
@@ -135,19 +158,27 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
 
         def feed() -> None:
             started.wait()
-            publisher = PacketPublisher(spec, project, where.db_url)
-            try:
-                feed_result["report"] = run_feed(publisher, _feed_plan(args, args.feed_duration), stop_feed)
-            finally:
-                publisher.close()
+            feed_result["report"] = _feed_elsewhere(
+                spec, project, where.db_url, _feed_plan(args, args.feed_duration), stop_feed
+            )
 
-        feeder = threading.Thread(target=feed, daemon=True) if args.rate > 0 else None
+        feeder = threading.Thread(target=feed, daemon=True) if (args.rate or 0) > 0 or _night_feed(args) else None
         if feeder:
             feeder.start()
         last = {"t": 0.0}
+        # With a feed, idleness counts only once the feed is done: a night waits for its first whole minute, and
+        # a slow machine makes packets in bursts.
+        stop_job = threading.Event()
+        idle = {"seen": -1, "since": time.monotonic()}
 
         def progress(counts: dict[str, int]) -> None:
             telemetry.observe_stream_progress()
+            if feeder is not None and args.until_idle:
+                seen = counts.get(names.INGESTED, 0)
+                if feeder.is_alive() or seen != idle["seen"]:
+                    idle.update(seen=seen, since=time.monotonic())
+                elif time.monotonic() - idle["since"] >= args.until_idle:
+                    stop_job.set()
             if time.monotonic() - last["t"] >= 5:
                 last["t"] = time.monotonic()
                 print(
@@ -177,7 +208,8 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
                 args.run_id,
                 progress,
                 started=started,
-                idle_s=args.until_idle or None,
+                stop=stop_job,
+                idle_s=(args.until_idle or None) if feeder is None else None,
                 on_drain=stop_feed.set,  # a draining job takes no more packets: the feed stops too
             )
         finally:
@@ -219,6 +251,38 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
         Path(args.summary_json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.summary_json).write_text(json.dumps(data, indent=2, default=str) + "\n")
     return 0 if summary.ok else 1
+
+
+def _publish_feed(spec: Any, project: str, db_url: str, plan: FeedPlan, stop: Any, reports: Any) -> None:
+    """The feed in a process of its own (`_feed_elsewhere`)."""
+    publisher = PacketPublisher(spec, project, db_url)
+    try:
+        reports.put(run_feed(publisher, plan, stop))
+    finally:
+        publisher.close()
+
+
+def _feed_elsewhere(spec: Any, project: str, db_url: str, plan: FeedPlan, stop: threading.Event) -> Any:
+    """Run the feed in a separate process: making packets is CPU work that would otherwise share the streaming
+    job's interpreter lock (and slow both). `stop` (set when the job drains) stops it; returns its report."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    stop_there, reports = context.Event(), context.Queue()
+    process = context.Process(
+        target=_publish_feed, args=(spec, project, db_url, plan, stop_there, reports), daemon=True
+    )
+    process.start()
+    while process.is_alive() and reports.empty():
+        if stop.wait(0.5):
+            stop_there.set()
+    try:
+        report = reports.get(timeout=60)
+    except Exception:  # noqa: BLE001 - the feed process died: say so, the job's own tally still accounts
+        print("nightwatch: the simulated feed stopped without a report", file=sys.stderr, flush=True)
+        report = None
+    process.join(timeout=30)
+    return report
 
 
 def _submit_stream(
@@ -280,8 +344,26 @@ def metrics_table(db_url: str, per_source: int = 3) -> str:
     return "\n".join(lines)
 
 
-def _feed_options(command: Parser, rate_default: float) -> None:
-    command.add_argument("--rate", type=float, default=rate_default, help="packets per second")
+def _feed_options(command: Parser, rate_default: float | None) -> None:
+    command.add_argument(
+        "--rate",
+        type=float,
+        default=rate_default,
+        help="packets per second"
+        + (" (default: the configured rates of config/sources.yaml)" if rate_default is None else ""),
+    )
+    command.add_argument(
+        "--night",
+        action="store_true",
+        help="a simulated night: every source at its configured rate (config/sources.yaml), a real night's classes "
+        "(a handful of alerts), satellite triggers about one every ten minutes, no corrupt packets",
+    )
+    command.add_argument(
+        "--incident",
+        choices=INCIDENTS,
+        help="a simulated night with one of the guide's abnormal cases on purpose: the loudest source silent, "
+        "its packets 5%% corrupt, a 12,000-packet backlog, or an alert storm",
+    )
     command.add_argument("--mix", help="source mix, e.g. ztf=0.6,rubin=0.35,gcn=0.05")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--bad-fraction", type=float, default=0.01, help="share of corrupt packets")
@@ -330,7 +412,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     publish.add_argument("--now", action="store_true", help="stamp --input packets with now, not their event time")
     publish.add_argument("--duration", type=float, default=60.0, help="seconds of simulated feed (default 60)")
-    _feed_options(publish, 100.0)
+    _feed_options(publish, None)
     _pubsub_options(publish)
     publish.set_defaults(handler=_publish)
 

@@ -34,9 +34,31 @@ class WindowSpec(Strict):
 
 
 class AssociationSpec(Strict):
+    """Multi-messenger association (core/association.py): which links count, and which raise classes."""
+
     window_s: int = Field(3600, gt=0)
     max_separation_deg: float = Field(15.0, gt=0, le=180)
     error_scale: float = Field(1.0, gt=0)
+    # A link raises both events' classes only if a chance coincidence is less likely than this.
+    max_chance_probability: float = Field(0.01, gt=0, le=1)
+    # At most this many counterparts raised per trigger; further links are stored without raising.
+    max_raised_per_trigger: int = Field(3, ge=0)
+    # The local rate of unrelated new transients each survey reports, per square degree per day.
+    unrelated_rate_per_deg2_per_day: dict[str, float] = {"ztf": 0.05, "rubin": 0.2}
+    default_unrelated_rate_per_deg2_per_day: float = Field(0.2, ge=0)
+    # The shortest time span a probability is computed over: a survey's revisit (a new source is not dated
+    # better than its cadence).
+    min_span_s: float = Field(300.0, ge=0)
+
+    @field_validator("unrelated_rate_per_deg2_per_day")
+    @classmethod
+    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
+        for source, rate in value.items():
+            if source not in ("ztf", "rubin"):
+                raise ValueError(f"unrelated transient rates are for optical surveys (ztf, rubin), not {source!r}")
+            if not rate >= 0:
+                raise ValueError(f"the unrelated transient rate of {source} must be >= 0, got {rate!r}")
+        return value
 
 
 class ThresholdRefresh(Strict):

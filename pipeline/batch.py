@@ -200,6 +200,10 @@ def _run(options: PipelineOptions, opts: NightwatchOptions, config: NightwatchCo
         from devtools.simulator import parse_mix
 
         mix = parse_mix(opts.mix)
+    elif opts.night:
+        from devtools.simulator.night import night_mix
+
+        mix = night_mix(_expected(config))
     reset_local_counts()
     # The batch job's heartbeat (`nightwatch workers`): this process's tally, every few seconds, then `stopped`.
     heartbeat = Heartbeat(outputs.db_url, "batch", _beat_sample, run_id)
@@ -218,6 +222,7 @@ def _run(options: PipelineOptions, opts: NightwatchOptions, config: NightwatchCo
                 seed=opts.seed,
                 mix=mix,
                 bad_fraction=opts.bad_fraction,
+                night=_night(config, opts.simulate) if opts.night else None,
             )
         build_pipeline(packets, config, outputs, run_id)
     result = p.result  # the with-block ran the pipeline and waited for it
@@ -262,6 +267,17 @@ def _run(options: PipelineOptions, opts: NightwatchOptions, config: NightwatchCo
         ok=summary.ok,
     )
     return summary
+
+
+def _expected(config: NightwatchConfig) -> dict[str, float]:
+    return {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()}
+
+
+def _night(config: NightwatchConfig, count: int) -> dict[str, Any]:
+    """A simulated night's classes, and event times spread at the configured rates (`count` packets' worth)."""
+    from devtools.simulator.night import NIGHT_CLASS_WEIGHTS, night_rate_per_s
+
+    return {"class_weights": NIGHT_CLASS_WEIGHTS, "span_s": count / night_rate_per_s(_expected(config))}
 
 
 def _beat_sample() -> dict[str, Any]:

@@ -15,6 +15,11 @@ class NightwatchOptions(PipelineOptions):
         parser.add_argument("--seed", type=int, default=0, help="simulator seed")
         parser.add_argument("--mix", default=None, help="simulator source mix, e.g. ztf=0.6,rubin=0.35,gcn=0.05")
         parser.add_argument("--bad_fraction", type=float, default=0.01, help="share of corrupt simulated packets")
+        parser.add_argument(
+            "--night",
+            action="store_true",
+            help="simulate a night: sources at their configured rates (event times and mix), a real night's classes",
+        )
         parser.add_argument("--output", default="out", help="output root: warm/, archive/, dead_letters/ and the store")
         parser.add_argument("--db_url", default=None, help="hot store URL (default: sqlite file in --output)")
         parser.add_argument("--config_dir", default=None, help="folder of YAML configuration (default: shipped)")

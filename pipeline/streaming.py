@@ -47,7 +47,6 @@ from store.configs import in_force
 from store.events import alert_id_for
 from store.hot import HotStore
 from store.layout import Outputs
-from transforms.associate import AssociateSources
 from transforms.common import counter, local_counts, reset_local_counts
 from transforms.metrics import (
     WindowedMetrics,
@@ -56,7 +55,6 @@ from transforms.metrics import (
     received_sample,
     stored_sample,
 )
-from transforms.notify import NotifyAlerts
 
 log = logging.getLogger("nightwatch.stream")
 
@@ -167,13 +165,7 @@ def build_streaming_pipeline(
     packets = reads | "AllSources" >> beam.Flatten() | "Ingest" >> beam.ParDo(_CountIngested())
     core = build_pipeline(packets, config, outputs, run_id, streaming=True)
 
-    raised = (
-        core.stored
-        | "Associate" >> AssociateSources(config, outputs.db_url)
-        | "RaisedUnwindowed" >> beam.WindowInto(beam.window.GlobalWindows())
-    )
-    # An alert created or raised by an association is notified too (its new level is a new delivery).
-    raised | "NotifyRaised" >> NotifyAlerts(config, outputs.db_url)
+    raised = core.raised  # associated (and notified) inside the graph, as in batch and replay
     samples = [
         core.decoded | "ReceivedEvents" >> beam.Map(received_sample),
         core.decode_failures | "ReceivedUndecodable" >> beam.Map(received_sample),

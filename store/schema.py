@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 metadata = sa.MetaData()
 
@@ -287,6 +287,10 @@ associations = sa.Table(
     sa.Column("separation_deg", sa.Float, nullable=False),
     sa.Column("time_offset_s", sa.Float, nullable=False),  # counterpart time minus trigger time
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # The chance of an unrelated transient there (core/association.py); None for links stored before it existed.
+    sa.Column("chance_probability", sa.Float, nullable=True),
+    # Whether the link raised the events' classes (False: too likely by chance, or the trigger's cap reached).
+    sa.Column("raised", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 published = sa.Table(

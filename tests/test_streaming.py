@@ -115,10 +115,14 @@ def jd(moment: datetime) -> float:
 
 
 def optical_counterpart(ra: float, dec: float, when: datetime) -> bytes:
-    """A simulated ZTF 'interesting' transient moved to (ra, dec) at `when`."""
-    packet = next(p for p in generate_packets(200, seed=42, mix={"ztf": 1.0}) if p.true_class == "interesting")
-    reader = fastavro.reader(io.BytesIO(packet.payload))
-    schema, record = reader.writer_schema, next(reader)
+    """A simulated ZTF 'significant' transient seen for the first time (ndethist 1), moved to (ra, dec) at `when`."""
+    for packet in generate_packets(400, seed=42, mix={"ztf": 1.0}):
+        if packet.true_class != "significant":
+            continue
+        reader = fastavro.reader(io.BytesIO(packet.payload))
+        schema, record = reader.writer_schema, next(reader)
+        if record["candidate"]["ndethist"] == 1:
+            break
     shift = jd(when) - record["candidate"]["jd"]
     record["candidate"].update(ra=ra, dec=dec, jd=record["candidate"]["jd"] + shift)
     record["candidate"]["jdstarthist"] += shift
@@ -160,15 +164,18 @@ def test_stream_end_to_end(emulator, tmp_path):
         too_late = list(generate_packets(2, seed=10, mix=mix, start=now - timedelta(seconds=300), span_s=1))
         first = valid + bad + late + too_late
         pair = [
-            OutgoingPacket("gcn", grb_trigger(150.0, 20.0, 2.0, now), now),
-            # The counterpart happened 25 s ago: it arrives after its window closed, and is still linked.
+            # The trigger happened 25 s before its notice arrives (after its counterpart's): still linked.
             OutgoingPacket(
-                "ztf", optical_counterpart(150.6, 20.4, now - timedelta(seconds=25)), now - timedelta(seconds=25)
+                "gcn", grb_trigger(150.0, 20.0, 2.0, now - timedelta(seconds=25)), now - timedelta(seconds=25)
             ),
+            # A source first detected after the trigger, inside its 2-degree circle.
+            OutgoingPacket("ztf", optical_counterpart(150.6, 20.4, now), now),
         ]
         outgoing = [OutgoingPacket(p.source, p.payload, p.event_time) for p in first] + pair
         duplicates = [OutgoingPacket(p.source, p.payload, p.event_time) for p in valid[:6]]
-        publisher.publish(outgoing + duplicates)
+        publisher.publish(outgoing[-1:])  # the counterpart first, its trigger's notice after it
+        time.sleep(1.0)
+        publisher.publish(outgoing[:-1] + duplicates)
         store = HotStore(outputs.db_url)
         wait_for(lambda: store.count(events) + store.count(dead_letters) >= len(outgoing), what="first packets")
 
@@ -227,10 +234,11 @@ def test_stream_end_to_end(emulator, tmp_path):
     decoder = PacketDecoder(config.sources)
     trigger_id, counterpart_id = (decoder.decode(Packet(payload=p.payload, origin="t"))[0].event_id for p in pair)
     link = next(link for link in links if (link.trigger_id, link.counterpart_id) == (trigger_id, counterpart_id))
-    assert link.separation_deg < 1.0 and link.time_offset_s == pytest.approx(-25, abs=1)
+    assert link.separation_deg < 1.0 and link.time_offset_s == pytest.approx(25, abs=1)
+    assert link.raised and link.chance_probability < config.streaming.association.max_chance_probability
     assert all(link.separation_deg <= 15.0 for link in links)
     counterpart_class, counterpart_lineage = decided[counterpart_id]
-    assert counterpart_class == "significant" and counterpart_lineage["raised_from"] == "interesting"
+    assert counterpart_class == "critical" and counterpart_lineage["raised_from"] == "significant"
     assert trigger_id in counterpart_lineage["associated_with"]
 
     # One count of each level: the summary's alert counts are the stored alerts, association raises included

@@ -148,12 +148,13 @@ def test_late_counterpart_is_still_associated(config, store):
     assert raised == "significant"
 
 
-def test_matching_respects_radius_time_and_cells():
+def test_matching_respects_radius_time_and_cells(config):
     trigger = Candidate("gcn:a", "trigger", 359.5, 0.0, 2.0, 1000.0)
     near_across_zero = Candidate("ztf:1", "counterpart", 0.8, 0.5, 0.0, 1500.0)
     too_far = Candidate("ztf:2", "counterpart", 5.0, 0.0, 0.0, 1500.0)
     too_late = Candidate("ztf:3", "counterpart", 359.6, 0.1, 0.0, 1000.0 + 7200.0)
-    links = list(match([trigger, near_across_zero, too_far, too_late], window_s=3600))
+    spec = config.streaming.association.model_copy(update={"window_s": 3600})
+    links = list(match([trigger, near_across_zero, too_far, too_late], spec))
     assert [link.counterpart_id for link in links] == ["ztf:1"]
     # The trigger is sent to every cell its error circle touches, including across RA 0.
     assert cell_of(0.8, 0.5) in cells_within(359.5, 0.0, 2.0)

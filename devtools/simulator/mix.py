@@ -69,6 +69,7 @@ def generate_packets(
     rubin_wire: str = "container",
     rubin_version: str = DEFAULT_RUBIN_VERSION,
     span_s: float = WINDOW_SECONDS,
+    class_weights: dict[str, dict[str, float]] | None = None,
 ) -> Iterator[SimulatedPacket]:
     """Yield ``count`` simulated packets.
 
@@ -77,8 +78,9 @@ def generate_packets(
     2025-09-06T02:00Z; naive datetimes are taken as UTC); ``round(count * bad_fraction)``
     packets are deliberately corrupt (true_class 'bad'). ``rubin_wire`` is 'container',
     'confluent' or 'both' (alternating);
-    ``rubin_version`` picks the Rubin alert schema (default 9.0). Arguments are validated
-    immediately; the packets are produced lazily. Same arguments -> identical bytes.
+    ``rubin_version`` picks the Rubin alert schema (default 9.0); ``class_weights`` the classes per
+    source (default the design weights, every class often; ``night.NIGHT_CLASS_WEIGHTS`` a real night's).
+    Arguments are validated immediately; the packets are produced lazily. Same arguments -> identical bytes.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"count must be an int >= 0, got {count!r}")
@@ -100,7 +102,8 @@ def generate_packets(
         rubin_schema((major, minor))  # validates the version and warms the cache
     if weights["ztf"] > 0:
         ztf_schema()
-    return _generate(count, seed, weights, start, bad_fraction, rubin_wire, major, minor, span_s)
+    classes = {**CLASS_WEIGHTS, **(class_weights or {})}
+    return _generate(count, seed, weights, start, bad_fraction, rubin_wire, major, minor, span_s, classes)
 
 
 def _generate(
@@ -113,6 +116,7 @@ def _generate(
     major: int,
     minor: int,
     span_s: float,
+    classes: dict[str, dict[str, float]],
 ) -> Iterator[SimulatedPacket]:
     rng = random.Random(seed)
     # a random serial base keeps GCN names / ivorns apart between runs with different seeds
@@ -123,7 +127,7 @@ def _generate(
     for i, offset in enumerate(offsets):
         t = start + timedelta(seconds=offset)
         source = draw(rng, weights)
-        cls = draw(rng, CLASS_WEIGHTS[source])
+        cls = draw(rng, classes[source])
         wire = rubin_wire
         if wire == "both":
             wire = "container" if st.rubin_count % 2 == 0 else "confluent"

@@ -129,12 +129,21 @@ class ReadPacketFiles(beam.PTransform):
 
 
 def _simulate_shard(
-    shard: tuple[int, int], seed: int, mix: dict[str, float] | None, start: datetime | None, bad_fraction: float
+    shard: tuple[int, int],
+    seed: int,
+    mix: dict[str, float] | None,
+    start: datetime | None,
+    bad_fraction: float,
+    night: dict | None = None,
 ) -> Iterator[Packet]:
     from devtools.simulator import generate_packets
 
     index, count = shard
-    for packet in generate_packets(count, seed=seed * 100_003 + index, mix=mix, start=start, bad_fraction=bad_fraction):
+    # A night (`night`: its class weights and time span) or the design weights over the simulator's hour.
+    made = generate_packets(
+        count, seed=seed * 100_003 + index, mix=mix, start=start, bad_fraction=bad_fraction, **(night or {})
+    )
+    for packet in made:
         yield Packet(
             payload=packet.payload,
             origin=f"simulator:{packet.name}",
@@ -153,8 +162,10 @@ class SimulatedPackets(beam.PTransform):
         mix: dict[str, float] | None = None,
         start: datetime | None = None,
         bad_fraction: float = 0.01,
+        night: dict | None = None,
     ):
         super().__init__()
+        self._night = night
         self._count = count
         self._seed = seed
         self._mix = mix
@@ -171,6 +182,11 @@ class SimulatedPackets(beam.PTransform):
             | "Shards" >> beam.Create(shards)
             | "Generate"
             >> beam.FlatMap(
-                _simulate_shard, seed=self._seed, mix=self._mix, start=self._start, bad_fraction=self._bad_fraction
+                _simulate_shard,
+                seed=self._seed,
+                mix=self._mix,
+                start=self._start,
+                bad_fraction=self._bad_fraction,
+                night=self._night,
             )
         )
