@@ -40,9 +40,10 @@ REQUIRES = [
 # Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.
 EXTRAS = {
     # The operations console (dashboard/).
-    "console": ["streamlit>=1.40"],
+    "console": ["streamlit>=1.40", "pillow>=10"],  # pillow: cutouts rendered as PNG (store/cutouts.py)
     # The external API (api/): REST and a live alert feed, served by uvicorn.
-    "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7"],  # fastapi-offline: /docs assets
+    # fastapi-offline: /docs assets; pillow: cutouts as PNG (GET /v1/events/{id}/cutouts/{stamp}?format=png)
+    "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7", "pillow>=10"],
     # selenium drives Debian's chromium + chromium-driver in the console's browser test.
     "dev": [
         "pytest>=8",

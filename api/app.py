@@ -20,7 +20,7 @@ from api import errors, queries, telemetry
 from api.auth import ApiSettings
 from api.errors import COMMON_RESPONSES
 from api.params import reject_unknown_parameters
-from api.routers import alerts, events, health, metrics, review
+from api.routers import alerts, cutouts, events, health, metrics, objects, review
 from store.hot import HotStore
 
 VERSION = "1.0.0"
@@ -42,7 +42,9 @@ def build_router() -> APIRouter:
     """Every route under /v1, in the order they are matched (a fixed path before the `{id:path}` that would
     swallow it); each answers the common errors and refuses unknown query parameters."""
     router = APIRouter(prefix="/v1", responses=COMMON_RESPONSES, dependencies=[Depends(reject_unknown_parameters)])
-    for resource in (health, events, alerts, review, metrics):
+    # cutouts before events (whose `/events/{id:path}` would take them); objects after (whose `/objects/{id:path}`
+    # would take `/objects/{id}/events`).
+    for resource in (health, cutouts, events, objects, alerts, review, metrics):
         router.include_router(resource.router)
     return router
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from dashboard import context
-from dashboard.cutouts import archived_record, cutouts_of
+from store.cutouts import archived_record, cutouts_of
 from store.schema import events
 
 ENRICHMENT_BADGES = {"ok": "green", "skipped": "gray", "timeout": "orange", "error": "red"}
@@ -34,6 +34,17 @@ def _cutouts(archive_root: str, event_id: str, night: str, source: str) -> tuple
     if not found:
         return f"the {record['raw_format']} packet carries no cutout images", []
     return "", [(cutout.label, cutout.png) for cutout in found]
+
+
+def show_cutouts(event_id: str, night: str, source: str) -> None:
+    """The event's science, template and difference stamps from its archived packet, or why there are none."""
+    message, images = _cutouts(context.settings().archive_root, event_id, night, source)
+    if images:
+        columns = st.columns(len(images))
+        for column, (label, png) in zip(columns, images, strict=True):
+            column.image(png, caption=label, width=160)
+    else:
+        st.caption(f"No cutouts: {message}.")
 
 
 def enrichments_table(enrichments: dict[str, Any]) -> pd.DataFrame:
@@ -91,13 +102,7 @@ def show_event(event_id: str) -> None:
         st.caption("No enrichments: no agent has added anything to this event.")
 
     st.markdown("**Cutouts**")
-    message, images = _cutouts(context.settings().archive_root, event_id, data.get("night") or "", data["source"])
-    if images:
-        columns = st.columns(len(images))
-        for column, (label, png) in zip(columns, images, strict=True):
-            column.image(png, caption=label, width=160)
-    else:
-        st.caption(f"No cutouts: {message}.")
+    show_cutouts(event_id, data.get("night") or "", data["source"])
 
     with st.expander("Quality and features"):
         st.json({"quality": data.get("quality"), "features": data.get("features"), "origin": data.get("origin")})

@@ -2,13 +2,16 @@
 
 The tables are the head of the migrations in `store/migrations/` (Alembic): a change here comes with a new
 revision there, and `SCHEMA_VERSION` is that revision's number (tests/test_store_schema.py checks they agree).
+
+Why this module is long: every table is in the one `metadata` Alembic compares with the migrations' head, so the
+schema reads (and is checked) as a whole.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 
@@ -230,6 +233,27 @@ associations = sa.Table(
     sa.Column("separation_deg", sa.Float, nullable=False),
     sa.Column("time_offset_s", sa.Float, nullable=False),  # counterpart time minus trigger time
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+lightcurve = sa.Table(
+    "lightcurve",
+    metadata,
+    # Every point of an object's light curve that any of its packets carried (core/decoders/lightcurve.py): one
+    # row per point however many later packets repeat it. Kept while the hot store holds an event of the object.
+    sa.Column("object_id", sa.String(128), primary_key=True),
+    sa.Column("point_id", sa.String(96), primary_key=True),  # candid / diaSourceId, or nd:… / fp:… / fs:…
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # detection | nondetection | forced
+    sa.Column("mjd", sa.Float, nullable=False),  # modified Julian date, UTC
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("band", sa.String(16)),
+    sa.Column("mag", sa.Float),
+    sa.Column("mag_err", sa.Float),
+    sa.Column("limit_mag", sa.Float),  # the 5-sigma limit of a non-detection (or the detection's image)
+    sa.Column("flux", sa.Float),  # Rubin nJy; ZTF forced photometry DN
+    sa.Column("flux_err", sa.Float),
+    sa.Column("event_id", sa.String(256), nullable=False),  # the first stored packet that carried it
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 published = sa.Table(

@@ -22,15 +22,18 @@ from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Access"],
-    "operator": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Access"],
-    "admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Access"],
-    "super_admin": ["Monitoring", "Alerts", "Review queue", "Thresholds", "Configuration", "Users & audit", "Access"],
+    "observer": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Access"],
+    "operator": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Access"],
+    "admin": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Configuration", "Access"],
+    "super_admin": [
+        *("Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Configuration", "Users & audit", "Access")
+    ],
 }
 TITLES = {
     "Monitoring": "Monitoring",
     "Alerts": "Alert portal",
     "Review queue": "Review queue",
+    "Objects": "Objects",
     "Thresholds": "Thresholds",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",

@@ -64,12 +64,13 @@ def job_imports() -> set[str]:
 def test_web_packages_are_extras_not_job_requirements():
     requires, extras = assigned("REQUIRES"), assigned("EXTRAS")
     assert not {canonicalize_name(Requirement(text).name) for text in requires} & WEB
-    assert {Requirement(text).name for text in extras["console"]} == {"streamlit"}
+    assert {Requirement(text).name for text in extras["console"]} == {"streamlit", "pillow"}  # pillow: cutout PNGs
     assert {Requirement(text).name for text in extras["api"]} == {
         "fastapi",
         "uvicorn",
-        "fastapi-offline",
-    }  # /docs offline
+        "fastapi-offline",  # /docs offline
+        "pillow",
+    }
     assert "pytest" in {Requirement(text).name for text in extras["dev"]}
 
 
