@@ -46,6 +46,7 @@ from pipeline.runners.local.reader import (
 from store.events import alert_id_for
 from store.hot import HotStore
 from store.layout import Outputs
+from transforms.agents import AdviseRaised
 from transforms.associate import AssociateSources
 from transforms.common import counter, local_counts, reset_local_counts
 from transforms.metrics import (
@@ -167,6 +168,8 @@ def build_streaming_pipeline(
         core.stored
         | "Associate" >> AssociateSources(config, outputs.db_url)
         | "RaisedUnwindowed" >> beam.WindowInto(beam.window.GlobalWindows())
+        # A raised alert gets the agents of its new class (the follow-up agent's advice) like any other alert.
+        | "AdviseRaised" >> AdviseRaised(config, outputs.db_url)
     )
     # An alert created or raised by an association is notified too (its new level is a new delivery).
     raised | "NotifyRaised" >> NotifyAlerts(config, outputs.db_url)
