@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-from dashboard import context
+from dashboard import context, ui
 from store.cutouts import archived_record, cutouts_of
 from store.schema import events
 
@@ -36,6 +36,18 @@ def _cutouts(archive_root: str, event_id: str, night: str, source: str) -> tuple
     return "", [(cutout.label, cutout.png) for cutout in found]
 
 
+def _readable(value: Any) -> str:
+    """A lineage value as text: numbers to sensible precision (a score 0.5, not 0.500000)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        try:
+            return f"{float(value):g}" if "." in value and value.replace(".", "", 1).isdigit() else value
+        except ValueError:
+            return value
+    return str(value)
+
+
 def show_cutouts(event_id: str, night: str, source: str) -> None:
     """The event's science, template and difference stamps from its archived packet, or why there are none."""
     message, images = _cutouts(context.settings().archive_root, event_id, night, source)
@@ -53,7 +65,7 @@ def enrichments_table(enrichments: dict[str, Any]) -> pd.DataFrame:
             {
                 "agent": name,
                 "status": result.get("status"),
-                "latency ms": result.get("latency_ms"),
+                "latency": ui.number(result.get("latency_ms"), 1, "ms"),
                 "reason": result.get("reason") or "",
             }
             for name, result in sorted(enrichments.items())
@@ -76,16 +88,18 @@ def show_event(event_id: str) -> None:
     where = f"{data['ra']:.4f}, {data['dec']:+.4f}" if data.get("ra") is not None else "–"
     cols[3].metric("RA, Dec (deg)", where)
     st.caption(
-        f"{data['source']} {data['kind']} · object {data.get('object_id') or '–'} · event time {data['event_time']} · "
-        f"received {data['received_time']} · night {data.get('night')} · position error "
-        f"{data.get('pos_error_deg') if data.get('pos_error_deg') is not None else '–'} deg"
+        f"{data['source']} {data['kind']} · object {data.get('object_id') or '–'} · event time "
+        f"{ui.iso(data['event_time'])} · received {ui.iso(data['received_time'])} · night {data.get('night')} · "
+        f"position error {ui.angle(data.get('pos_error_deg'))}"
         + (" · INJECTED TEST EVENT" if data.get("injected") else "")
     )
     st.markdown("**Why:** " + "; ".join(data.get("reasons") or ["–"]))
 
     st.markdown("**Lineage**")
     st.dataframe(
-        pd.DataFrame([{"step": key, "value": value} for key, value in sorted((data.get("lineage") or {}).items())]),
+        pd.DataFrame(
+            [{"step": key, "value": _readable(value)} for key, value in sorted((data.get("lineage") or {}).items())]
+        ),
         hide_index=True,
         width="stretch",
     )

@@ -258,7 +258,7 @@ def test_alert_detail_shows_event_lineage_enrichments_and_cutouts(console):
     frames = [frame.value for frame in at.dataframe]
     lineage = next(frame for frame in frames if list(frame.columns) == ["step", "value"])
     assert "rules_version" in set(lineage["step"]) and "decided_by" in set(lineage["step"])
-    enrichments = next(frame for frame in frames if "agent" in frame.columns and "latency ms" in frame.columns)
+    enrichments = next(frame for frame in frames if "agent" in frame.columns and "latency" in frame.columns)
     assert dict(zip(enrichments["agent"], enrichments["status"], strict=True)) == {
         "crossmatch": "ok",
         "history": "timeout",

@@ -275,3 +275,22 @@ def test_console_objects_page_shows_the_light_curve_per_band(night, monkeypatch)
     at.selectbox(key="objects_class").set_value("routine").run()
     listed = next(t for t in (frame.value for frame in at.dataframe) if "object" in t.columns)
     assert set(listed["class"]) == {"routine"}
+
+
+def test_object_answers_give_times_in_the_one_format(client):
+    """ISO 8601 in UTC with Z, as every REST answer, the live feed and the alert history (tests/test_api.py)."""
+    import re
+
+    iso = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+
+    def times(value):
+        if isinstance(value, dict):
+            return [t for item in value.values() for t in times(item)]
+        if isinstance(value, list):
+            return [t for item in value for t in times(item)]
+        return [value] if isinstance(value, str) and iso.match(value) else []
+
+    answers = [client.get(path).json() for path in ("/v1/objects", "/v1/objects/ZTF17aaacxxf")]
+    answers.append(client.get("/v1/objects/ZTF17aaacxxf/lightcurve").json())
+    found = times(answers)
+    assert len(found) > 30 and all(moment.endswith("Z") and "+00:00" not in moment for moment in found)
