@@ -226,6 +226,13 @@ def test_an_objects_light_curve_per_band(console_url, night, browser):
     wait.until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "canvas, svg.marks")) >= 1)
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "Light curve" in page and "points:" in page and "MJD" in page
+    # the latest event's cutouts, rendered from its archived packet (or the line saying why there are none)
+    wait.until(
+        lambda driver: (
+            len(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')) >= 3
+            or "No cutouts" in driver.find_element(By.TAG_NAME, "body").text
+        )
+    )
     shot(browser, "object-lightcurve.png")
 
 

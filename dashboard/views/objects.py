@@ -144,14 +144,14 @@ def show_object(object_id: str) -> None:
         st.warning(f"No object {object_id} in the hot store.")
         return
     st.subheader(f"Object {object_id}")
-    cols = st.columns(4)
+    cols = st.columns(3)
     cols[0].metric("Class (latest)", found["event_class"] or "–")
     cols[1].metric("Latest magnitude", mag_text(found["mag"], found["band"]))
-    position = f"{found['ra']:.5f}, {found['dec']:+.5f}" if found["ra"] is not None else "–"
-    cols[2].metric("RA, Dec (deg)", position)
-    cols[3].metric("Events", found["n_events"])
+    cols[2].metric("Events", found["n_events"])
+    # The position in a line of its own: in a metric's width, seven-decimal coordinates were cut off.
+    position = f"RA {found['ra']:.5f}°, Dec {found['dec']:+.5f}°" if found["ra"] is not None else "no position"
     st.caption(
-        f"{found['source']} · first seen {found['first_seen']} (MJD {found['first_seen_mjd']:.5f}) · last seen "
+        f"{found['source']} · {position} · first seen {found['first_seen']} (MJD {found['first_seen_mjd']:.5f}) · last seen "
         f"{found['last_seen']} (MJD {found['last_seen_mjd']:.5f}) · latest event {found['latest_event_id']}"
     )
     scores = scores_text(found["class_scores"])
