@@ -35,6 +35,14 @@ REQUIRES = [
     "prometheus-client>=0.20",
     # Structured logs (core/logs.py): JSON lines rendered from the standard library's records.
     "structlog>=24",
+    # The configuration's history in Git (ops/confighistory.py): Git in pure Python, no git binary on the servers.
+    "dulwich>=0.22",
+    # Queue depth in production (ops/queue_depth.py): Pub/Sub's num_undelivered_messages from Cloud Monitoring,
+    # and the Kafka consumer group's lag (the Flink deployment).
+    "google-cloud-monitoring>=2.20",
+    "kafka-python>=2.0",
+    # The schedule (ops/schedule.py): cron and interval triggers and the local scheduler.
+    "apscheduler>=3.10,<4",
 ]
 
 # Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.

@@ -1,8 +1,8 @@
 """The external API (the guide's `api.events.facility.org`): events, alerts, review queue, metrics, lineage.
 
 `create_app(settings)` builds the FastAPI application; `nightwatch api` serves it with uvicorn. Every route is
-under /v1 (one router per resource, api/routers/), needs an API key (except /v1/health), and answers errors in
-one shape (api/errors.py).
+under /v1 (one router per resource, api/routers/), needs an API key (except /v1/health and the runbooks, also
+served as pages at /runbooks/{key}), and answers errors in one shape (api/errors.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from api import errors, queries, telemetry
 from api.auth import ApiSettings
 from api.errors import COMMON_RESPONSES
 from api.params import reject_unknown_parameters
-from api.routers import alerts, cutouts, events, health, metrics, objects, review
+from api.routers import alerts, cutouts, events, health, metrics, objects, review, runbooks
 from store.hot import HotStore
 
 VERSION = "1.0.0"
@@ -44,7 +44,7 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1", responses=COMMON_RESPONSES, dependencies=[Depends(reject_unknown_parameters)])
     # cutouts before events (whose `/events/{id:path}` would take them); objects after (whose `/objects/{id:path}`
     # would take `/objects/{id}/events`).
-    for resource in (health, cutouts, events, objects, alerts, review, metrics):
+    for resource in (health, runbooks, cutouts, events, objects, alerts, review, metrics):
         router.include_router(resource.router)
     return router
 
@@ -108,6 +108,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     errors.install(app)
     telemetry.install(app)
     app.include_router(build_router())
+    app.include_router(runbooks.pages)
     install_offline_docs(app)
     return app
 

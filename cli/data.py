@@ -8,13 +8,26 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-from cli.common import deprecated_alias, open_store, outputs, store_options, store_url, utc_stamp, when
+from access import accounts, audit
+from cli.common import (
+    deprecated_alias,
+    open_store,
+    outputs,
+    store_options,
+    store_url,
+    system_actor,
+    utc_stamp,
+    when,
+)
+from config.backup import load_backup
 from config.settings import load_config
 from core.decoders.common import parse_iso_utc
-from ops.backup import backup, export_model_versions, restore
+from ops.backup import catalog, location, locations_of, prune, restore, restore_to_time, run_backup, ship
 from ops.retention import apply_retention
 from ops.verify import report, unresolved_write_failures, verify
+from store.hot import HotStore
 
 
 def _replay(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -66,23 +79,91 @@ def _replay(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0 if summary.ok else 1
 
 
+def _actor(store: Any, args: argparse.Namespace, permission: str) -> str:
+    """Who acts: `--as USER`, checked for the guide's role (access/), else the system as this login."""
+    if args.as_user:
+        return accounts.acting(store, args.as_user, permission).name
+    return system_actor()
+
+
 def _backup(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    if args.command == "backup":
-        store = open_store(args)
-        folder = Path(args.to or Path(args.output) / "backups")
-        path = backup(store, folder)
-        models = export_model_versions(store, folder / "models")
-        store.close()
-        print(f"backup written to {path} (manifest {path}.json)")
-        print(f"model versions: {len(models)} new in {folder / 'models'} (every version is kept)")
+    config = load_backup(args.config)
+    places = locations_of(config, args.to, args.output)  # a scheme nothing here can write is refused first
+    if args.list:
+        for entry in catalog(places[0]):
+            print(
+                f"{entry.taken_at:%Y-%m-%d %H:%M:%S} UTC  {entry.kind:<7} {entry.name}  "
+                f"restores to {entry.point:%Y-%m-%d %H:%M:%S} on"
+            )
         return 0
+    store = open_store(args)
+    try:
+        actor = _actor(store, args, "run_operations")
+        if args.frequent and store.engine.dialect.name == "sqlite":
+            args.ship_wal = False  # SQLite: the frequent backup is an online snapshot (restore-to-time picks it)
+        elif args.frequent:
+            args.ship_wal = True  # PostgreSQL: between base backups, the WAL shipped is the continuous part
+        if args.ship_wal:
+            shipped = ship(config, places)
+            pruned = [name for place in places for name in prune(place, config.retention_days)]
+            audit.record(
+                store, actor, "backup.ship_wal", "backups", None, {"shipped": shipped, "pruned": pruned}, "cli"
+            )
+            print(f"WAL segments shipped: {shipped}; pruned: {len(pruned)}")
+            return 0
+        run = run_backup(store, config, places, args.method)
+        audit.record(
+            store, actor, "backup.take", "backups", None, {"name": run.name, "kind": run.kind, "to": run.written}, "cli"
+        )
+    finally:
+        store.close()
+    print(f"backup written to {run.written[0]} (manifest {run.written[0]}.json)")
+    for copy in run.written[1:]:
+        print(f"copy written to {copy} (Region B)")
+    print(f"model versions: {run.models} in {places[0].shown('models')} (every version is kept)")
+    if run.kind == "pgbase":
+        print(f"WAL segments shipped: {run.wal_shipped}")
+    if run.pruned:
+        print(f"pruned (older than {config.retention_days:g} days): {', '.join(run.pruned)}")
+    return 0
+
+
+def _restore(args: argparse.Namespace, _beam_args: list[str]) -> int:
     url = store_url(args)
-    mismatches = restore(url, Path(args.path))
+    if bool(args.path) == bool(args.to_time):
+        raise ValueError("restore needs a backup PATH or --to-time TIME (one of them)")
+    store = open_store(args)
+    try:
+        # Restoring replaces the store's contents: the Admin's configure_system, checked before anything changes.
+        if args.to_time and not args.as_user:
+            raise PermissionError("restore --to-time needs --as USER (an Admin)")
+        actor = _actor(store, args, "configure_system")
+    finally:
+        store.close()
+    if args.path:
+        mismatches = restore(url, Path(args.path))
+        note = {"path": args.path}
+        restored = f"restored {args.path} into {url}"
+    else:
+        config = load_backup(args.config)
+        place = location(args.source or locations_of(config, None, args.output)[0].url)
+        result = restore_to_time(url, parse_iso_utc(args.to_time, "--to-time"), place, config)
+        mismatches = result.mismatches
+        note = {"to_time": args.to_time, "backup": result.backup, "kind": result.kind, "from": place.url}
+        restored = (
+            f"restored {url} to {result.restored_to.isoformat()} from {result.backup} ({result.kind}) in {place.url}"
+        )
+    store = HotStore(url)
+    audit.record(store, actor, "backup.restore", "hot store", None, note | {"mismatches": sorted(mismatches)}, "cli")
+    store.close()
     if mismatches:
         for table, (expected, found) in mismatches.items():
             print(f"MISMATCH {table}: {expected}, {found}")
         return 1
-    print(f"restored {args.path} into {url}; every table matches the backup's counts and checksums")
+    print(
+        restored
+        + ("; every table matches the backup's counts and checksums" if args.path or result.kind != "pgbase" else "")
+    )
     return 0
 
 
@@ -155,16 +236,43 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     replay.set_defaults(handler=_replay)
 
     backup = commands.add_parser(
-        "backup", help="a consistent copy of the hot store (SQLite backup API, or pg_dump), with a manifest"
+        "backup",
+        help="back up the hot store (SQLite snapshot, pg_dump, or a PostgreSQL base backup with its WAL), "
+        "copy it to Region B and prune past the retention",
+        description="Locations are folders or gs:// / s3:// / file:// URLs (config/backup.yaml: location, region_b, "
+        "retention_days). Other schemes are refused.",
     )
-    backup.add_argument("--to", help="folder for the backup (default: OUTPUT/backups)")
+    backup.add_argument(
+        "--to", help="folder or URL for the backup (default: backup.yaml's location, else OUTPUT/backups)"
+    )
+    backup.add_argument(
+        "--method", choices=["dump", "base"], help="PostgreSQL: pg_dump or pg_basebackup (default: config)"
+    )
+    backup.add_argument("--ship-wal", action="store_true", help="only ship the archived WAL and prune (PostgreSQL)")
+    backup.add_argument(
+        "--frequent",
+        action="store_true",
+        help="the scheduler's frequent backup: a snapshot on SQLite, --ship-wal on PostgreSQL",
+    )
+    backup.add_argument("--list", action="store_true", help="list the backups in the location and what they restore to")
+    backup.set_defaults(handler=_backup)
     restore = commands.add_parser(
-        "restore", help="restore a backup into the hot store and check every table against its manifest"
+        "restore",
+        help="restore a backup (PATH) or the store as it was at a time (--to-time), checked and audited",
     )
-    restore.add_argument("path", help="the backup file (its manifest is PATH.json)")
+    restore.add_argument("path", nargs="?", help="the backup file (its manifest is PATH.json)")
+    restore.add_argument(
+        "--to-time",
+        help="restore to this moment (ISO 8601, UTC if no zone): the WAL replayed to it, or the newest "
+        "snapshot taken at or before it",
+    )
+    restore.add_argument(
+        "--from", dest="source", help="the location to restore from (default: backup.yaml's; Region B: its URL)"
+    )
+    restore.set_defaults(handler=_restore)
     for command in (backup, restore):
-        store_options(command, with_config=False)
-        command.set_defaults(handler=_backup)
+        store_options(command)
+        command.add_argument("--as", dest="as_user", help="your console user (backup: Operator; restore: Admin)")
 
     retention = commands.add_parser(
         "retention",

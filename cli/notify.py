@@ -28,13 +28,15 @@ from ops.notify import (
     RETRYING,
     THROTTLED,
     Notifier,
+    NotifierInForce,
     announcement_notice,
     deliveries_for,
     send_by_hand,
-    unsent_critical,
+    unsent_alerts,
 )
 from ops.oncall import describe_on_call, escalate_due, handoff, on_call
 from ops.workers import notifier_status, record_beat, worker_id
+from store.configs import in_force
 
 RUNBOOK = """Runbook: Critical Alert Not Sent
   1. Check alert service status: is `nightwatch notify run` running? (overdue retries above say it is not)
@@ -46,7 +48,9 @@ RUNBOOK = """Runbook: Critical Alert Not Sent
 
 
 def _open(args: argparse.Namespace) -> tuple[Any, Any]:
-    return load_config(getattr(args, "config", None)), open_store(args)
+    """The configuration in force (the console's stored documents over the files) and the hot store."""
+    store = open_store(args)
+    return in_force(load_config(getattr(args, "config", None)), store), store
 
 
 # --- notify ---------------------------------------------------------------------------------------------------
@@ -100,7 +104,8 @@ def _status(args: argparse.Namespace, _beam: list[str]) -> int:
 
 def _run(args: argparse.Namespace, _beam: list[str]) -> int:
     config, store = _open(args)
-    notifier = Notifier(store, config)
+    # Channels, levels, the budget and the on-call ladder in force, re-read each pass: no restart for a change.
+    notifiers = NotifierInForce(store, config)
     stop = threading.Event()
     if not args.once and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,6 +133,8 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
     serve_metrics(args)
     try:
         while True:
+            notifier = notifiers.get()
+            config = notifier.config
             pending = notifier.notify_pending()  # the outbox: alerts stored, never notified (a crash)
             retried = notifier.send_due()
             escalated = escalate_due(store, config, notifier, utcnow())
@@ -151,7 +158,7 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
     finally:
         if not args.once:
             beat("stopped")
-        notifier.close()
+        notifiers.close()
         store.close()
 
 
@@ -188,7 +195,7 @@ def _check(args: argparse.Namespace, _beam: list[str]) -> int:
         actor = args.as_user or system_actor()
         if args.as_user:
             accounts.acting(store, actor, "view_alerts")
-        unsent = unsent_critical(store)
+        unsent = unsent_alerts(store)
         now = utcnow()
         overdue = [
             row
@@ -197,22 +204,49 @@ def _check(args: argparse.Namespace, _beam: list[str]) -> int:
             and now - row["next_attempt_at"] > timedelta(seconds=3 * config.notifications.poll_s)
         ]
         audit.record(
-            store, actor, "alerts.check", "alerts", None, {"unsent_critical": [a.alert_id for a in unsent]}, "cli"
+            store,
+            actor,
+            "alerts.check",
+            "alerts",
+            None,
+            {
+                "unsent_critical": [u.alert.alert_id for u in unsent if u.alert and u.level == "CRITICAL"],
+                "unsent_high": [u.alert.alert_id for u in unsent if u.alert and u.level == "HIGH"],
+                "events_without_alert": [u.event_id for u in unsent if u.alert is None],
+            },
+            "cli",
         )
         # Step 1: check alert service status: is the delivery worker (`nightwatch notify run`) alive?
         service, latest = notifier_status(store, now)
         service_line = _service_line(service, latest)
         print(service_line)
         if not unsent:
-            print("every unacknowledged CRITICAL alert has a delivered notification")
+            print(
+                "every critical and significant event has its alert, and every unacknowledged CRITICAL and HIGH "
+                "alert a delivered notification"
+            )
             return 1 if service == "stale" else 0
         if service != "ok":
             print(f"likely cause: {service_line}")
-        print(f"{len(unsent)} CRITICAL alert(s) with no delivered notification:")
-        for alert in unsent:
+        without = [u for u in unsent if u.alert is None]
+        if without:
+            print(
+                f"{len(without)} critical/significant event(s) with NO ALERT at all (step 2: check alert thresholds "
+                "and the pipeline's dead letters at the alerts stage):"
+            )
+            for item in without:
+                print(f"  {item.level:<8} {item.event_id}  stored {item.at:%Y-%m-%d %H:%M} UTC  [no alert row]")
+        undelivered = [u for u in unsent if u.alert is not None]
+        if undelivered:
+            print(f"{len(undelivered)} CRITICAL/HIGH alert(s) with no delivered notification:")
+        for item in undelivered:
+            alert = item.alert
             tried = deliveries_for(store, alert.alert_id)
             what = "; ".join(f"{r['channel']} {r['status']} ({r['error'] or '-'})" for r in tried) or "never tried"
-            print(f"  {alert.alert_id}  {alert.title}  created {alert.created_at:%Y-%m-%d %H:%M} UTC  [{what}]")
+            print(
+                f"  {alert.level:<8} {alert.alert_id}  {alert.title}  created {alert.created_at:%Y-%m-%d %H:%M} UTC"
+                f"  [{what}]"
+            )
         if overdue:
             print(f"{len(overdue)} retries are overdue: `nightwatch notify run` does not seem to be running")
         print(
@@ -394,12 +428,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     alerts = commands.add_parser(
         "alerts",
-        help="the Critical Alert Not Sent runbook: find unsent CRITICAL alerts, send one by hand",
-        description="`check` exits 1 and lists CRITICAL alerts nobody acknowledged that no channel delivered; "
+        help="the Critical Alert Not Sent runbook: find critical/significant events with no alert or no delivery",
+        description="`check` exits 1 and lists every critical or significant event with no alert row, and every "
+        "CRITICAL or HIGH alert nobody acknowledged that no channel delivered; "
         "`send` sends one on its level's channels now (Operator role). Both are audited.",
     )
     actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
-    check = actions.add_parser("check", help="CRITICAL alerts with no delivered notification (exit 1 if any)")
+    check = actions.add_parser(
+        "check", help="critical/significant events without an alert or a delivered notification (exit 1 if any)"
+    )
     check.add_argument("--as", dest="as_user", help="your console user (default: the system, as your login)")
     check.set_defaults(handler=_check)
     send = actions.add_parser("send", help="send an alert by hand: alerts send ALERT_ID --as USER")

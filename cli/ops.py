@@ -28,7 +28,9 @@ from devtools import bench as benchmarks
 from devtools.simulator import SimulatedPacket
 from ops import inject, scaling
 from ops.checklist import run_checklist
-from ops.health import evaluate
+from ops.health import evaluate, runbook_contacts
+from ops.sysconfig import record_files
+from store.configs import in_force
 from store.schema import metrics as metric_windows
 from store.upkeep import upkeep
 
@@ -121,9 +123,11 @@ def _canary(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def _health(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    config = load_config(args.config)
     store = open_store(args)
     try:
+        # Judged against the configuration in force: the console's stored documents over DIR's files.
+        config = in_force(load_config(args.config), store)
+        record_files(store, config)
         report = evaluate(store, config, utcnow(), window=timedelta(minutes=args.minutes))
     finally:
         store.close()
@@ -160,13 +164,15 @@ def health_dict(report: Any) -> dict[str, Any]:
         "intake_paused": report.intake_paused,
         "intake": report.intake_note,
         "contacts": report.contacts,
+        "contact_book": report.contact_book,
+        "config_version": report.config_version,
     }
 
 
 def health_text(report: Any) -> str:
     lines = [
         f"health at {report.now:%Y-%m-%d %H:%M:%S} UTC, window {report.window_start:%H:%M}-{report.window_end:%H:%M}"
-        f" ({report.basis})"
+        f" ({report.basis}), configuration version {report.config_version or 'files'}"
     ]
     for panel in report.panels:
         lines.append(f"{panel.status.upper():<8}{panel.name:<20}{panel.display or '-'}  (normal {panel.normal})")
@@ -180,20 +186,17 @@ def health_text(report: Any) -> str:
     if runbook and report.severity:
         lines.append(f"follow: {runbook.title}")
         lines += [f"  {i}. {step}" for i, step in enumerate(runbook.steps, 1)]
-        lines += contact_lines(runbook, report.contacts)
+        contacts = runbook_contacts(runbook, report.contact_book, report.contacts)
+        lines += ["  contacts:"] + [f"    {line}" for line in contacts] if contacts else []
     return "\n".join(lines)
 
 
-def contact_lines(runbook: Any, contacts: dict[str, str]) -> list[str]:
-    """Where a runbook says to contact the source: each source's contact, from config/sources.yaml."""
-    if not any("contact" in step.lower() and "source" in step.lower() for step in runbook.steps):
-        return []
-    return ["  contacts of the sources:"] + [f"    {source}: {who}" for source, who in contacts.items()]
-
-
-def live_metrics(store: Any, cpu_percent: float | None, minutes: int) -> scaling.Metrics:
+def live_metrics(
+    store: Any, cpu_percent: float | None, minutes: int, budgets: dict[str, int] | None = None
+) -> scaling.Metrics:
     """The scaling inputs now: queue depth and latency from the latest metric windows, agents' p95 against
-    budget, and CPU as given (or this machine's load when not)."""
+    budget (`budgets`: those in force, by agent; else the budget each window recorded), and CPU as given (or this
+    machine's load when not)."""
     since = utcnow() - timedelta(minutes=minutes)
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(metric_windows).where(metric_windows.c.updated_at >= since)).all()
@@ -205,8 +208,9 @@ def live_metrics(store: Any, cpu_percent: float | None, minutes: int) -> scaling
     latencies = [row.latency_p50_s for row in latest.values() if row.latency_p50_s is not None]
     shares: dict[str, float] = {}
     for row in store.agent_windows(since=since):
-        if row["latency_p95_ms"] is not None and row["budget_ms"]:
-            shares[row["agent"]] = row["latency_p95_ms"] / row["budget_ms"]
+        budget = (budgets or {}).get(row["agent"]) or row["budget_ms"]
+        if row["latency_p95_ms"] is not None and budget:
+            shares[row["agent"]] = row["latency_p95_ms"] / budget
     if cpu_percent is None and hasattr(os, "getloadavg"):
         cpu_percent = min(100.0, os.getloadavg()[0] / (os.cpu_count() or 1) * 100.0)
     return scaling.Metrics(sum(depths) if depths else None, cpu_percent, max(latencies) if latencies else None, shares)
@@ -215,7 +219,10 @@ def live_metrics(store: Any, cpu_percent: float | None, minutes: int) -> scaling
 def _scale(args: argparse.Namespace, _beam_args: list[str]) -> int:
     store = open_store(args)
     try:
-        metrics = live_metrics(store, args.cpu, args.minutes)
+        # Agents are judged against the budgets in force (a budget changed in the console counts at once).
+        config = in_force(load_config(args.config), store)
+        budgets = {name: spec.budget_ms for name, spec in config.agents.agents.items()}
+        metrics = live_metrics(store, args.cpu, args.minutes, budgets)
     finally:
         store.close()
     advice = scaling.advise(metrics, args.processors, args.agents, args.max_replicas)

@@ -356,7 +356,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     stream.add_argument("--duration", type=float, default=60.0, help="seconds to run; 0 = until Ctrl-C (default 60)")
     stream.add_argument("--feed-duration", type=float, default=45.0, help="seconds the simulated feed runs")
     stream.add_argument(
-        "--until-idle", type=float, default=0, help="stop (and drain) once no packet has come in for this many seconds"
+        "--until-idle",
+        type=float,
+        default=0,
+        help="stop (and drain) once nothing has been pulled, stored or dead-lettered for this many seconds "
+        "(a busy job is not idle)",
     )
     stream.add_argument("--summary-json", help="also write the summary as JSON here")
     stream.add_argument("--run-id", help="name of this run (default: generated)")

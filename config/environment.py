@@ -44,6 +44,11 @@ class Environment(BaseSettings):
     """NIGHTWATCH_SESSION_HOURS: how long a console session (kept across a browser reload) lasts, hours."""
     console_refresh_s: int = 30
     """NIGHTWATCH_CONSOLE_REFRESH_S: how often the alert portal refreshes (list, counters, timers), seconds."""
+    config_history: Path | None = None
+    """NIGHTWATCH_CONFIG_HISTORY: the Git repository of the configuration's history (else config-history/ beside the
+    SQLite hot store, or under NIGHTWATCH_OUTPUT)."""
+    config_history_remote: str | None = None
+    """NIGHTWATCH_CONFIG_HISTORY_REMOTE: where each configuration commit is pushed too (a path or a Git URL)."""
 
 
 def environment() -> Environment:

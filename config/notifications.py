@@ -14,6 +14,8 @@ from pydantic import Field, field_validator, model_validator
 from config.base import Strict
 
 LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+# Levels never held back (budget, digest, maintenance silencing): any hold would outlast their response time.
+NEVER_HELD = ("CRITICAL", "HIGH")
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -85,7 +87,7 @@ class ChannelSpec(Strict):
 
 class LevelPolicy(Strict):
     channels: list[str] = Field(default_factory=list)  # sent at once
-    throttle: bool = True  # beyond the nightly budget, into the digest instead (never for CRITICAL)
+    throttle: bool = True  # beyond the nightly budget, into the digest instead (never for CRITICAL or HIGH)
 
 
 class DigestSpec(Strict):
@@ -109,7 +111,7 @@ class NotificationsConfig(Strict):
     version: str
     channels: dict[str, ChannelSpec]
     levels: dict[Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"], LevelPolicy]
-    budget_per_night: int = Field(50, ge=0)  # the guide's alert volume: < 50 a night
+    budget_per_night: int = Field(50, ge=0)  # the guide's alert volume (< 50 a night): beyond it MEDIUM/LOW digest
     digest: DigestSpec = DigestSpec()
     retry: RetrySpec = RetrySpec()
     pipeline_timeout_s: float = Field(2.0, gt=0)  # a send from inside the pipeline: short, then left to retries
@@ -123,8 +125,14 @@ class NotificationsConfig(Strict):
         unknown = sorted(set(named) - set(self.channels))
         if unknown:
             raise ValueError(f"unknown channels {unknown}; configured: {sorted(self.channels)}")
-        if "CRITICAL" in self.levels and self.levels["CRITICAL"].throttle:
-            raise ValueError("levels.CRITICAL.throttle must be false: CRITICAL is never throttled")
+        for level in NEVER_HELD:
+            # Written `throttle: true` is refused; left out, it is simply not applied to these levels (ops/notify).
+            spec = self.levels.get(level)  # type: ignore[call-overload]
+            if spec is not None and "throttle" in spec.model_fields_set and spec.throttle:
+                raise ValueError(
+                    f"levels.{level}.throttle must be false: {level} is never throttled (a digest would hold it past "
+                    "its response time)"
+                )
         paged = [name for name in self.digest.channels if self.channels[name].kind == "pagerduty"]
         if paged:
             raise ValueError(f"digest channels {paged}: a digest is not a page; use slack, webhook or email")

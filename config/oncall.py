@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -21,7 +21,9 @@ class RotaRole(Strict):
     title: str
     coverage: Literal["24/7", "business_hours"]
     people: list[str] = Field(min_length=1)  # in rotation order, one a week from rotation_start
-    response_min: int | None = None
+    # Minutes from the alert by which this role must have responded (the guide: primary 15, secondary 30): when
+    # they pass unacknowledged, the ladder pages the next step's role.
+    response_min: int | None = Field(None, gt=0)
 
 
 class BusinessHours(Strict):
@@ -39,6 +41,7 @@ class BusinessHours(Strict):
 
 
 class EscalationStep(Strict):
+    # Filled in from the roles' `response_min` (the first step: 0); written only to say the same thing twice.
     after_min: int = Field(ge=0)
     role: str
     note: str = ""
@@ -65,6 +68,42 @@ class OnCallConfig(Strict):
     roles: dict[str, RotaRole]
     people: dict[str, Person]
     escalation: EscalationSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ladder_from_response_times(cls, data: Any) -> Any:
+        """Each step's `after_min` is the previous step's role's `response_min` (the first step pages at 0): the
+        ladder climbs when a role's response time passes. A step that also writes `after_min` must agree."""
+        if not isinstance(data, dict) or not isinstance(data.get("escalation"), dict):
+            return data
+        roles = data.get("roles") or {}
+        steps = data["escalation"].get("steps")
+        if not isinstance(steps, list):
+            return data
+        filled, previous = [], None
+        for index, step in enumerate(steps):
+            if not isinstance(step, dict):
+                return data  # the field validators say what is wrong with it
+            step = dict(step)
+            if previous is None:
+                derived = 0
+            else:
+                role = roles.get(previous) if isinstance(roles, dict) else None
+                derived = role.get("response_min") if isinstance(role, dict) else getattr(role, "response_min", None)
+            if derived is None and step.get("after_min") is None:
+                raise ValueError(
+                    f"escalation step {index} ({step.get('role')}): role {previous!r} has no response_min, "
+                    "so nothing says when the ladder climbs past it"
+                )
+            if derived is not None and step.get("after_min") not in (None, derived):
+                raise ValueError(
+                    f"escalation step {index} ({step.get('role')}): after_min {step['after_min']} disagrees with "
+                    f"{previous}.response_min {derived}; write only response_min"
+                )
+            step["after_min"] = derived if derived is not None else step["after_min"]
+            filled.append(step)
+            previous = step.get("role")
+        return {**data, "escalation": {**data["escalation"], "steps": filled}}
 
     @model_validator(mode="after")
     def _references(self) -> OnCallConfig:

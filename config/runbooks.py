@@ -38,6 +38,7 @@ class RunbookSpec(BaseModel):
     title: str = Field(min_length=1)
     symptoms: str = Field(min_length=1)
     steps: tuple[str, ...] = Field(min_length=1)
+    contacts: tuple[str, ...] = ()  # whom it says to contact: names in contacts.yaml (checked when both load)
 
 
 class RunbooksConfig(BaseModel):

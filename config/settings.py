@@ -31,6 +31,11 @@ from config.base import (  # noqa: F401 - re-exported for callers
     parse_duration_hours,
     read_file,
 )
+from config.contacts import (  # noqa: F401 - re-exported for callers
+    ContactsConfig,
+    ExternalContact,
+    Team,
+)
 from config.decisions import (  # noqa: F401 - re-exported for callers
     ClassificationConfig,
     Condition,
@@ -76,6 +81,7 @@ from config.retention import (  # noqa: F401 - re-exported for callers
     Retention,
     RetentionConfig,
 )
+from config.runbooks import RunbooksConfig, RunbookSpec  # noqa: F401 - re-exported for callers
 from config.sources import (  # noqa: F401 - re-exported for callers
     Site,
     SourceContact,
@@ -105,7 +111,12 @@ class NightwatchConfig(Strict):
     maintenance: MaintenanceConfig
     limits: LimitsConfig = LimitsConfig()
     endpoints: EndpointsConfig
+    runbooks: RunbooksConfig
+    contacts: ContactsConfig
     fingerprint: str
+    # The stored configuration version in force (store/configs.py: the console's and the CLI's documents laid
+    # over the files); 0 while the files alone are in force.
+    config_version: int = 0
 
 
 _FILES = {
@@ -120,6 +131,8 @@ _FILES = {
     "maintenance": ("maintenance.yaml", MaintenanceConfig),
     "limits": ("limits.yaml", LimitsConfig),
     "endpoints": ("endpoints.yaml", EndpointsConfig),
+    "runbooks": ("runbooks.yaml", RunbooksConfig),
+    "contacts": ("contacts.yaml", ContactsConfig),
 }
 
 
@@ -136,4 +149,10 @@ def load_config(config_dir: str | Path | None = None) -> NightwatchConfig:
     for key, (file_name, model) in _FILES.items():
         parts[key], text = read_file(folder, file_name, model)
         digest.update(text.encode("utf-8"))
-    return NightwatchConfig(**parts, fingerprint=digest.hexdigest()[:12])
+    config = NightwatchConfig(**parts, fingerprint=digest.hexdigest()[:12])
+    unknown = sorted(
+        {name for book in config.runbooks.runbooks.values() for name in book.contacts} - config.contacts.names()
+    )
+    if unknown:
+        raise ConfigError(f"{folder / 'runbooks.yaml'}: contacts {unknown} are not in contacts.yaml")
+    return config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from config.base import Strict, only_known_sources
@@ -36,9 +38,20 @@ class ThresholdRefresh(Strict):
     refresh_s: float = Field(2.0, gt=0)
 
 
+class QueueDepthSpec(Strict):
+    """Where queue depth is read (ops/queue_depth.py): `local` = published minus received (the emulator);
+    `cloud_monitoring` = Pub/Sub's num_undelivered_messages; `kafka` = the consumer group's lag."""
+
+    backend: Literal["local", "cloud_monitoring", "kafka"] = "local"
+    project: str | None = None  # cloud_monitoring: the project holding the subscriptions (default pubsub.project)
+    kafka_bootstrap: str | None = None
+    kafka_group: str = "nightwatch-pipeline"  # the streaming job's consumer group (pipeline/streaming.py)
+
+
 class StreamingConfig(Strict):
     version: str
     pubsub: PubSubSpec
+    queue_depth: QueueDepthSpec = QueueDepthSpec()
     windows: WindowSpec = WindowSpec()
     association: AssociationSpec = AssociationSpec()
     thresholds: ThresholdRefresh = ThresholdRefresh()

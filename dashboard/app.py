@@ -14,7 +14,7 @@ from access import roles
 from config.environment import environment
 from core import telemetry
 from dashboard import auth, context, ui
-from dashboard.views import access_page, admin, alerts, monitoring, objects, review, thresholds, users
+from dashboard.views import access_page, admin, alerts, monitoring, objects, review, schedule, thresholds, users
 from ops.health.faults import RENDER_ERROR, record_fault
 from ops.maintenance import active_window
 
@@ -27,6 +27,7 @@ PAGES = {
     "Review queue": (review, "view_review_queue"),
     "Objects": (objects, "view_events"),
     "Thresholds": (thresholds, "view_dashboard"),
+    "Schedule": (schedule, "view_dashboard"),
     "Configuration": (admin, "configure_system"),
     "Users & audit": (users, "manage_users"),
     "Access": (access_page, None),

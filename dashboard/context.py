@@ -15,6 +15,7 @@ import streamlit as st
 
 from config.environment import environment
 from config.settings import NightwatchConfig, load_config
+from store.configs import in_force
 from store.hot import HotStore
 from store.layout import Outputs
 
@@ -54,5 +55,12 @@ def store() -> HotStore:
     return _store(settings().db_url)
 
 
-def config() -> NightwatchConfig:
+def files_config() -> NightwatchConfig:
+    """The configuration folder's files alone (what the stored documents are laid over)."""
     return _config(settings().config_dir)
+
+
+def config() -> NightwatchConfig:
+    """The configuration in force: the stored documents (Configuration page, `nightwatch config`) over the files,
+    read on each page run, so a change shows at once."""
+    return in_force(files_config(), store())

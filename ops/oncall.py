@@ -4,11 +4,11 @@ The rotation (config/oncall.yaml): each role (primary, secondary, engineering le
 and moves to the next one every 7 days from `rotation_start`; a business-hours role covers only those hours.
 
 The ladder: an unacknowledged alert of an escalating level (CRITICAL) climbs by itself, step by step, as its age
-passes each step's `after_min` (0: the on-call; 15 min: the backup on-call; 30 min: the engineering lead; 1 hour:
-the director). `escalate_due` is called by `nightwatch notify run`; each step is recorded in the `escalations`
-table (once per alert and step: the row is the claim) and sent to the person on their contact channel. A step
-whose role nobody covers at that hour is recorded as skipped and the ladder goes on. Acknowledging (or resolving)
-the alert in the portal stops it.
+passes each step's `after_min`: the previous step's role's `response_min` in oncall.yaml (0: the on-call; 15 min: the
+backup on-call; 30 min: the engineering lead; 1 hour: the director). `escalate_due` is called by `nightwatch notify
+run`; each step is recorded in the `escalations` table (once per alert and step: the row is the claim) and sent to
+the person on their contact channel. A step whose role nobody covers at that hour is recorded as skipped and the
+ladder goes on. Acknowledging (or resolving) the alert in the portal stops it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`nightwatch scale advise`: the guide's auto-scaling rules applied to the live metrics.
+"""`nightwatch scale advise`: the guide's auto-scaling rules (config/scaling.yaml) applied to the live metrics.
 
 | Metric             | Scale up  | Scale down |
 | Queue depth        | > 10,000  | < 1,000    |
@@ -16,9 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-QUEUE_UP, QUEUE_DOWN = 10_000, 1_000
-CPU_UP, CPU_DOWN = 80.0, 30.0
-LATENCY_UP_S, LATENCY_DOWN_S = 120.0, 30.0
+from config.scaling import Rules, load_scaling
+
 AGENT_DOWN_SHARE = 0.3  # agents using under 30% of their budget are over-provisioned, like CPU under 30%
 
 
@@ -69,15 +68,19 @@ def _decide(
     return Advice(deployment, current, current, "hold", holds or ["no metrics to act on"])
 
 
-def advise(metrics: Metrics, processors: int, agents: int, maximum: int = 100) -> list[Advice]:
+def advise(
+    metrics: Metrics, processors: int, agents: int, maximum: int = 100, rules: Rules | None = None
+) -> list[Advice]:
+    """The advice for both deployments; the lines are config/scaling.yaml's (the guide's table)."""
+    rules = rules or load_scaling().rules
     ups: list[tuple[float, str]] = []
     downs: list[tuple[float, str]] = []
     holds: list[str] = []
     known = 0
     checks = (
-        ("queue depth", metrics.queue_depth, QUEUE_UP, QUEUE_DOWN, "{:,.0f}"),
-        ("CPU", metrics.cpu_percent, CPU_UP, CPU_DOWN, "{:.0f}%"),
-        ("latency p50", metrics.latency_p50_s, LATENCY_UP_S, LATENCY_DOWN_S, "{:.0f} s"),
+        ("queue depth", metrics.queue_depth, rules.queue_depth.up, rules.queue_depth.down, "{:,.0f}"),
+        ("CPU", metrics.cpu_percent, rules.cpu_percent.up, rules.cpu_percent.down, "{:.0f}%"),
+        ("latency p50", metrics.latency_p50_s, rules.latency_s.up, rules.latency_s.down, "{:.0f} s"),
     )
     for name, value, up, down, shown in checks:
         if value is None:

@@ -24,6 +24,7 @@ from ops.levels import level_totals
 from ops.workers import Heartbeat
 from pipeline.graph import build_pipeline, read_packets
 from pipeline.options import NightwatchOptions
+from store.configs import in_force
 from store.hot import HotStore
 from store.layout import Outputs
 from transforms.common import local_counts, reset_local_counts
@@ -198,6 +199,8 @@ def _run(options: PipelineOptions, opts: NightwatchOptions, config: NightwatchCo
     store.ensure_schema()
     if store.engine.dialect.name == "sqlite" and store.engine.url.database:
         tighten(store.engine.url.database, config.limits.files)  # a store made earlier with a looser umask
+    # The configuration in force at the start (the console's documents over the files); steps re-read it live.
+    config = in_force(config, store)
     started = utcnow()
     log_event(log, "run_start", f"batch run {run_id} started", run_id=run_id, mode="batch")
     mix = None

@@ -103,7 +103,8 @@ def build_pipeline(
     refresh_s = config.streaming.thresholds.refresh_s
     filtered = decoded.events | "Filter" >> ApplyQualityCuts(config, db_url=outputs.db_url, refresh_s=refresh_s)
     classified = filtered.events | "Classify" >> Classify(config, db_url=outputs.db_url, refresh_s=refresh_s)
-    routed = classified.events | "Route" >> Route(config, run_id, PIPELINE_VERSION)
+    # The configuration in force (the console's documents over the files) is re-read live too: see store/configs.py.
+    routed = classified.events | "Route" >> Route(config, run_id, PIPELINE_VERSION, outputs.db_url, refresh_s)
     enriched = routed.events | "Agents" >> RunAgents(config, outputs.db_url)
     agent_metrics = enriched[AGENT_CALLS] | "AgentMetrics" >> AgentMetrics(
         outputs.db_url, run_id, config.streaming.windows.metrics_s

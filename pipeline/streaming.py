@@ -43,6 +43,7 @@ from pipeline.runners.local.reader import (
     resume_reading,
     tune_local_reader,
 )
+from store.configs import in_force
 from store.events import alert_id_for
 from store.hot import HotStore
 from store.layout import Outputs
@@ -235,6 +236,26 @@ class _InFlightLimit:
         return now > self.limit and time.monotonic() - self._moved < self.stall_s
 
 
+class IdleClock:
+    """Whether a job has been idle for `idle_s`: nothing pulled, stored or dead-lettered for that long.
+
+    Only a job with nothing to do is idle. A job busy with what it pulled (a slow bundle, agents at their budget)
+    pulls nothing new for a while, but its other counters move: judging by the pulled count alone drained a job
+    that had a backlog waiting on its subscriptions. A paused intake is not idleness either.
+    """
+
+    def __init__(self, idle_s: float | None, now: float):
+        self.idle_s = idle_s
+        self._seen: dict[str, int] | None = None
+        self._changed = now
+
+    def idle(self, counts: dict[str, int], paused: bool, now: float) -> bool:
+        if paused or counts != self._seen:
+            self._seen, self._changed = dict(counts), now
+            return False
+        return bool(self.idle_s) and now - self._changed >= self.idle_s
+
+
 def _in_flight(counts: dict[str, int]) -> int:
     """Packets let in but not yet stored or dead-lettered, plus routed events not yet in both tiers."""
     finished = names.total(counts, names.stored)
@@ -277,6 +298,8 @@ def _run_stream(
     run_id = run_id or f"stream-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     store = HotStore(outputs.db_url)
     store.ensure_schema()
+    # The configuration in force at the start (the console's documents over the files); steps re-read it live.
+    config = in_force(config, store)
     reset_local_counts()
     stopper = _Stop()
     previous = {}
@@ -302,7 +325,7 @@ def _run_stream(
     if started is not None:
         started.set()
     deadline = time.monotonic() + duration_s if duration_s else None
-    last_seen, last_change = -1, time.monotonic()
+    idle = IdleClock(idle_s, time.monotonic())
     # The BundleBasedDirectRunner reports only the first bundles of a running job in its metrics; the job runs
     # in this process, so progress, draining and the summary use the process's own exact tally.
     try:
@@ -313,11 +336,7 @@ def _run_stream(
             time.sleep(1.0)
             intake_poll()
             counts = local_counts()
-            if intake_poll.paused:  # a paused intake is not idleness: the job waits for `intake resume`
-                last_change = time.monotonic()
-            if counts.get(names.INGESTED, 0) != last_seen:
-                last_seen, last_change = counts.get(names.INGESTED, 0), time.monotonic()
-            elif idle_s and time.monotonic() - last_change >= idle_s:
+            if idle.idle(counts, intake_poll.paused, time.monotonic()):
                 stopper.reason = f"idle for {idle_s:.0f} s"
                 break
             if on_progress:

@@ -3,15 +3,15 @@
 The tables are the head of the migrations in `store/migrations/` (Alembic): a change here comes with a new
 revision there, and `SCHEMA_VERSION` is that revision's number (tests/test_store_schema.py checks they agree).
 
-Why this module is long: every table is in the one `metadata` Alembic compares with the migrations' head, so the
-schema reads (and is checked) as a whole.
+Why this module is long: it is the one `metadata` Alembic and the tests compare the revisions with; split into
+modules, every table would still have to be imported here to be in it.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 
@@ -188,6 +188,27 @@ console_faults = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),  # render_error | stale_panel
     sa.Column("detail", sa.Text),
     sa.Column("user_name", sa.String(128)),
+)
+
+schedule_runs = sa.Table(
+    "schedule_runs",
+    metadata,
+    # Revision 0006: each scheduled run and its outcome (ops/schedule.py); checklist items also who ticked them.
+    sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(96), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # job | checklist
+    sa.Column("task", sa.String(160), nullable=False),
+    sa.Column("owner", sa.String(64)),  # checklist: On-call | Ops team
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("outcome", sa.String(16), nullable=False),  # running | ok | failed
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("detail", sa.Text),  # the command's last lines
+    sa.Column("done_by", sa.String(128)),
+    sa.Column("done_at", sa.DateTime(timezone=True)),
+    sa.Column("note", sa.Text),
+    sa.Index("ix_schedule_runs_job_due", "job", "due_at"),
 )
 
 login_throttle = sa.Table(

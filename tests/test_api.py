@@ -782,7 +782,7 @@ def test_fuzzing_every_operation_finds_no_server_error_and_no_undocumented_answe
 
     # The live feed never ends by itself: its own tests above cover it.
     operations = [result.ok() for result in schema.exclude(path="/v1/alerts/stream").get_all_operations()]
-    assert len(operations) == 19  # ... counts, escalate and resolve, objects, light curves and cutouts among them
+    assert len(operations) == 21  # ... counts, escalate, resolve, runbooks, objects, light curves, cutouts among them
 
     for operation, mode in itertools.product(operations, list(schemathesis.GenerationMode)):
         raw = operation.definition.raw

@@ -21,7 +21,7 @@ def test_audit_change_reads_as_a_diff():
     after = {"role": "operator", "active": True, "note": "on call"}
     assert audit.describe_change(before, after) == "note: none → on call; role: observer → operator"
     assert audit.describe_change({"a": 1}, {"a": 1, "b": False}) == "b: no (new)"
-    assert audit.describe_change(None, {"status": "open"}) == "set to {\"status\": \"open\"}"
+    assert audit.describe_change(None, {"status": "open"}) == 'set to {"status": "open"}'
     assert audit.describe_change(None, None) == "" and audit.describe_change({"x": 1}, {"x": 1}) == "no change"
 
 

@@ -22,11 +22,12 @@ from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Access"],
-    "operator": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Access"],
-    "admin": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Configuration", "Access"],
+    "observer": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Schedule", "Access"],
+    "operator": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Schedule", "Access"],
+    "admin": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Schedule", "Configuration", "Access"],
     "super_admin": [
-        *("Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Configuration", "Users & audit", "Access")
+        *("Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Schedule", "Configuration"),
+        *("Users & audit", "Access"),
     ],
 }
 TITLES = {
@@ -35,6 +36,7 @@ TITLES = {
     "Review queue": "Review queue",
     "Objects": "Objects",
     "Thresholds": "Thresholds",
+    "Schedule": "Schedule",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
     "Access": "Access",

@@ -13,7 +13,16 @@ from ops.maintenance import MaintenanceError, active_window
 from ops.notify import deliveries_for
 
 # The real receivers (HTTP, SMTP) and the configuration pointing at them, shared with the notification tests.
-from tests.test_notify import T0, add_alert, add_user, notifier_for, receivers_fixture, setup_fixture, smtp_fixture  # noqa: F401
+from tests.test_notify import (  # noqa: F401
+    T0,
+    add_alert,
+    add_user,
+    notifier_for,
+    receivers_fixture,
+    setup_fixture,
+    smtp_fixture,
+    write_config,
+)
 
 TUESDAY_10 = datetime(2026, 1, 13, 10, 0, tzinfo=timezone.utc)
 SATURDAY_06 = datetime(2026, 1, 17, 6, 0, tzinfo=timezone.utc)
@@ -56,8 +65,15 @@ def test_announcements_follow_the_guide_schedule(store, config):
     assert [w.kind for w in maintenance.list_windows(store, now=T0)] == ["rolling", "brief"]
 
 
-def test_non_critical_pages_are_silenced_during_a_window_and_critical_still_goes_out(setup):
-    config, store, receivers, _smtp, clock = setup
+def test_medium_and_low_are_silenced_during_a_window_and_critical_and_high_still_go_out(setup, tmp_path, monkeypatch):
+    _config, store, receivers, smtp, clock = setup
+    levels = {
+        "CRITICAL": {"channels": ["pagerduty", "slack-ops", "email", "webhook"], "throttle": False},
+        "HIGH": {"channels": ["slack-ops", "webhook"]},
+        "MEDIUM": {"channels": ["slack-ops"]},  # sent at once outside windows, on this site
+        "LOW": {"channels": []},
+    }
+    config = write_config(tmp_path / "medium", monkeypatch, receivers, smtp.port, levels=levels)
     add_user(store, "olga", "operator")
     window = maintenance.announce(store, config.maintenance, "olga", "brief", TUESDAY_10, None, "db upgrade", now=T0)
     assert active_window(store, TUESDAY_10 - timedelta(seconds=1)) is None
@@ -67,17 +83,21 @@ def test_non_critical_pages_are_silenced_during_a_window_and_critical_still_goes
     notifier = notifier_for(config, store, clock)
     high = add_alert(store, 80, level="HIGH", created_at=clock[0])
     critical = add_alert(store, 81, created_at=clock[0])
+    medium = add_alert(store, 83, level="MEDIUM", created_at=clock[0])
     notifier.notify_alert(high)
     notifier.notify_alert(critical)
-    rows = deliveries_for(store, high)
+    notifier.notify_alert(medium)
+    rows = deliveries_for(store, medium)
     assert {row["status"] for row in rows} == {"suppressed"}
     assert f"maintenance window #{window.window_id}" in rows[0]["error"]
+    # A 4-hour window would hold a HIGH alert past its 1-hour response time: CRITICAL and HIGH go out.
     assert {row["status"] for row in deliveries_for(store, critical)} == {"delivered"}
+    assert {row["status"] for row in deliveries_for(store, high)} == {"delivered"}
     assert [r["body"]["dedup_key"] for r in receivers["pagerduty"].received] == [critical]
-    assert [r["body"]["alert_id"] for r in receivers["webhook"].received] == [critical]
+    assert sorted(r["body"]["alert_id"] for r in receivers["webhook"].received) == sorted([critical, high])
 
     clock[0] = TUESDAY_10.replace(hour=14)  # the window is over
-    after = add_alert(store, 82, level="HIGH", created_at=clock[0])
+    after = add_alert(store, 82, level="MEDIUM", created_at=clock[0])
     notifier.notify_alert(after)
     notifier.close()
     assert {row["status"] for row in deliveries_for(store, after)} == {"delivered"}

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from ops import responses
 from ops.oncall import escalate_due, escalations_for, handoff, on_call
+from tests.conftest import REPO
 
 # The real receivers (HTTP, SMTP) and the configuration pointing at them, shared with the notification tests.
 from tests.test_notify import T0, add_alert, add_user, notifier_for, receivers_fixture, setup_fixture, smtp_fixture  # noqa: F401
@@ -115,3 +116,42 @@ def test_handoff_lists_incidents_escalations_failures_and_open_alerts(setup, tmp
     assert "Failing deliveries (1)" in out
     assert main(["oncall", "now", *where]) == 0
     assert "Primary            A. Moreau (amoreau) via pagerduty" in capsys.readouterr().out
+
+
+def test_the_ladder_climbs_when_each_roles_response_min_passes(setup, tmp_path, monkeypatch):
+    import pytest
+    import yaml
+
+    from config import load_config
+    from config.settings import ConfigError
+
+    _config, store, _receivers, _smtp, clock = setup
+    folder = tmp_path / "config"  # the receivers' notifications stay; only the on-call document changes
+    oncall = yaml.safe_load((REPO / "config" / "oncall.yaml").read_text())
+    oncall["roles"]["primary"]["response_min"] = 5  # a faster primary: the backup is paged at 5 min, not 15
+    oncall["roles"]["secondary"]["response_min"] = 10
+    (folder / "oncall.yaml").write_text(yaml.safe_dump(oncall))
+    config = load_config(folder)
+    assert [step.after_min for step in config.oncall.escalation.steps] == [0, 5, 10, 60]
+    alert_id = add_alert(store, 63, created_at=T0)
+    notifier = notifier_for(config, store, clock)
+    clock[0] = T0 + timedelta(minutes=5)
+    assert [(row["step"], row["role"]) for row in escalate_due(store, config, notifier, clock[0])] == [
+        (0, "primary"),
+        (1, "secondary"),
+    ]
+    clock[0] = T0 + timedelta(minutes=10)
+    assert [row["role"] for row in escalate_due(store, config, notifier, clock[0])] == ["engineering_lead"]
+    notifier.close()
+    assert [row["after_min"] for row in escalations_for(store, alert_id)] == [0, 5, 10]
+
+    # One source of truth: a step that writes a different time, or follows a role with no response time, is refused.
+    oncall["escalation"]["steps"][1]["after_min"] = 20
+    (folder / "oncall.yaml").write_text(yaml.safe_dump(oncall))
+    with pytest.raises(ConfigError, match="disagrees with primary.response_min 5"):
+        load_config(folder)
+    del oncall["escalation"]["steps"][1]["after_min"]
+    del oncall["roles"]["engineering_lead"]["response_min"]
+    (folder / "oncall.yaml").write_text(yaml.safe_dump(oncall))
+    with pytest.raises(ConfigError, match="role 'engineering_lead' has no response_min"):
+        load_config(folder)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import yaml
 
 from cli.main import main
+from config.scaling import load_scaling
 from core.event import utcnow
 from ops import inject, scaling
 from store.hot import HotStore
@@ -132,15 +133,10 @@ def test_deployment_templates_carry_the_guides_scaling_rules():
             documents[(document["kind"], document["metadata"]["name"])] = document
     for name in ("event-processor", "agent-pool"):
         assert ("Deployment", name) in documents
-        hpa = documents[("HorizontalPodAutoscaler", name)]["spec"]
-        targets = {
-            metric.get("resource", metric.get("external", {}).get("metric", {})).get("name"): metric
-            for metric in hpa["metrics"]
-        }
-        assert targets["cpu"]["resource"]["target"]["averageUtilization"] == scaling.CPU_UP
-    processor = documents[("HorizontalPodAutoscaler", "event-processor")]["spec"]
-    queue = next(m for m in processor["metrics"] if m["type"] == "External")
-    assert int(queue["external"]["target"]["averageValue"]) == scaling.QUEUE_UP
+    # The processors scale with KEDA (tests/test_scaling_templates.py); the agent pool with an HPA.
+    hpa = documents[("HorizontalPodAutoscaler", "agent-pool")]["spec"]
+    cpu = next(metric for metric in hpa["metrics"] if metric["type"] == "Resource")
+    assert cpu["resource"]["target"]["averageUtilization"] == load_scaling().rules.cpu_percent.up
     assert ("Service", "agent-pool") in documents
     flink = documents[("FlinkDeployment", "nightwatch-stream")]
     assert "nightwatch" in json.dumps(flink["spec"]["job"])

@@ -22,7 +22,7 @@ from core.names import ATTR_DEDUP_KEY
 from devtools.pubsub import Emulator, OutgoingPacket, PacketPublisher, ensure_topics
 from devtools.simulator import generate_packets
 from pipeline.runners.local import restore_local_runner
-from pipeline.streaming import run_stream
+from pipeline.streaming import IdleClock, run_stream
 from store.hot import HotStore
 from store.layout import Outputs
 from store.schema import alerts, associations, dead_letters, events, metrics
@@ -412,3 +412,25 @@ def test_injection_test_through_pubsub_on_the_running_stream(emulator, tmp_path,
     store = HotStore(outputs.db_url)
     assert store.count(events, injected=True) == 30
     store.close()
+
+
+def test_a_busy_job_is_not_idle_only_a_job_with_nothing_to_do():
+    """Seen by hand: a job slowed by load pulled nothing for 15 s while it finished a big pull, and `--until-idle`
+    drained it with 1,225 packets still queued. Progress on any counter keeps the job running."""
+    clock = IdleClock(idle_s=15, now=0.0)
+    assert not clock.idle({"ingested": 207}, paused=False, now=0.0)
+    # Nothing new pulled, but what was pulled is being stored: busy, not idle.
+    for second, stored in ((5, 50), (10, 120), (20, 204)):
+        assert not clock.idle({"ingested": 207, "stored": stored}, paused=False, now=float(second))
+    assert not clock.idle({"ingested": 207, "stored": 204}, paused=False, now=34.0)
+    assert clock.idle({"ingested": 207, "stored": 204}, paused=False, now=35.0)  # 15 s with nothing moving
+
+
+def test_a_paused_intake_is_not_idleness():
+    clock = IdleClock(idle_s=5, now=0.0)
+    for second in range(0, 60, 5):
+        assert not clock.idle({"ingested": 10}, paused=True, now=float(second))
+    # The idle clock counts from the last moment the intake was paused (55 s), not from the last packet.
+    assert not clock.idle({"ingested": 10}, paused=False, now=56.0)
+    assert clock.idle({"ingested": 10}, paused=False, now=60.0)
+    assert not IdleClock(idle_s=None, now=0.0).idle({}, paused=False, now=1e6)  # no --until-idle: never idle

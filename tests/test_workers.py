@@ -11,9 +11,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from cli.main import main
-from cli.ops import contact_lines
 from config.settings import load_config
 from core.event import utcnow
+from ops.health import runbook_contacts
 from ops.health.report import RUNBOOKS
 from ops.workers import notifier_status, record_beat, workers
 from store.hot import HotStore
@@ -97,13 +97,22 @@ def test_agents_record_cpu_memory_and_their_slowest_events(night_template, tmp_p
     assert first in out
 
 
-def test_where_a_runbook_says_contact_the_source_its_contact_is_shown():
+def test_where_a_runbook_says_contact_someone_its_contacts_are_shown():
     config = load_config()
     contacts = config.sources.contacts()
+    book = {name: config.contacts.describe(name) for name in config.contacts.names()}
     assert contacts["ztf"].startswith("ZTF") and "@" in contacts["rubin"] and "gcn.nasa.gov" in contacts["gcn"]
-    lines = "\n".join(contact_lines(RUNBOOKS["high_queue_depth"], contacts))
-    assert "contacts of the sources:" in lines
+    lines = "\n".join(runbook_contacts(RUNBOOKS["high_queue_depth"], book, contacts))
+    assert "Operations: #ops-events, escalation ops-lead@facility.org" in lines
+    assert "Data Sources: dataops@source.org (Business hours)" in lines
+    assert "Cloud Provider: support@cloud.com (24/7)" in lines
     for source, who in contacts.items():
-        assert f"{source}: {who}" in lines
-    assert "contacts of the sources:" in "\n".join(contact_lines(RUNBOOKS["error_rate"], contacts))
-    assert contact_lines(RUNBOOKS["latency"], contacts) == []
+        assert f"{source} source: {who}" in lines
+    assert "ztf source:" in "\n".join(runbook_contacts(RUNBOOKS["error_rate"], book, contacts))
+    latency = runbook_contacts(RUNBOOKS["latency"], book, contacts)
+    assert not any("source:" in line for line in latency) and "Operations: #ops-events" in latency[0]
+    critical = runbook_contacts(RUNBOOKS["critical_alert_not_sent"], book, contacts)
+    assert critical == [
+        "Operations: #ops-events, escalation ops-lead@facility.org",
+        "Science: #sci-events, escalation sci-lead@facility.org",
+    ]

@@ -18,10 +18,12 @@ import numpy as np
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Timestamp
 
-from config.settings import NightwatchConfig
+from config.settings import NightwatchConfig, StreamingConfig
 from core import names, telemetry
 from core.event import DeadLetter, Event, utcnow
 from core.night import observing_night
+from ops.queue_depth import QueueDepth, queue_depth_reader
+from store.configs import LiveConfig
 from transforms.common import counter
 from transforms.hotstore import HotStoreDoFn
 
@@ -165,25 +167,42 @@ def metrics_row(
 
 
 class _ToRow(beam.DoFn):
-    def __init__(self, config: NightwatchConfig, run_id: str):
+    """A window's row, judged against the expected rates in force (store/configs.py), re-read live."""
+
+    def __init__(self, config: NightwatchConfig, run_id: str, db_url: str | None = None):
         self._config = config
         self._run_id = run_id
+        self._db_url = db_url
+
+    def setup(self) -> None:
+        self._live = LiveConfig(self._config, self._db_url, self._config.streaming.thresholds.refresh_s)
+
+    def teardown(self) -> None:
+        self._live.close()
 
     def process(self, keyed: tuple[str, dict[str, Any]], win: window.BoundedWindow = beam.DoFn.WindowParam):
         source, stats = keyed
-        yield metrics_row(source, stats, float(win.start), float(win.end), self._config, self._run_id)
+        yield metrics_row(source, stats, float(win.start), float(win.end), self._live.get(), self._run_id)
 
 
 class _WriteMetrics(HotStoreDoFn):
-    def __init__(self, url: str, subscriptions: dict[str, str] | None = None):
+    def __init__(self, url: str, streaming: StreamingConfig):
         super().__init__(url)
-        self._subscriptions = subscriptions or {}
+        self._streaming = streaming
+        pubsub = streaming.pubsub
+        self._subscriptions = {source: pubsub.subscription(source) for source in pubsub.topics}
+        self._depth: QueueDepth | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        # The configured backend: the emulator's published - received, Cloud Monitoring, or Kafka's consumer lag.
+        self._depth = queue_depth_reader(self._streaming, self._store)
 
     def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
         try:
             self._store.upsert_metrics([row])
-            # The backlog now: published to the topic but not yet counted as received (this window included).
-            row = {**row, "queue_depth": self._store.queue_depth(row["source"])}
+            # The backlog now (locally: published but not yet counted as received, this window included).
+            row = {**row, "queue_depth": self._depth.depths([row["source"]]).get(row["source"])}
             self._store.upsert_metrics([row])
             source = row["source"]
             telemetry.observe_queue_depth(source, self._subscriptions.get(source, source), row["queue_depth"])
@@ -205,8 +224,6 @@ class WindowedMetrics(beam.PTransform):
 
     def expand(self, samples: beam.PCollection) -> beam.PCollection:
         spec = self._config.streaming.windows
-        pubsub = self._config.streaming.pubsub
-        subscriptions = {source: pubsub.subscription(source) for source in pubsub.topics}
         return (
             samples
             | "Observe" >> beam.Map(observe)
@@ -222,6 +239,6 @@ class WindowedMetrics(beam.PTransform):
             | "MarkLate" >> beam.ParDo(_LateInWindow())
             | "BySource" >> beam.Map(lambda sample: (sample.source, sample))
             | "Stats" >> beam.CombinePerKey(WindowStats())
-            | "ToRow" >> beam.ParDo(_ToRow(self._config, self._run_id))
-            | "Write" >> beam.ParDo(_WriteMetrics(self._db_url, subscriptions))
+            | "ToRow" >> beam.ParDo(_ToRow(self._config, self._run_id, self._db_url))
+            | "Write" >> beam.ParDo(_WriteMetrics(self._db_url, self._config.streaming))
         )

@@ -12,7 +12,7 @@ import apache_beam as beam
 from config.settings import NightwatchConfig
 from core import names
 from core.event import Event
-from ops.notify import Notifier
+from ops.notify import NotifierInForce
 from store.events import alert_id_for
 from store.hot import HotStore
 from transforms.common import counter
@@ -30,11 +30,12 @@ class _NotifyDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self._store = HotStore(self._db_url)
-        self._notifier = Notifier(self._store, self._config, timeout_s=self._config.notifications.pipeline_timeout_s)
+        # Channels, levels and the budget in force, re-read live (a console change needs no restart).
+        self._notifiers = NotifierInForce(self._store, self._config, pipeline=True)
 
     def process(self, event: Event) -> Iterator[dict[str, Any]]:
         try:
-            results = self._notifier.notify_stored(alert_id_for(event.event_id))
+            results = self._notifiers.get().notify_stored(alert_id_for(event.event_id))
         except Exception as exc:  # noqa: BLE001 - e.g. the store is unreachable: `alerts check` will show it
             counter(names.notified("error")).inc()
             log.warning("could not notify %s: %s", event.event_id, exc)
@@ -44,7 +45,7 @@ class _NotifyDoFn(beam.DoFn):
             yield {key: result[key] for key in ("alert_id", "channel", "status")}
 
     def teardown(self) -> None:
-        self._notifier.close()
+        self._notifiers.close()
         self._store.close()
 
 
@@ -53,7 +54,7 @@ class _PendingDoFn(_NotifyDoFn):
 
     def process(self, _start: Any) -> Iterator[dict[str, Any]]:
         try:
-            results = self._notifier.notify_pending()
+            results = self._notifiers.get().notify_pending()
         except Exception as exc:  # noqa: BLE001 - e.g. the store is unreachable: `notify run` will try again
             counter(names.notified("error")).inc()
             log.warning("could not notify the pending alerts: %s", exc)

@@ -16,34 +16,66 @@ from config.settings import NightwatchConfig
 from core import names
 from core.decisions import DESTINATIONS, route
 from core.event import Event
+from store.configs import LiveConfig
 from transforms.common import DEAD_LETTER, EventStep, counter
 
 
 class RouteDoFn(EventStep):
+    """Routes with the configuration in force (the site's night), re-read every `refresh_s` from the hot store at
+    `db_url`; each event records the configuration version that routed it (`lineage["config_version"]`)."""
+
     stage = names.ROUTE
 
-    def __init__(self, config: NightwatchConfig, run_id: str, pipeline_version: str):
-        self._timezone = config.sources.site.timezone
+    def __init__(
+        self,
+        config: NightwatchConfig,
+        run_id: str,
+        pipeline_version: str,
+        db_url: str | None = None,
+        refresh_s: float = 2.0,
+    ):
+        self._config = config
         self._run_id = run_id
         self._pipeline_version = pipeline_version
+        self._db_url = db_url
+        self._refresh_s = refresh_s
+        self._live: LiveConfig | None = None
+
+    def setup(self) -> None:
+        self._live = LiveConfig(self._config, self._db_url, self._refresh_s)
+
+    def teardown(self) -> None:
+        if self._live is not None:
+            self._live.close()
 
     def transform(self, event: Event) -> Iterator[Any]:
-        routed, destination = route(event, self._timezone, self._run_id, self._pipeline_version)
+        config = self._live.get() if self._live is not None else self._config
+        routed, destination = route(event, config.sources.site.timezone, self._run_id, self._pipeline_version)
         counter(names.routed(destination)).inc()
-        yield routed
+        lineage = {**routed.lineage, "config_version": str(config.config_version)}
+        yield routed.model_copy(update={"lineage": lineage})
 
 
 class Route(beam.PTransform):
     """Outputs: `events` (every routed event, its destination in `lineage["route"]`) and `dead_letter`."""
 
-    def __init__(self, config: NightwatchConfig, run_id: str, pipeline_version: str):
+    def __init__(
+        self,
+        config: NightwatchConfig,
+        run_id: str,
+        pipeline_version: str,
+        db_url: str | None = None,
+        refresh_s: float = 2.0,
+    ):
         super().__init__()
         self._config = config
         self._run_id = run_id
         self._pipeline_version = pipeline_version
+        self._db_url = db_url
+        self._refresh_s = refresh_s
 
     def expand(self, events: beam.PCollection) -> pvalue.DoOutputsTuple:
-        step = RouteDoFn(self._config, self._run_id, self._pipeline_version)
+        step = RouteDoFn(self._config, self._run_id, self._pipeline_version, self._db_url, self._refresh_s)
         return events | "ToDestination" >> beam.ParDo(step).with_outputs(DEAD_LETTER, main="events")
 
 

@@ -12,7 +12,7 @@ from access.accounts import User
 from core.event import utcnow
 from core.night import observing_night
 from dashboard import context, ui
-from ops.health import AgentHealth, HealthReport, Panel, Runbook, evaluate
+from ops.health import AgentHealth, HealthReport, Panel, Runbook, evaluate, runbook_contacts
 from ops.health.faults import STALE_PANEL, record_fault
 from ops.levels import LevelCount, level_counts
 from ops.workers import notifier_status, workers
@@ -23,9 +23,11 @@ REFRESH_S = 15
 def _runbook(runbook: Runbook) -> None:
     st.markdown(f"**{runbook.title}** — symptoms: {runbook.symptoms}")
     st.markdown("\n".join(f"{number}. {step}" for number, step in enumerate(runbook.steps, 1)))
-    if any("contact" in step.lower() and "source" in step.lower() for step in runbook.steps):
-        contacts = context.config().sources.contacts()
-        st.markdown("Contacts of the sources: " + "; ".join(f"**{name}**: {who}" for name, who in contacts.items()))
+    config = context.config()
+    book = {name: config.contacts.describe(name) for name in config.contacts.names()}
+    contacts = runbook_contacts(runbook, book, config.sources.contacts())
+    if contacts:  # where the runbook says to contact someone: whom (contacts.yaml, sources.yaml)
+        st.markdown("**Contacts:**\n" + "\n".join(f"- {line}" for line in contacts))
 
 
 def _severity(report: HealthReport) -> None:
@@ -40,7 +42,10 @@ def _severity(report: HealthReport) -> None:
             _runbook(report.runbook)
     window = f"{report.window_start:%H:%M:%S}–{report.window_end:%H:%M:%S} UTC"
     stale = " (the last active window: nothing has been processed since)" if report.stale else ""
-    st.caption(f"Figures over {window}{stale}, from {report.basis}; refreshed every {REFRESH_S} s.")
+    st.caption(
+        f"Figures over {window}{stale}, from {report.basis}; refreshed every {REFRESH_S} s; judged with "
+        f"configuration version {report.config_version or 'files'}."
+    )
 
 
 # How each panel's per-source figures read: a unit and a sensible precision.

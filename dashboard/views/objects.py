@@ -151,8 +151,8 @@ def show_object(object_id: str) -> None:
     # The position in a line of its own: in a metric's width, seven-decimal coordinates were cut off.
     position = f"RA {found['ra']:.5f}°, Dec {found['dec']:+.5f}°" if found["ra"] is not None else "no position"
     st.caption(
-        f"{found['source']} · {position} · first seen {found['first_seen']} (MJD {found['first_seen_mjd']:.5f}) · last seen "
-        f"{found['last_seen']} (MJD {found['last_seen_mjd']:.5f}) · latest event {found['latest_event_id']}"
+        f"{found['source']} · {position} · first seen {found['first_seen']} (MJD {found['first_seen_mjd']:.5f}) · "
+        f"last seen {found['last_seen']} (MJD {found['last_seen_mjd']:.5f}) · latest event {found['latest_event_id']}"
     )
     scores = scores_text(found["class_scores"])
     st.markdown(f"**Class scores** (the best score each class gave one of its events): {scores}")

@@ -22,6 +22,16 @@ source of SEV-4), `evaluate` (severity and `evaluate`).
 
 from ops.health.agents import agent_health
 from ops.health.evaluate import evaluate, severity
-from ops.health.report import RUNBOOKS, AgentHealth, HealthReport, Panel, Runbook
+from ops.health.report import RUNBOOKS, AgentHealth, HealthReport, Panel, Runbook, runbook_contacts
 
-__all__ = ["RUNBOOKS", "AgentHealth", "HealthReport", "Panel", "Runbook", "agent_health", "evaluate", "severity"]
+__all__ = [
+    "RUNBOOKS",
+    "AgentHealth",
+    "HealthReport",
+    "Panel",
+    "Runbook",
+    "agent_health",
+    "evaluate",
+    "runbook_contacts",
+    "severity",
+]

@@ -26,7 +26,9 @@ from ops.health.report import (
     HealthReport,
     Panel,
     Runbook,
+    runbooks_of,
 )
+from ops.queue_depth import queue_depth_reader
 from store.hot import HotStore
 from store.schema import injection_reports
 
@@ -114,7 +116,8 @@ def evaluate(
     series_start = end - history
     timezone = config.sources.site.timezone
     night = night or observing_night(now, timezone)
-    basis, panels = five_panels(store, expected, start, end, series_start, night, latest is not None)
+    depth = queue_depth_reader(config.streaming, store)  # the emulator's count, Cloud Monitoring or Kafka lag
+    basis, panels = five_panels(store, expected, start, end, series_start, night, latest is not None, depth)
     agents = agent_health(store, since=series_start)
     if latest is None:
         idle = "nothing has been processed yet (the store is empty)"
@@ -124,6 +127,12 @@ def evaluate(
     expected_total = sum(rate for name, rate in expected.items() if name not in paused)
     faults = [fault.describe() for fault in recent_faults(store, now)]
     level, reason, runbook = severity(panels, agents, stale, expected_total, _critical_recall(store), idle, faults)
+    # The runbooks of this configuration (`--config DIR`, or a stored version), in place of the shipped ones.
+    book = runbooks_of(config.runbooks)
+    for panel in panels:
+        panel.runbook = book.get(panel.runbook.key, panel.runbook)
+    agents.runbook = book.get(agents.runbook.key, agents.runbook)
+    runbook = book.get(runbook.key, runbook) if runbook else None
     note = ""
     if paused:
         changed = {row.source: row for row in intake.rows(store) if row.paused}
@@ -149,6 +158,8 @@ def evaluate(
         intake_paused=paused,
         intake_note=note,
         contacts=config.sources.contacts(),
+        contact_book={name: config.contacts.describe(name) for name in sorted(config.contacts.names())},
+        config_version=config.config_version,
     )
 
 

@@ -24,6 +24,7 @@ from ops.health.report import (
     judge,
     worst,
 )
+from ops.queue_depth import PublishedMinusReceived, QueueDepth
 from store.hot import HotStore
 from store.schema import alerts, dead_letters, events, metrics
 
@@ -137,8 +138,8 @@ def _latency_panel(p50: float | None, by_source: dict[str, float | None], series
     )
 
 
-def _queue_panel(store: HotStore, sources: list[str], series: list[dict[str, Any]]) -> Panel:
-    by_source = {source: store.queue_depth(source) for source in sources}
+def _queue_panel(depth: QueueDepth, sources: list[str], series: list[dict[str, Any]]) -> Panel:
+    by_source = depth.depths(sources)
     known = [value for value in by_source.values() if value is not None]
     total = float(sum(known)) if known else None
     return Panel(
@@ -154,8 +155,9 @@ def _queue_panel(store: HotStore, sources: list[str], series: list[dict[str, Any
             source: "n/a" if value is None else judge(value, QUEUE_DEPTH) for source, value in by_source.items()
         },
         series=series,
-        detail="published to each source's topic minus received (Cloud Monitoring's num_undelivered_messages in "
-        "production); batch runs read files and have no queue",
+        detail="published to each source's topic minus received locally; Cloud Monitoring's "
+        "num_undelivered_messages or Kafka's consumer lag in production (streaming.yaml: queue_depth); batch runs "
+        "read files and have no queue",
     )
 
 
@@ -316,6 +318,7 @@ def five_panels(
     series_start: datetime,
     night: str,
     has_data: bool,
+    depth: QueueDepth | None = None,
 ) -> tuple[str, list[Panel]]:
     """The panels over `start`..`end` (charts from `series_start`), and what they were computed from: "stream
     metrics" when the streaming job wrote windows in it, else "stored events" (or "no data" in an empty store).
@@ -331,7 +334,7 @@ def five_panels(
     panels = [
         rate,
         latency,
-        _queue_panel(store, list(expected), _queue_series(metric_rows)),
+        _queue_panel(depth or PublishedMinusReceived(store), list(expected), _queue_series(metric_rows)),
         errors,
         _alert_volume_panel(store, night),
     ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from config.runbooks import load_runbooks
+from config.runbooks import RunbooksConfig, load_runbooks
 
 # The guide's normal ranges.
 RATE_TOLERANCE = 0.20  # event rate within ±20% of expected
@@ -32,12 +32,20 @@ class Runbook:
     title: str
     symptoms: str
     steps: tuple[str, ...]
+    key: str = ""  # its name in runbooks.yaml: how a report swaps in the configured runbook of the same name
+    contacts: tuple[str, ...] = ()  # whom it calls for (contacts.yaml)
 
 
-# The guide's runbooks and procedures, word for word where it has them: data in config/runbooks.yaml.
-RUNBOOKS: dict[str, Runbook] = {
-    name: Runbook(spec.title, spec.symptoms, tuple(spec.steps)) for name, spec in load_runbooks().runbooks.items()
-}
+def runbooks_of(config: RunbooksConfig) -> dict[str, Runbook]:
+    return {
+        name: Runbook(spec.title, spec.symptoms, tuple(spec.steps), name, tuple(spec.contacts))
+        for name, spec in config.runbooks.items()
+    }
+
+
+# The shipped runbooks, word for word where the guide has them (config/runbooks.yaml): the panels name theirs
+# from here; `evaluate` then swaps in the runbooks of the configuration it was given (`--config DIR`).
+RUNBOOKS: dict[str, Runbook] = runbooks_of(load_runbooks())
 
 
 @dataclass
@@ -87,9 +95,23 @@ class HealthReport:
     intake_paused: list[str] = field(default_factory=list)  # sources `nightwatch intake pause` stopped
     intake_note: str = ""  # who paused them, when
     contacts: dict[str, str] = field(default_factory=dict)  # source -> its contact (config/sources.yaml)
+    contact_book: dict[str, str] = field(default_factory=dict)  # contacts.yaml: name -> "Operations: #ops-events, ..."
+    config_version: int = 0  # the stored configuration version judged with (0: the files alone; store/configs.py)
 
     def panel(self, name: str) -> Panel:
         return next(panel for panel in self.panels if panel.name == name)
+
+
+def runbook_contacts(runbook: Runbook, contact_book: dict[str, str], sources: dict[str, str]) -> list[str]:
+    """Whom the runbook says to contact, one line each: its contacts (`contact_book`, from contacts.yaml) and,
+    when it names the data sources or a step says to contact the source, each source's own contact (`sources`,
+    from sources.yaml). A report carries both (`contact_book`, `contacts`)."""
+    lines = [contact_book.get(name, name) for name in runbook.contacts]
+    if "data_sources" in runbook.contacts or any(
+        "contact" in step.lower() and "source" in step.lower() for step in runbook.steps
+    ):
+        lines += [f"{source} source: {who}" for source, who in sources.items()]
+    return lines
 
 
 def judge(value: float | None, limit: float) -> str:

@@ -6,19 +6,15 @@ first attempt: its unique key (alert, channel, action, level) is the claim that 
 and a crash mid-send leaves a `retrying` row that `nightwatch notify run` picks up. Failed attempts are retried with
 exponential backoff until `retry.max_attempts`, then the row is `failed` (`nightwatch notify status`).
 
-Policy for a new alert (`Notifier.notify_alert`), in this order:
-1. an injected event (the injection test) never pages anyone: every channel is recorded `suppressed`;
-2. CRITICAL is always sent: never throttled, never silenced;
-3. during an active maintenance window that silences, other levels are recorded `suppressed`;
-4. beyond the nightly budget (`budget_per_night`, the alert's observing night), levels that throttle are recorded
-   `throttled` and go out in the next digest (`nightwatch notify digest`).
+Policy for a new alert (`Notifier.notify_alert`): see `policy` (injected never pages; CRITICAL and HIGH are never
+held; MEDIUM and LOW are silenced by maintenance and digested beyond the nightly budget).
 
 Nothing here raises to its caller on a channel failure: a failure is a recorded delivery, never a lost alert.
 
 One job per module: `notice` (the Notice, statuses), `channels` (rendering per channel, the Sender), `alerts` (the
 alert a notice is about), `policy` (which channels, maintenance silencing, the budget), `outbox` (the
 `deliveries` rows: claim, attempts, retries), `digests`, `notifier` (the Notifier that ties them, the portal's
-acknowledge hook) and `runbook` (Critical Alert Not Sent: `unsent_critical`, `send_by_hand`).
+acknowledge hook) and `runbook` (Critical Alert Not Sent: `unsent_alerts`, `send_by_hand`).
 """
 
 from ops.notify.alerts import AlertInfo, acknowledged, alert_notice, load_alert
@@ -38,10 +34,10 @@ from ops.notify.notice import (
     announcement_notice,
     is_page,
 )
-from ops.notify.notifier import Notifier, alert_action_hook
+from ops.notify.notifier import Notifier, NotifierInForce, alert_action_hook
 from ops.notify.outbox import Outbox, deliveries_for, delivery_key, insert_once
 from ops.notify.policy import Policy
-from ops.notify.runbook import send_by_hand, unsent_critical
+from ops.notify.runbook import Unsent, send_by_hand, unsent_alerts, unsent_critical
 
 __all__ = [
     "DELIVERED",
@@ -57,6 +53,7 @@ __all__ = [
     "Digests",
     "Notice",
     "Notifier",
+    "NotifierInForce",
     "Outbox",
     "Outcome",
     "Policy",
@@ -74,6 +71,8 @@ __all__ = [
     "pagerduty_body",
     "send_by_hand",
     "slack_body",
+    "Unsent",
+    "unsent_alerts",
     "unsent_critical",
     "webhook_body",
 ]

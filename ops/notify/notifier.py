@@ -15,6 +15,7 @@ from ops.notify.digests import Digests
 from ops.notify.notice import Clock, Notice
 from ops.notify.outbox import Outbox, mark_notified, pending_alerts
 from ops.notify.policy import Policy
+from store.configs import LiveConfig, in_force
 from store.hot import HotStore
 
 log = logging.getLogger("nightwatch.notify")
@@ -126,6 +127,40 @@ class Notifier:
         return self.digests.digests_due()
 
 
+class NotifierInForce:
+    """A `Notifier` built from the configuration in force (store/configs.py), rebuilt when its version changes:
+    a channel, level or budget changed in the console or the CLI takes effect within `refresh_s`, no restart."""
+
+    def __init__(
+        self,
+        store: HotStore,
+        base: NightwatchConfig,
+        timeout_s: float | None = None,
+        clock: Clock = utcnow,
+        pipeline: bool = False,
+    ):
+        self.store = store
+        self._live = LiveConfig(base, store.url, base.streaming.thresholds.refresh_s)
+        self._timeout_s = timeout_s
+        self._clock = clock
+        self._pipeline = pipeline  # the pipeline's short timeout, from the configuration in force
+        self._notifier: Notifier | None = None
+
+    def get(self) -> Notifier:
+        config = self._live.get()
+        if self._notifier is None or self._notifier.config.config_version != config.config_version:
+            if self._notifier is not None:
+                self._notifier.close()
+            timeout = config.notifications.pipeline_timeout_s if self._pipeline else self._timeout_s
+            self._notifier = Notifier(self.store, config, timeout_s=timeout, clock=self._clock)
+        return self._notifier
+
+    def close(self) -> None:
+        if self._notifier is not None:
+            self._notifier.close()
+        self._live.close()
+
+
 def alert_action_hook(store: HotStore, alert_id: str, action: str, config: NightwatchConfig | None = None) -> None:
     """Called by `responses.alert_action` after it commits: an acknowledge or resolve in the alert portal is sent to
     PagerDuty for the same dedup_key. Never raises: the portal action stands whatever the pager says, and a failed
@@ -133,7 +168,7 @@ def alert_action_hook(store: HotStore, alert_id: str, action: str, config: Night
     if action not in ("acknowledge", "resolve"):
         return
     try:
-        config = config or load_config()
+        config = config or in_force(load_config(), store)
         notifier = Notifier(store, config, timeout_s=config.notifications.pipeline_timeout_s)
         try:
             notifier.follow_up(alert_id, action)
@@ -147,7 +182,7 @@ def new_alert_hook(store: HotStore, alert_id: str, config: NightwatchConfig | No
     """Called after a person raises an event to an alert (a review-queue promotion): the alert is notified as
     a newly stored one would be. Never raises: the decision stands; a failed send is a `retrying` delivery."""
     try:
-        config = config or load_config()
+        config = config or in_force(load_config(), store)
         notifier = Notifier(store, config, timeout_s=config.notifications.pipeline_timeout_s)
         try:
             notifier.notify_alert(alert_id)

@@ -1,16 +1,19 @@
 """The policy for a new alert: on which channels it goes, and whether it is held back, in this order:
 
 1. an injected event (the injection test) never pages anyone: every channel is recorded `suppressed`;
-2. CRITICAL is always sent: never throttled, never silenced;
-3. during an active maintenance window that silences, other levels are recorded `suppressed`;
-4. beyond the nightly budget (`budget_per_night`, the alert's observing night), levels that throttle are recorded
-   `throttled` and go out in the next digest (`nightwatch notify digest`).
+2. CRITICAL and HIGH are always sent at once: never throttled, never silenced. Their response times (15 min,
+   1 hour) are shorter than a digest's period or a maintenance window, so any hold would be past them; the guide's
+   "<50 alerts a night" is a normal range to watch (the alert-volume panel), not a cap on them;
+3. during an active maintenance window that silences, MEDIUM and LOW are recorded `suppressed`;
+4. beyond the nightly budget (`budget_per_night`, the alert's observing night), MEDIUM and LOW (the levels that
+   throttle) are recorded `throttled` and go out in the next digest (`nightwatch notify digest`).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from config.notifications import NEVER_HELD
 from config.settings import NotificationsConfig
 from ops.maintenance import active_window
 from ops.notify.alerts import AlertInfo
@@ -39,7 +42,7 @@ class Policy:
         """Why this alert is not sent now (status, reason), or None to send it."""
         if alert.injected:
             return SUPPRESSED, "injected event: the injection test never pages anyone"
-        if alert.level == "CRITICAL":
+        if alert.level in NEVER_HELD:
             return None
         window = active_window(self.store, self.clock())
         if window is not None and window.silence:

@@ -1,26 +1,70 @@
-"""The "Critical Alert Not Sent" runbook: find the CRITICAL alerts no channel delivered (`nightwatch alerts
-check`), and send one by hand (`nightwatch alerts send`, step 4)."""
+"""The "Critical Alert Not Sent" runbook: find every critical and significant event that has no alert, and every
+CRITICAL or HIGH alert no channel delivered (`nightwatch alerts check`); send one by hand (`nightwatch alerts send`,
+step 4)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from access import accounts, audit
 from config.settings import NightwatchConfig
-from core.event import utcnow
+from core.event import as_utc, utcnow
 from ops.notify.alerts import AlertInfo, alert_notice, load_alert
 from ops.notify.notice import DELIVERED, PAGING_PREFIXES, Clock
 from ops.notify.notifier import Notifier
 from store.hot import HotStore
-from store.schema import alerts, deliveries
+from store.schema import alerts, deliveries, events
+
+# The event classes that must raise an alert, and the level each raises (the guide's routing).
+ALERTING = {"critical": "CRITICAL", "significant": "HIGH"}
+NO_ALERT, NOT_DELIVERED = "no alert", "not delivered"
+
+
+@dataclass(frozen=True)
+class Unsent:
+    """One finding of `alerts check`: an event that should have reached someone and has not."""
+
+    event_id: str
+    level: str  # CRITICAL or HIGH
+    problem: str  # NO_ALERT: the event has no alert row at all; NOT_DELIVERED: no channel delivered its alert
+    at: datetime  # when the event was stored (NO_ALERT) or its alert created
+    alert: AlertInfo | None = None
+
+
+def unsent_alerts(store: HotStore) -> list[Unsent]:
+    """Every critical and significant event checked against its alert and its deliveries (injected ones aside):
+    the events with no alert row (the runbook's very symptom: "critical event detected but no alert"), then the
+    CRITICAL and HIGH alerts nobody acknowledged that no channel delivered. CRITICAL first, oldest first."""
+    missing = (
+        sa.select(events.c.event_id, events.c.event_class, events.c.stored_at)
+        .select_from(events.outerjoin(alerts, alerts.c.event_id == events.c.event_id))
+        .where(events.c.event_class.in_(ALERTING) & events.c.injected.is_(False) & alerts.c.alert_id.is_(None))
+    )
+    with store.engine.connect() as conn:
+        found = [
+            Unsent(row.event_id, ALERTING[row.event_class], NO_ALERT, as_utc(row.stored_at))
+            for row in conn.execute(missing)
+        ]
+    found += [
+        Unsent(alert.event_id, alert.level, NOT_DELIVERED, alert.created_at, alert)
+        for alert in _undelivered(store, tuple(ALERTING.values()))
+    ]
+    return sorted(found, key=lambda item: (item.level != "CRITICAL", item.at, item.event_id))
 
 
 def unsent_critical(store: HotStore) -> list[AlertInfo]:
     """CRITICAL alerts nobody has acknowledged that no channel has delivered (page, escalation or by hand)."""
+    return _undelivered(store, ("CRITICAL",))
+
+
+def _undelivered(store: HotStore, levels: tuple[str, ...]) -> list[AlertInfo]:
+    """Alerts of `levels` nobody has acknowledged that no channel has delivered (page, escalation or by hand)."""
     query = sa.select(alerts.c.alert_id).where(
-        (alerts.c.level == "CRITICAL") & alerts.c.status.in_(("open", "escalated")) & alerts.c.injected.is_(False)
+        alerts.c.level.in_(levels) & alerts.c.status.in_(("open", "escalated")) & alerts.c.injected.is_(False)
     )
     with store.engine.connect() as conn:
         ids = list(conn.execute(query.order_by(alerts.c.created_at)).scalars())

@@ -1,4 +1,4 @@
-"""Backups of the hot store, and restores verified against them.
+"""Snapshots of the hot store, and restores verified against them.
 
 SQLite: a consistent online copy through SQLite's backup API (safe while the pipeline writes). PostgreSQL:
 `pg_dump --format=custom` and `pg_restore`. Each backup has a manifest beside it with every table's row count
@@ -74,7 +74,8 @@ def backup(store: HotStore, folder: Path) -> Path:
 
 def _backup(store: HotStore, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = f"{utcnow():%Y%m%dT%H%M%S%f}"
+    taken_at = utcnow()  # the copy holds every change committed before this (restore-to-time picks by it)
+    stamp = f"{taken_at:%Y%m%dT%H%M%S%f}"
     dialect = store.engine.dialect.name
     if dialect == "sqlite":
         target = folder / f"nightwatch-{stamp}.sqlite"
@@ -92,6 +93,8 @@ def _backup(store: HotStore, folder: Path) -> Path:
         raise ValueError(f"no backup method for a {dialect} hot store")
     manifest = {
         "created_at": utcnow().isoformat(),
+        "taken_at": taken_at.isoformat(),
+        "kind": "sqlite" if dialect == "sqlite" else "pgdump",
         "dialect": dialect,
         "schema_version": SCHEMA_VERSION,
         "tables": fingerprints(store),
