@@ -79,16 +79,18 @@ def show_event(event_id: str) -> None:
         st.warning(f"Event {event_id} is not in the hot store (removed by retention?).")
         return
     data = row["data"]
-    cols = st.columns(4)
+    cols = st.columns(3)
     cols[0].metric(
         "Class", data.get("event_class") or "–", help="critical, significant, interesting, routine, rejected"
     )
     cols[1].metric("Score", f"{data['score']:.2f}" if data.get("score") is not None else "–")
-    cols[2].metric("Magnitude", f"{data['mag']:.2f} {data.get('band') or ''}" if data.get("mag") is not None else "–")
-    where = f"{data['ra']:.4f}, {data['dec']:+.4f}" if data.get("ra") is not None else "–"
-    cols[3].metric("RA, Dec (deg)", where)
+    cols[2].metric(
+        "Magnitude", f"{data['mag']:.2f} mag ({data.get('band') or '?'})" if data.get("mag") is not None else "–"
+    )
+    # The position in the caption: in a metric's width the coordinates were cut off ("41.3365, +9.2…").
+    where = f"RA {data['ra']:.4f}°, Dec {data['dec']:+.4f}°" if data.get("ra") is not None else "no position"
     st.caption(
-        f"{data['source']} {data['kind']} · object {data.get('object_id') or '–'} · event time "
+        f"{data['source']} {data['kind']} · {where} · object {data.get('object_id') or '–'} · event time "
         f"{ui.iso(data['event_time'])} · received {ui.iso(data['received_time'])} · night {data.get('night')} · "
         f"position error {ui.angle(data.get('pos_error_deg'))}"
         + (" · INJECTED TEST EVENT" if data.get("injected") else "")
