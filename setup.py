@@ -50,8 +50,8 @@ EXTRAS = {
     # The operations console (dashboard/).
     "console": ["streamlit>=1.40", "pillow>=10"],  # pillow: cutouts rendered as PNG (store/cutouts.py)
     # The external API (api/): REST and a live alert feed, served by uvicorn.
-    # fastapi-offline: /docs assets; pillow: cutouts as PNG (GET /v1/events/{id}/cutouts/{stamp}?format=png)
-    "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7", "pillow>=10"],
+    # fastapi-offline: /docs assets; jinja2: the public status page's HTML (autoescaped); pillow: cutouts as PNG
+    "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7", "jinja2>=3.1", "pillow>=10"],
     # selenium drives Debian's chromium + chromium-driver in the console's browser test.
     "dev": [
         "pytest>=8",

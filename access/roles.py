@@ -19,7 +19,14 @@ ROLE_TITLES = {
 _GRANTS: dict[str, frozenset[str]] = {
     "observer": frozenset({"view_dashboard", "view_alerts", "view_review_queue", "view_events"}),
     "operator": frozenset(
-        {"acknowledge_alerts", "adjust_thresholds", "decide_reviews", "send_alerts", "run_operations"}
+        {
+            "acknowledge_alerts",
+            "adjust_thresholds",
+            "decide_reviews",
+            "send_alerts",
+            "run_operations",
+            "respond_incidents",  # acknowledge, note, tick, resolve, review incidents; publish status updates
+        }
     ),
     "admin": frozenset({"configure_system", "approve_access"}),
     "super_admin": frozenset({"manage_users", "view_audit", "security_review"}),

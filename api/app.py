@@ -1,8 +1,9 @@
 """The external API (the guide's `api.events.facility.org`): events, alerts, review queue, metrics, lineage.
 
 `create_app(settings)` builds the FastAPI application; `nightwatch api` serves it with uvicorn. Every route is
-under /v1 (one router per resource, api/routers/), needs an API key (except /v1/health and the runbooks, also
-served as pages at /runbooks/{key}), and answers errors in one shape (api/errors.py).
+under /v1 (one router per resource, api/routers/), needs an API key (except /v1/health, the runbooks, also
+served as pages at /runbooks/{key}, and the public status page, /status and /status.json: api/status.py), and
+answers errors in one shape (api/errors.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, queries, telemetry
+from api import errors, queries, status, telemetry
 from api.auth import ApiSettings
 from api.errors import COMMON_RESPONSES
 from api.params import reject_unknown_parameters
-from api.routers import alerts, cutouts, events, health, metrics, objects, review, runbooks
+from api.routers import alerts, cutouts, events, health, incidents, metrics, objects, review, runbooks
 from store.hot import HotStore
 
 VERSION = "1.0.0"
@@ -30,10 +31,11 @@ Events, alerts, the review queue, metrics and decision lineage of Nightwatch, fo
 and follow-up systems.
 
 * **Keys**: send `Authorization: Bearer <key>`; keys come from `nightwatch api-keys create --user NAME --role ROLE`.
-  Observer keys read; Operator keys may also acknowledge alerts.
+  Observer keys read; Operator keys may also acknowledge alerts and respond to incidents.
 * **Pages**: listings return `data`, `next` (the next page's URL) and `next_cursor`; follow `next` until null.
 * **Downloads**: `?format=parquet` or `?format=avro` on a listing streams every match as one file.
 * **Live feed**: `GET /v1/alerts/stream` (server-sent events, resumable with `Last-Event-ID`).
+* **Status page**: `GET /status` (HTML) and `GET /status.json` need no key: components, open incidents, notices.
 * **Errors**: always `{"error": {"code", "message", "details"}}`; 429 carries `Retry-After`.
 """
 
@@ -44,7 +46,7 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1", responses=COMMON_RESPONSES, dependencies=[Depends(reject_unknown_parameters)])
     # cutouts before events (whose `/events/{id:path}` would take them); objects after (whose `/objects/{id:path}`
     # would take `/objects/{id}/events`).
-    for resource in (health, runbooks, cutouts, events, objects, alerts, review, metrics):
+    for resource in (health, runbooks, cutouts, events, objects, alerts, review, metrics, incidents):
         router.include_router(resource.router)
     return router
 
@@ -109,6 +111,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     telemetry.install(app)
     app.include_router(build_router())
     app.include_router(runbooks.pages)
+    app.include_router(status.router)  # the public status page: /status, /status.json (no key)
     install_offline_docs(app)
     return app
 

@@ -42,6 +42,7 @@ class ApiSettings:
     burst: int = 120  # requests a key may make at once after being idle
     poll_s: float = 1.0  # how often the live feed looks for new alerts
     heartbeat_s: float = 15.0  # a comment line this often keeps proxies from closing an idle feed
+    status_ttl_s: float = 15.0  # the public status page is computed at most this often
     # Requests with unknown keys, per client address (config/limits.yaml `api`), and live feeds per key.
     limits: ApiLimits = field(default_factory=lambda: load_limits().api)  # read once per server
 

@@ -109,6 +109,15 @@ def open_store(args: argparse.Namespace) -> HotStore:
     return store
 
 
+def open_in_force(args: argparse.Namespace) -> tuple[Any, HotStore]:
+    """The configuration in force (the console's stored documents over the files) and the hot store."""
+    from config.settings import load_config
+    from store.configs import in_force
+
+    store = open_store(args)
+    return in_force(load_config(getattr(args, "config", None)), store), store
+
+
 def when(text: str | None, name: str) -> datetime:
     """A time given as option `name` (ISO 8601, UTC if no zone), or now."""
     return parse_iso_utc(text, name) if text else utcnow()

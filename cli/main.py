@@ -11,13 +11,49 @@ from __future__ import annotations
 
 import sys
 
-from cli import agents, api, configure, data, notify, ops, run, schedule, stream, thresholds, users, workers
+from cli import (
+    agents,
+    api,
+    configure,
+    data,
+    deploy,
+    incidents,
+    maintenance,
+    notify,
+    ops,
+    release,
+    run,
+    schedule,
+    stream,
+    systemtest,
+    thresholds,
+    users,
+    workers,
+)
 from cli.common import Parser, known_failure
 from config.environment import environment
 from core import logs
 
 # In the order `nightwatch --help` lists their commands.
-GROUPS = (run, stream, data, thresholds, configure, users, agents, notify, api, ops, workers, schedule)
+GROUPS = (
+    run,
+    stream,
+    data,
+    thresholds,
+    release,
+    configure,
+    users,
+    agents,
+    notify,
+    maintenance,
+    incidents,
+    api,
+    ops,
+    deploy,
+    systemtest,
+    workers,
+    schedule,
+)
 JOBS = ("run", "stream", "replay")  # the commands that pass options they do not know on to Beam
 
 

@@ -1,7 +1,7 @@
-"""Commands for notifications, the "Critical Alert Not Sent" runbook, on-call and maintenance.
+"""Commands for notifications, the "Critical Alert Not Sent" runbook and on-call.
 
-`nightwatch notify status|run|digest`, `nightwatch alerts check|send`, `nightwatch oncall now|handoff`,
-`nightwatch maintenance announce|list|cancel`.
+`nightwatch notify status|run|digest`, `nightwatch alerts check|send`, `nightwatch oncall now|handoff`
+(`nightwatch maintenance` is cli/maintenance.py).
 """
 
 from __future__ import annotations
@@ -17,26 +17,23 @@ from datetime import timedelta
 from typing import Any
 
 from access import accounts, audit
-from cli.common import metrics_option, open_store, serve_metrics, store_options, system_actor, when
-from config.settings import load_config
+from cli.common import metrics_option, open_in_force, serve_metrics, store_options, system_actor, when
 from core import telemetry
 from core.event import utcnow
-from ops import maintenance
-from ops.maintenance import active_window, list_windows
+from ops import statuspage
+from ops.maintenance import active_window
 from ops.notify import (
     FAILED,
     RETRYING,
     THROTTLED,
     Notifier,
     NotifierInForce,
-    announcement_notice,
     deliveries_for,
     send_by_hand,
     unsent_alerts,
 )
 from ops.oncall import describe_on_call, escalate_due, handoff, on_call
 from ops.workers import notifier_status, record_beat, worker_id
-from store.configs import in_force
 
 RUNBOOK = """Runbook: Critical Alert Not Sent
   1. Check alert service status: is `nightwatch notify run` running? (overdue retries above say it is not)
@@ -47,17 +44,11 @@ RUNBOOK = """Runbook: Critical Alert Not Sent
   6. Post-incident review: nightwatch oncall handoff; the audit log has every send and check"""
 
 
-def _open(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The configuration in force (the console's stored documents over the files) and the hot store."""
-    store = open_store(args)
-    return in_force(load_config(getattr(args, "config", None)), store), store
-
-
 # --- notify ---------------------------------------------------------------------------------------------------
 
 
 def _status(args: argparse.Namespace, _beam: list[str]) -> int:
-    config, store = _open(args)
+    config, store = open_in_force(args)
     try:
         settings = config.notifications
         rows = deliveries_for(store)
@@ -103,7 +94,7 @@ def _status(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace, _beam: list[str]) -> int:
-    config, store = _open(args)
+    config, store = open_in_force(args)
     # Channels, levels, the budget and the on-call ladder in force, re-read each pass: no restart for a change.
     notifiers = NotifierInForce(store, config)
     stop = threading.Event()
@@ -163,7 +154,7 @@ def _run(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _digest(args: argparse.Namespace, _beam: list[str]) -> int:
-    config, store = _open(args)
+    config, store = open_in_force(args)
     notifier = Notifier(store, config)
     try:
         notice, results = notifier.send_low_digest() if args.low else notifier.send_digest()
@@ -190,7 +181,7 @@ def _digest(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _check(args: argparse.Namespace, _beam: list[str]) -> int:
-    config, store = _open(args)
+    config, store = open_in_force(args)
     try:
         actor = args.as_user or system_actor()
         if args.as_user:
@@ -279,7 +270,7 @@ def _service_line(service: str, latest: Any) -> str:
 
 
 def _send(args: argparse.Namespace, _beam: list[str]) -> int:
-    config, store = _open(args)
+    config, store = open_in_force(args)
     try:
         results = send_by_hand(store, config, args.as_user, args.alert_id, args.note or "")
         for row in results:
@@ -296,7 +287,7 @@ def _send(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _now(args: argparse.Namespace, _beam: list[str]) -> int:
-    config, store = _open(args)
+    config, store = open_in_force(args)
     store.close()
     at = when(args.at, "--at")
     who = {role: describe_on_call(entry) for role, entry in on_call(config.oncall, at).items()}
@@ -312,9 +303,14 @@ def _now(args: argparse.Namespace, _beam: list[str]) -> int:
 
 
 def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
-    config, store = _open(args)
+    config, store = open_in_force(args)
+    if args.publish and not args.as_user:
+        raise ValueError("--publish needs --as USER (Operator or above)")
     try:
         report = handoff(store, config, when(args.at, "--at"))
+        if args.publish:  # the handoff's "Update status page"
+            statuspage.publish(store, args.as_user, args.publish, kind="handoff")
+            print(f"status page updated: {args.publish}", file=sys.stderr)
     finally:
         store.close()
     if args.json:
@@ -323,6 +319,11 @@ def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
     print(f"Handoff at {report['at']}")
     for label, key in (("On call now", "on_call"), ("Next week", "next_on_call")):
         print(f"{label}: " + "; ".join(f"{w['title']} {w['name']}" for w in report[key].values()))
+    print(f"\nOpen incidents ({len(report['open_incidents'])}): the health watcher's, not resolved")
+    for found in report["open_incidents"]:
+        print(
+            f"  {found['incident']} {found['severity']} {found['status']} since {found['opened_at']}: {found['latest']}"
+        )
     print(f"\nActive incidents ({len(report['incidents'])}): unacknowledged CRITICAL and HIGH alerts")
     for alert in report["incidents"]:
         flag = "  OVERDUE" if alert["overdue"] else ""
@@ -340,66 +341,6 @@ def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
         print(f"  ... and {len(report['open_alerts']) - args.limit} more (--limit, --json)")
     print("\nMaintenance: " + ("; ".join(report["maintenance"]) or "none scheduled"))
     return 0
-
-
-# --- maintenance --------------------------------------------------------------------------------------------------
-
-
-def _announce(args: argparse.Namespace, _beam: list[str]) -> int:
-    config, store = _open(args)
-    try:
-        start = when(args.start, "--start")
-        end = when(args.end, "--end") if args.end else None
-        window = maintenance.announce(store, config.maintenance, args.as_user, args.type, start, end, args.reason)
-        print(f"scheduled {window.describe()}")
-        _tell(store, config, window, "announce")
-        return 0
-    except maintenance.MaintenanceError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-
-
-def _tell(store: Any, config: Any, window: Any, action: str) -> None:
-    """Announce (or cancel) on the maintenance channels that have a destination."""
-    notifier = Notifier(store, config)
-    try:
-        title = config.maintenance.types[window.kind].title if window.kind in config.maintenance.types else window.kind
-        results = notifier.broadcast(announcement_notice(window, title, action), config.maintenance.announce_channels)
-    finally:
-        notifier.close()
-    told = ", ".join(f"{row['channel']} {row['status']}" for row in results)
-    print(f"announced on: {told or 'no channel (none has a destination: nightwatch notify status)'}")
-
-
-def _list(args: argparse.Namespace, _beam: list[str]) -> int:
-    _config, store = _open(args)
-    try:
-        windows = list_windows(store, include_past=args.all)
-        active = active_window(store)
-    finally:
-        store.close()
-    for window in windows:
-        state = "ACTIVE" if active and window.window_id == active.window_id else window.status
-        print(f"{state:<10} {window.describe()} (by {window.announced_by})")
-    if not windows:
-        print("no maintenance window scheduled")
-    return 0
-
-
-def _cancel(args: argparse.Namespace, _beam: list[str]) -> int:
-    config, store = _open(args)
-    try:
-        window = maintenance.cancel(store, args.as_user, args.window_id, args.reason)
-        print(f"cancelled {window.describe()}")
-        _tell(store, config, window, "cancel")
-        return 0
-    except maintenance.MaintenanceError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
 
 
 # --- the parser ---------------------------------------------------------------------------------------------------
@@ -459,31 +400,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     handover.add_argument("--at", help="as of this time (ISO 8601)")
     handover.add_argument("--limit", type=int, default=30, help="open alerts to list (default 30)")
     handover.add_argument("--json", action="store_true")
+    handover.add_argument(
+        "--publish", metavar="TEXT", help='"Update status page": publish TEXT on the public status page (needs --as)'
+    )
+    handover.add_argument("--as", dest="as_user", help="your console user (Operator or above), with --publish")
     handover.set_defaults(handler=_handoff)
     for action in (now, handover):
-        store_options(action)
-
-    windows = commands.add_parser(
-        "maintenance",
-        help="maintenance windows: announce (checked against the guide's schedule), list, cancel",
-        description="Types (config/maintenance.yaml): rolling (any time), brief (Tuesday 10:00-14:00 UTC, 24 h "
-        "notice), extended (Saturday 06:00-18:00 UTC, a week's notice). Non-critical pages are silenced meanwhile.",
-    )
-    actions = windows.add_subparsers(dest="action", required=True, metavar="ACTION")
-    announce = actions.add_parser("announce", help="schedule and announce a window")
-    announce.add_argument("--type", required=True, help="rolling | brief | extended")
-    announce.add_argument("--start", required=True, help="ISO 8601, UTC if no zone")
-    announce.add_argument("--end", help="default: the end of the type's hours (or default_duration_min)")
-    announce.add_argument("--reason", required=True)
-    announce.add_argument("--as", dest="as_user", required=True, help="your console user (Operator or above)")
-    announce.set_defaults(handler=_announce)
-    listing = actions.add_parser("list", help="windows not yet over (--all: every one)")
-    listing.add_argument("--all", action="store_true")
-    listing.set_defaults(handler=_list)
-    cancel = actions.add_parser("cancel", help="cancel a scheduled window")
-    cancel.add_argument("window_id", type=int)
-    cancel.add_argument("--reason", required=True)
-    cancel.add_argument("--as", dest="as_user", required=True)
-    cancel.set_defaults(handler=_cancel)
-    for action in (announce, listing, cancel):
         store_options(action)

@@ -161,6 +161,7 @@ def health_dict(report: Any) -> dict[str, Any]:
             for p in report.panels
         ],
         "agents": report.agents.status,
+        "schedule": report.schedule,
         "intake_paused": report.intake_paused,
         "intake": report.intake_note,
         "contacts": report.contacts,
@@ -181,6 +182,7 @@ def health_text(report: Any) -> str:
     for agent, status in report.agents.status.items():
         lines.append(f"{status.upper():<8}agent {agent}  (normal: latency p95 within its budget, breaker closed)")
     lines.append(f"intake: {report.intake_note or 'every source pulling'}")
+    lines += [f"source {source}: {state}" for source, state in report.schedule.items()]
     lines.append(f"severity: {report.severity or 'none'}: {report.reason}")
     runbook = report.runbook or next((p.runbook for p in report.panels if p.abnormal), None)
     if runbook and report.severity:

@@ -17,7 +17,7 @@ from store.thresholds import ThresholdStore, with_cut_value, with_rule_condition
 OPERATORS = ["<", "<=", ">", ">=", "==", "!=", "in", "not_in", "between", "not_between"]
 
 
-def _parse_value(text: str) -> object:
+def parse_value(text: str) -> object:
     """A value typed on the command line: YAML, so 0.7, true, [0, 12] and words all work."""
     return yaml.safe_load(text)
 
@@ -51,9 +51,9 @@ def _change(args: argparse.Namespace, versions: ThresholdStore, config: Nightwat
     filters = versions.latest("filters") or config.filters
     rules = versions.latest("classification") or config.classification
     if args.action == "set-cut":
-        changed = with_cut_value(filters, args.source, args.name, _parse_value(args.value))
+        changed = with_cut_value(filters, args.source, args.name, parse_value(args.value))
     else:
-        changed = with_rule_condition(rules, args.name, args.field, args.op, _parse_value(args.value))
+        changed = with_rule_condition(rules, args.name, args.field, args.op, parse_value(args.value))
     parts = (
         args.action,
         getattr(args, "source", ""),

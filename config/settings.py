@@ -44,11 +44,13 @@ from config.decisions import (  # noqa: F401 - re-exported for callers
     FiltersConfig,
     Rule,
 )
+from config.deploy import DataflowDeploy, DeployConfig, FlinkDeploy  # noqa: F401 - re-exported for callers
 from config.endpoints import (  # noqa: F401 - re-exported for callers
     Endpoint,
     EndpointsConfig,
 )
 from config.environment import environment
+from config.incidents import SEVERITIES, IncidentsConfig  # noqa: F401 - re-exported for callers
 from config.limits import (  # noqa: F401 - re-exported for callers
     ApiLimits,
     InputLimits,
@@ -77,6 +79,7 @@ from config.oncall import (  # noqa: F401 - re-exported for callers
     Person,
     RotaRole,
 )
+from config.releases import ReleasesConfig  # noqa: F401 - re-exported for callers
 from config.retention import (  # noqa: F401 - re-exported for callers
     Retention,
     RetentionConfig,
@@ -109,7 +112,10 @@ class NightwatchConfig(Strict):
     notifications: NotificationsConfig
     oncall: OnCallConfig
     maintenance: MaintenanceConfig
+    incidents: IncidentsConfig = IncidentsConfig()
     limits: LimitsConfig = LimitsConfig()
+    releases: ReleasesConfig
+    deploy: DeployConfig
     endpoints: EndpointsConfig
     runbooks: RunbooksConfig
     contacts: ContactsConfig
@@ -129,7 +135,10 @@ _FILES = {
     "notifications": ("notifications.yaml", NotificationsConfig),
     "oncall": ("oncall.yaml", OnCallConfig),
     "maintenance": ("maintenance.yaml", MaintenanceConfig),
+    "incidents": ("incidents.yaml", IncidentsConfig),
     "limits": ("limits.yaml", LimitsConfig),
+    "releases": ("releases.yaml", ReleasesConfig),
+    "deploy": ("deploy.yaml", DeployConfig),
     "endpoints": ("endpoints.yaml", EndpointsConfig),
     "runbooks": ("runbooks.yaml", RunbooksConfig),
     "contacts": ("contacts.yaml", ContactsConfig),

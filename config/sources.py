@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -16,6 +17,8 @@ class Site(Strict):
     latitude_deg: float = Field(ge=-90, le=90)
     longitude_deg: float = Field(ge=-180, le=180)
     height_m: float = 0.0
+    # Dark enough for the optical surveys to observe: the Sun below this altitude (-12: nautical twilight).
+    dark_sun_altitude_deg: float = Field(-12.0, ge=-18, le=0)
 
     @field_validator("timezone")
     @classmethod
@@ -43,6 +46,12 @@ class SourceSpec(Strict):
     role: str
     format: str
     expected_rate_per_min: float = Field(ge=0)
+    # When the source is expected to send: "night" (an optical survey: while it is dark at the site) or "always"
+    # (satellite notices, around the clock). Health judges silence and rate only while data is expected.
+    expected_when: Literal["night", "always"] = "always"
+    # Silence this long while data is expected counts as a stopped feed (SEV-1 when nothing else flows either).
+    # A sparse stream needs longer: GCN's ~0.1 notices a minute leaves 15 quiet minutes a common sight.
+    silent_after_min: float = Field(15.0, gt=0)
     schema_dir: str = ""
     contact: SourceContact | None = None
 

@@ -107,3 +107,16 @@ def route(event: Event, timezone_name: str, run_id: str, pipeline_version: str) 
         }
     )
     return routed, destination
+
+
+def undecided(event: Event) -> Event:
+    """The event as it came out of the decoder: no class, score, reasons or decision lineage."""
+    lineage = {key: value for key, value in event.lineage.items() if key not in ("filter_cuts", "decided_by")}
+    return event.model_copy(
+        update={"event_class": None, "score": None, "reasons": [], "matched_rules": [], "lineage": lineage}
+    )
+
+
+def decide(event: Event, filters: FiltersConfig, rules: ClassificationConfig) -> str:
+    """The class the cuts and rules give an event, from its undecided state (already decided or not)."""
+    return classify(apply_cuts(undecided(event), filters), rules).event_class or "routine"

@@ -14,7 +14,19 @@ from access import roles
 from config.environment import environment
 from core import telemetry
 from dashboard import auth, context, ui
-from dashboard.views import access_page, admin, alerts, monitoring, objects, review, schedule, thresholds, users
+from dashboard.views import (
+    access_page,
+    admin,
+    alerts,
+    incidents,
+    maintenance,
+    monitoring,
+    objects,
+    review,
+    schedule,
+    thresholds,
+    users,
+)
 from ops.health.faults import RENDER_ERROR, record_fault
 from ops.maintenance import active_window
 
@@ -24,12 +36,14 @@ log = logging.getLogger("nightwatch.console")
 PAGES = {
     "Monitoring": (monitoring, "view_dashboard"),
     "Alerts": (alerts, "view_alerts"),
+    "Incidents": (incidents, "view_dashboard"),
     "Review queue": (review, "view_review_queue"),
     "Objects": (objects, "view_events"),
     "Thresholds": (thresholds, "view_dashboard"),
     "Schedule": (schedule, "view_dashboard"),
     "Configuration": (admin, "configure_system"),
     "Users & audit": (users, "manage_users"),
+    "Maintenance": (maintenance, "view_dashboard"),
     "Access": (access_page, None),
 }
 

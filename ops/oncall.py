@@ -103,12 +103,11 @@ def escalate_due(store: HotStore, config: NightwatchConfig, notifier: Notifier, 
     return steps
 
 
-def _step(
-    store: HotStore, config: NightwatchConfig, notifier: Notifier, alert_id: str, index: int, who: OnCall, now: datetime
-) -> dict[str, Any] | None:
-    step = config.oncall.escalation.steps[index]
+def claim_step(store: HotStore, key: str, index: int, step: Any, who: OnCall, now: datetime) -> dict[str, Any] | None:
+    """Record ladder step `index` of `key` (an alert id, or "incident:N") as paged or skipped (nobody covers the
+    role at this hour: the ladder goes on); the row is the claim. None when another runner took this step."""
     row = {
-        "alert_id": alert_id,
+        "alert_id": key,
         "step": index,
         "after_min": step.after_min,
         "role": who.role,
@@ -118,7 +117,26 @@ def _step(
         "note": step.note if who.covered else f"{who.title} covers business hours only: the ladder goes on",
         "at": now,
     }
-    if not insert_once(store, escalations, row, ["alert_id", "step"]):
+    return row if insert_once(store, escalations, row, ["alert_id", "step"]) else None
+
+
+def mark_failed(store: HotStore, row: dict[str, Any], error: str | None) -> None:
+    """The step's page could not be delivered: the row says so (and why)."""
+    row["status"], row["note"] = "failed", f"{row['note']} | {error}"
+    with store.engine.begin() as conn:
+        conn.execute(
+            escalations.update()
+            .where((escalations.c.alert_id == row["alert_id"]) & (escalations.c.step == row["step"]))
+            .values(status="failed", note=row["note"])
+        )
+
+
+def _step(
+    store: HotStore, config: NightwatchConfig, notifier: Notifier, alert_id: str, index: int, who: OnCall, now: datetime
+) -> dict[str, Any] | None:
+    step = config.oncall.escalation.steps[index]
+    row = claim_step(store, alert_id, index, step, who, now)
+    if row is None:
         return None  # another runner took this step
     if who.covered:
         alert = load_alert(store, alert_id)
@@ -133,13 +151,7 @@ def _step(
         )
         delivery = notifier.deliver(notice, who.person.channel, night=alert.night)
         if delivery["status"] == FAILED:
-            row["status"] = "failed"
-            with store.engine.begin() as conn:
-                conn.execute(
-                    escalations.update()
-                    .where((escalations.c.alert_id == alert_id) & (escalations.c.step == index))
-                    .values(status="failed", note=f"{row['note']} | {delivery['error']}")
-                )
+            mark_failed(store, row, delivery["error"])
     return row
 
 
@@ -154,6 +166,7 @@ def escalations_for(store: HotStore, alert_id: str | None = None) -> list[dict[s
 def handoff(store: HotStore, config: NightwatchConfig, now: datetime) -> dict[str, Any]:
     """What the outgoing on-call hands over: who is on call now and next, active incidents (unacknowledged
     CRITICAL/HIGH alerts, failing deliveries, escalations in progress), open alerts, maintenance windows."""
+    from ops.incidents.records import list_incidents  # (ops.incidents pages through this module: imported here)
     from ops.maintenance import list_windows
     from ops.responses import response_deadline
 
@@ -195,6 +208,17 @@ def handoff(store: HotStore, config: NightwatchConfig, now: datetime) -> dict[st
         "on_call": {role: describe_on_call(entry) for role, entry in now_on.items()},
         "next_on_call": {role: describe_on_call(entry) for role, entry in next_on.items()},
         "incidents": incidents,
+        # The health watcher's incidents not resolved yet (nightwatch incidents show N for their checklist).
+        "open_incidents": [
+            {
+                "incident": found.name,
+                "severity": found.severity,
+                "status": found.status,
+                "opened_at": found.opened_at.isoformat(),
+                "latest": f"{found.latest['kind']}: {found.latest['text']}" if found.latest else "",
+            }
+            for found in list_incidents(store, "active")
+        ],
         "failing_deliveries": [
             {
                 "alert_id": row.alert_id,

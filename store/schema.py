@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 10
 
 metadata = sa.MetaData()
 
@@ -102,6 +102,39 @@ thresholds = sa.Table(
     sa.Column("author", sa.String(128), nullable=False),
     sa.Column("note", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Set when this version put a registered release in force (`nightwatch release promote|rollback`).
+    sa.Column("release_id", sa.Integer),
+)
+
+releases = sa.Table(
+    "releases",
+    metadata,
+    # Registered versions of the cuts or rules (`nightwatch release`): every one kept, whatever became of it.
+    sa.Column("release_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False, index=True),  # filters | classification
+    sa.Column("document", sa.Text, nullable=False),  # the validated configuration, as JSON
+    sa.Column("author", sa.String(160), nullable=False),
+    sa.Column("notes", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # registered | shadow | canary | promoted | retired (replaced in force) | rolled_back
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("share", sa.Float),  # the canary's share of events
+    sa.Column("trial_started_at", sa.DateTime(timezone=True)),  # when the shadow or canary began
+    sa.Column("report", sa.Text),  # the latest shadow decision-diff report, as JSON
+)
+
+procedure_runs = sa.Table(
+    "procedure_runs",
+    metadata,
+    # The guide's procedures run as one command (`nightwatch deploy`, `nightwatch system-test`): each step's
+    # outcome and evidence, so the console shows the last results.
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False, index=True),  # deploy | system_test
+    sa.Column("actor", sa.String(160), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("passed", sa.Boolean),  # None while running
+    sa.Column("report", sa.Text, nullable=False),  # {"steps": [{"name", "passed", "evidence", ...}], ...}
 )
 
 metrics = sa.Table(
@@ -504,6 +537,67 @@ maintenance_windows = sa.Table(
     sa.Column("cancelled_by", sa.String(160)),
     sa.Column("cancelled_at", sa.DateTime(timezone=True)),
     sa.Column("cancel_reason", sa.Text),
+)
+
+# Incidents (ops/incidents/): opened by the health watcher at SEV-1/SEV-2, acknowledged, worked through their
+# procedure's checklist and resolved. `active` is "active" while unresolved and NULL after: its unique index keeps
+# one incident open at a time even with two watchers. The pages of the ladder are `escalations` rows keyed
+# "incident:<id>", the notices `deliveries` rows with the same key.
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("incident_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("severity", sa.String(8), nullable=False),  # the worst level reached: SEV-1 .. SEV-4
+    sa.Column("opened_severity", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # open | acknowledged | resolved
+    sa.Column("active", sa.String(8), unique=True),  # "active" until resolved, then NULL
+    sa.Column("title", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),  # health's finding when it opened (and when it worsened)
+    sa.Column("procedure", sa.String(128)),  # the runbook the checklist comes from
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("last_bad_at", sa.DateTime(timezone=True), nullable=False),  # health last at an opening level
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("acknowledged_by", sa.String(160)),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolved_by", sa.String(160)),
+    sa.Column("review", sa.Text),  # the post-incident review (JSON: summary, root cause, follow-ups)
+    sa.Column("reviewed_by", sa.String(160)),
+    sa.Column("reviewed_at", sa.DateTime(timezone=True)),
+)
+
+incident_timeline = sa.Table(
+    "incident_timeline",
+    metadata,
+    sa.Column("entry_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.incident_id"), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    # opened | worsened | paged | escalated | acknowledged | note | tick | untick | resolved | review
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(160), nullable=False),  # a user, or "system:watcher"
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+incident_checklist = sa.Table(
+    "incident_checklist",
+    metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.incident_id"), primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),  # 1-based, as the guide numbers them
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("done_at", sa.DateTime(timezone=True)),
+    sa.Column("done_by", sa.String(160)),
+)
+
+# The public status page's updates (ops/statuspage.py): what a visitor reads, written on purpose (a handoff, a
+# published incident note) or by the incident's own steps (investigating, identified, resolved). No author is shown.
+status_updates = sa.Table(
+    "status_updates",
+    metadata,
+    sa.Column("update_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # incident | handoff | notice
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.incident_id"), index=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("author", sa.String(160), nullable=False),  # audited; never shown on the page
 )
 
 for _verb in ("UPDATE", "DELETE"):

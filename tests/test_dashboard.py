@@ -21,24 +21,25 @@ from tests.conftest import copy_night
 from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+# Every role sees these.
+VIEWS = ["Monitoring", "Alerts", "Incidents", "Review queue", "Objects", "Thresholds", "Schedule"]
 PAGES = {
-    "observer": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Schedule", "Access"],
-    "operator": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Schedule", "Access"],
-    "admin": ["Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Schedule", "Configuration", "Access"],
-    "super_admin": [
-        *("Monitoring", "Alerts", "Review queue", "Objects", "Thresholds", "Schedule", "Configuration"),
-        *("Users & audit", "Access"),
-    ],
+    "observer": [*VIEWS, "Maintenance", "Access"],
+    "operator": [*VIEWS, "Maintenance", "Access"],
+    "admin": [*VIEWS, "Configuration", "Maintenance", "Access"],
+    "super_admin": [*VIEWS, "Configuration", "Users & audit", "Maintenance", "Access"],
 }
 TITLES = {
     "Monitoring": "Monitoring",
     "Alerts": "Alert portal",
+    "Incidents": "Incidents",
     "Review queue": "Review queue",
     "Objects": "Objects",
     "Thresholds": "Thresholds",
     "Schedule": "Schedule",
     "Configuration": "System configuration",
     "Users & audit": "Users and audit",
+    "Maintenance": "Maintenance",
     "Access": "Access",
 }
 LEVELS = ("CRITICAL", "HIGH", "MEDIUM", "LOW")

@@ -19,7 +19,9 @@ class ClassifyDoFn(LiveRulesStep):
     stage = names.CLASSIFY
 
     def transform(self, event: Event) -> Iterator[Event]:
-        yield classify(event, self._live.classification())
+        decided = classify(event, self._live.classification(event.event_id))
+        shadow = self._live.shadow(event)  # a release in shadow: what it would have said, recorded only
+        yield decided.model_copy(update={"lineage": {**decided.lineage, **shadow}}) if shadow else decided
 
 
 class Classify(StepTransform):

@@ -19,7 +19,7 @@ class FilterDoFn(LiveRulesStep):
     stage = names.FILTER
 
     def transform(self, event: Event) -> Iterator[Event]:
-        result = apply_cuts(event, self._live.filters())
+        result = apply_cuts(event, self._live.filters(event.event_id))
         if result.event_class == "rejected":
             counter(names.filtered(event.source)).inc()
         yield result

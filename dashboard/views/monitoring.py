@@ -46,6 +46,8 @@ def _severity(report: HealthReport) -> None:
         f"Figures over {window}{stale}, from {report.basis}; refreshed every {REFRESH_S} s; judged with "
         f"configuration version {report.config_version or 'files'}."
     )
+    if report.schedule:  # day and night: which sources are judged now
+        st.caption("Sources: " + "; ".join(f"**{name}** {state}" for name, state in report.schedule.items()))
 
 
 # How each panel's per-source figures read: a unit and a sensible precision.

@@ -28,6 +28,7 @@ from ops.health.report import (
     Runbook,
     runbooks_of,
 )
+from ops.health.schedule import expectations, last_seen_by_source
 from ops.queue_depth import queue_depth_reader
 from store.hot import HotStore
 from store.schema import injection_reports
@@ -54,18 +55,19 @@ def severity(
     recall: float | None,
     idle: str,
     faults: Sequence[str] = (),
+    silent: str = "",
 ) -> tuple[str | None, str, Runbook | None]:
     """The guide's severity levels from the panels: the highest level any finding reaches, and every finding.
 
+    SEV-1 (system down): nothing processed in the window while sources expected to send now have been silent
+    past their `silent_after_min`: `expected_total` is their expected rate, `silent` names them and why they
+    are expected (night at the site, around the clock).
     SEV-3 (minor issue): a panel out of its normal range (alert volume included: review thresholds) or an agent
     over budget. SEV-4 (cosmetic / dashboard glitch): only the console's own faults (`faults`)."""
     by_name = {panel.name: panel for panel in panels}
     if stale and expected_total > 0:
-        return (
-            "SEV-1",
-            f"no events processing: {idle}, while sources expect {expected_total:,.1f}/min",
-            RUNBOOKS["sev1"],
-        )
+        expecting = silent or f"sources expect {expected_total:,.1f}/min"
+        return "SEV-1", f"no events processing: {idle}, while {expecting}", RUNBOOKS["sev1"]
     major, minor = [], []
     errors, queue = by_name["Error rate"], by_name["Queue depth"]
     if errors.value is not None and errors.value >= MAJOR_FACTOR * ERROR_RATE:
@@ -107,8 +109,10 @@ def evaluate(
     """The five panels over the recent `window` (charts over `history`), agent health and the severity. The alert
     volume is tonight's (the site's observing night holding `now`), or that of the `night` chosen."""
     now = as_utc(now)
-    expected = {name: spec.expected_rate_per_min for name, spec in config.sources.sources.items()}
-    paused = sorted(intake.paused_sources(store, tuple(expected)))
+    paused = sorted(intake.paused_sources(store, tuple(config.sources.sources)))
+    # Day and night: only the sources expected to send now are judged (their rate and their silence).
+    schedule = expectations(config.sources, now, last_seen_by_source(store, now), paused)
+    expected = {name: entry.rate_per_min for name, entry in schedule.items()}
     latest = latest_activity(store)
     stale = latest is None or latest < now - window
     end = now if not stale or latest is None else latest
@@ -123,10 +127,25 @@ def evaluate(
         idle = "nothing has been processed yet (the store is empty)"
     else:
         idle = f"nothing processed since {latest:%Y-%m-%d %H:%M:%S} UTC ({_ago(now - latest)} ago)"
-    # A source whose intake an operator paused is expected to send nothing: its silence is not an outage.
-    expected_total = sum(rate for name, rate in expected.items() if name not in paused)
+    # A source whose intake an operator paused is expected to send nothing: its silence is not an outage; nor is
+    # an optical survey's in daytime, nor a sparse stream's shorter than its own silent_after_min.
+    silent = [entry for entry in schedule.values() if entry.silent(now)]
+    expected_total = sum(entry.rate_per_min for entry in silent)
+    silent_note = (
+        "; ".join(
+            f"{entry.source} expects {entry.rate_per_min:,.1f}/min ({entry.why}) and has been silent "
+            f"{'(nothing stored yet)' if entry.last_seen is None else 'since ' + f'{entry.last_seen:%H:%M} UTC'}"
+            for entry in silent
+        )
+        if silent
+        else ""
+    )
     faults = [fault.describe() for fault in recent_faults(store, now)]
-    level, reason, runbook = severity(panels, agents, stale, expected_total, _critical_recall(store), idle, faults)
+    level, reason, runbook = severity(
+        panels, agents, stale, expected_total, _critical_recall(store), idle, faults, silent_note
+    )
+    if stale and not silent and level is None:
+        reason = f"quiet, as expected: {idle}; no source is expected to be sending now"
     # The runbooks of this configuration (`--config DIR`, or a stored version), in place of the shipped ones.
     book = runbooks_of(config.runbooks)
     for panel in panels:
@@ -160,6 +179,7 @@ def evaluate(
         contacts=config.sources.contacts(),
         contact_book={name: config.contacts.describe(name) for name in sorted(config.contacts.names())},
         config_version=config.config_version,
+        schedule={name: entry.describe(now) for name, entry in schedule.items()},
     )
 
 

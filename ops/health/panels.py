@@ -109,7 +109,7 @@ def _rate_panel(
         value=total,
         display=_fmt_rate(total) + deviation,
         normal=f"±20% of expected ({want_total:,.1f}/min: "
-        + ", ".join(f"{source} {rate:g}" for source, rate in expected.items())
+        + ", ".join(f"{source} {rate:g}" if rate else f"{source} not expected now" for source, rate in expected.items())
         + ")",
         status=worst([status for status in source_status.values() if status != "n/a"]) if source_status else "n/a",
         action="Check data sources",

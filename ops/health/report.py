@@ -93,6 +93,8 @@ class HealthReport:
     reason: str
     runbook: Runbook | None = None
     intake_paused: list[str] = field(default_factory=list)  # sources `nightwatch intake pause` stopped
+    # Day and night: each source's expectation now ("expected, sending: night at ...", "not expected now: ...").
+    schedule: dict[str, str] = field(default_factory=dict)
     intake_note: str = ""  # who paused them, when
     contacts: dict[str, str] = field(default_factory=dict)  # source -> its contact (config/sources.yaml)
     contact_book: dict[str, str] = field(default_factory=dict)  # contacts.yaml: name -> "Operations: #ops-events, ..."

@@ -2,8 +2,8 @@
 
 Stores with events from before it have no points: their light curves fill as new packets arrive.
 
-Revision ID: 0007_lightcurve
-Revises: 0006_schedule_runs
+Revision ID: 0010_lightcurve
+Revises: 0009_releases
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_lightcurve"
-down_revision = "0006_schedule_runs"
+revision = "0010_lightcurve"
+down_revision = "0009_releases"
 branch_labels = None
 depends_on = None
 
