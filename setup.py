@@ -52,10 +52,10 @@ REQUIRES = [
 # Beyond the job: what a Dataflow worker (`--setup_file`, which installs install_requires only) never needs.
 EXTRAS = {
     # The operations console (dashboard/).
-    "console": ["streamlit>=1.40"],
+    "console": ["streamlit>=1.40", "pillow>=10"],  # pillow: cutouts rendered as PNG (store/cutouts.py)
     # The external API (api/): REST and a live alert feed, served by uvicorn.
-    # fastapi-offline: /docs assets; jinja2: the public status page's HTML (autoescaped)
-    "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7", "jinja2>=3.1"],
+    # fastapi-offline: /docs assets; jinja2: the public status page's HTML (autoescaped); pillow: cutouts as PNG
+    "api": ["fastapi>=0.115", "uvicorn>=0.30", "fastapi-offline>=1.7", "jinja2>=3.1", "pillow>=10"],
     # The batch and replay job on a dask.distributed cluster (`--runner dask`, pipeline/runners/dask).
     "dask": ["dask[distributed]>=2024.1"],
     # selenium drives Debian's chromium + chromium-driver in the console's browser test.

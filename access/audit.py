@@ -87,12 +87,69 @@ class AuditEntry:
     note: str | None
 
 
+def kind_of(action: str) -> str:
+    """An action's kind: what it acts on, the part before the first dot (`alert.acknowledge` -> `alert`)."""
+    return action.split(".", 1)[0]
+
+
+def action_kinds(store: HotStore) -> dict[str, int]:
+    """Every kind of action in the log, with how many entries it has (most first)."""
+    with store.engine.connect() as conn:
+        actions = conn.execute(sa.select(audit_log.c.action, sa.func.count()).group_by(audit_log.c.action)).all()
+    kinds: dict[str, int] = {}
+    for action, count in actions:
+        kinds[kind_of(action)] = kinds.get(kind_of(action), 0) + int(count)
+    return dict(sorted(kinds.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def describe_change(before: Any, after: Any) -> str:
+    """A readable diff of an entry's before and after: `role: observer → operator; note added: "…"`."""
+    if before is None and after is None:
+        return ""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        if before is None:
+            return f"set to {_shown(after)}"
+        if after is None:
+            return f"was {_shown(before)}, removed"
+        return f"{_shown(before)} → {_shown(after)}"
+    parts = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if key not in before:
+            parts.append(f"{key}: {_shown(new)} (new)")
+        elif key not in after:
+            parts.append(f"{key}: {_shown(old)} (removed)")
+        elif old != new:
+            parts.append(f"{key}: {_shown(old)} → {_shown(new)}")
+    return "; ".join(parts) or "no change"
+
+
 def audit_entries(
-    store: HotStore, actor: str | None = None, action: str | None = None, target: str | None = None, limit: int = 500
+    store: HotStore,
+    actor: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    limit: int = 500,
+    kinds: list[str] | None = None,
 ) -> list[AuditEntry]:
-    """The newest audit rows first, optionally for one actor, action prefix or target. Reading only: the log
-    has no update or delete here, and the database refuses them (triggers)."""
+    """The newest audit rows first, optionally for one actor, action prefix, target or kinds of action. Reading
+    only: the log has no update or delete here, and the database refuses them (triggers)."""
     query = sa.select(audit_log).order_by(audit_log.c.audit_id.desc()).limit(limit)
+    if kinds is not None:
+        of_kind = [audit_log.c.action.startswith(f"{kind}.") | (audit_log.c.action == kind) for kind in kinds]
+        query = query.where(sa.or_(sa.false(), *of_kind))
     if actor:
         query = query.where(audit_log.c.actor == actor)
     if action:

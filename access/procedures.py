@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from access import roles
 from access.accounts import acting, get_user, grant_role, list_users, super_admins, valid_role
-from access.audit import AuditEntry, ChainCheck, audit, audit_alone, audit_entries, verify_chain
+from access.audit import AuditEntry, ChainCheck, action_kinds, audit, audit_alone, audit_entries, verify_chain
 from access.roles import AccessError, PermissionDenied
 from core.event import as_utc, utcnow
 from store.hot import HotStore
@@ -222,6 +222,12 @@ def audit_chain_for(store: HotStore, viewer: str) -> ChainCheck:
     """Whether the audit log's hash chain is intact, for a Super Admin."""
     acting(store, viewer, "view_audit")
     return verify_chain(store)
+
+
+def audit_kinds_for(store: HotStore, viewer: str) -> dict[str, int]:
+    """The kinds of action in the audit log and their counts, for a Super Admin."""
+    acting(store, viewer, "view_audit")
+    return action_kinds(store)
 
 
 def audit_for(store: HotStore, viewer: str, **filters: Any) -> list[AuditEntry]:

@@ -21,7 +21,7 @@ from api import errors, queries, status, telemetry
 from api.auth import ApiSettings
 from api.errors import COMMON_RESPONSES
 from api.params import reject_unknown_parameters
-from api.routers import alerts, deadletters, events, health, incidents, metrics, review, runbooks
+from api.routers import alerts, cutouts, deadletters, events, health, incidents, metrics, objects, review, runbooks
 from store.hot import HotStore
 
 VERSION = "1.0.0"
@@ -44,7 +44,9 @@ def build_router() -> APIRouter:
     """Every route under /v1, in the order they are matched (a fixed path before the `{id:path}` that would
     swallow it); each answers the common errors and refuses unknown query parameters."""
     router = APIRouter(prefix="/v1", responses=COMMON_RESPONSES, dependencies=[Depends(reject_unknown_parameters)])
-    for resource in (health, runbooks, events, alerts, review, metrics, incidents, deadletters):
+    # cutouts before events (whose `/events/{id:path}` would take them); objects after (whose `/objects/{id:path}`
+    # would take `/objects/{id}/events`).
+    for resource in (health, runbooks, cutouts, events, objects, alerts, review, metrics, incidents, deadletters):
         router.include_router(resource.router)
     return router
 

@@ -37,6 +37,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="nightwatch"'}
 class ApiSettings:
     store_url: str
     warm_root: str | None = None
+    archive_root: str | None = None  # the archive tier: raw packets, for cutouts
     rate_per_min: float = 600.0  # each key's sustained rate, unless the key sets its own
     burst: int = 120  # requests a key may make at once after being idle
     poll_s: float = 1.0  # how often the live feed looks for new alerts

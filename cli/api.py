@@ -33,7 +33,11 @@ def _serve(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
     where = outputs(args)
     settings = ApiSettings(
-        store_url=where.db_url, warm_root=where.warm_root, rate_per_min=args.rate_limit, burst=args.burst
+        store_url=where.db_url,
+        warm_root=where.warm_root,
+        archive_root=where.archive_root,
+        rate_per_min=args.rate_limit,
+        burst=args.burst,
     )
     store = open_store(args)
     active = [key for key in apikeys.list_keys(store) if key.active]

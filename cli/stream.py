@@ -34,6 +34,7 @@ from devtools.feed import FeedPlan, night_plan, run_feed
 from devtools.pubsub import OutgoingPacket, PacketPublisher, ensure_topics
 from devtools.simulator import generate_packets, parse_mix, write_packets
 from devtools.simulator.night import INCIDENTS, NIGHT_CLASS_WEIGHTS, night_mix, night_rate_per_s
+from ops.levels import level_totals
 from pipeline.launch import RunnerPlan, plan_runner, submit  # Beam-free until a job is submitted
 from store.hot import HotStore
 from store.layout import Outputs
@@ -227,6 +228,7 @@ def _stream(args: argparse.Namespace, beam_args: list[str]) -> int:
         started_at=info["started_at"],
         finished_at=info["stopped_because"],
     )
+    summary.levels = run_levels(where.db_url, info["run_id"])
     if not info["drained"]:
         summary.problems.append("the drain timed out: packets still in flight were not finished")
     print(summary.table())
@@ -309,6 +311,15 @@ def _submit_stream(
 
     print(submit(dataclasses.replace(plan, beam_args=plan.beam_args + beam_args), build))
     return 0
+
+
+def run_levels(db_url: str, run_id: str) -> dict[str, int]:
+    """The run's events per level as stored, association raises included (ops.levels: one count everywhere)."""
+    store = HotStore(db_url)
+    try:
+        return level_totals(store, run_id)
+    finally:
+        store.close()
 
 
 def metrics_table(db_url: str, per_source: int = 3) -> str:

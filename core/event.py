@@ -101,6 +101,10 @@ class Event(BaseModel):
     lineage: dict[str, str] = Field(default_factory=dict)
     # What the agents found, by agent: {"status": ok|skipped|timeout|error, "latency_ms", "data", ...}.
     enrichments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # The object's light curve as this packet carries it (core/decoders/lightcurve.py): kept in a table of its own
+    # in the hot store and as a column of the warm tier, not in the event's JSON (one point would be in every
+    # later packet's copy).
+    lightcurve: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("event_time", "received_time", "published_time", "stored_time")
     @classmethod
@@ -142,8 +146,8 @@ class Event(BaseModel):
         return {name: getattr(self, name) for name in SCALAR_COLUMNS}
 
     def summary_dict(self) -> dict[str, Any]:
-        """The event without its raw bytes, JSON-ready: what the hot store and warm tier keep."""
-        return self.model_dump(mode="json", exclude={"raw"})
+        """The event without its raw bytes and light curve, JSON-ready: what the hot store and warm tier keep."""
+        return self.model_dump(mode="json", exclude={"raw", "lightcurve"})
 
     def to_json(self) -> str:
         """The event without its raw bytes as JSON (what the hot store's `payload` and the archive keep), written by

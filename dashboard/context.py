@@ -25,6 +25,7 @@ class Settings:
     db_url: str
     archive_root: str
     config_dir: str | None
+    warm_root: str = ""  # the warm tier: light curves of objects the hot store no longer keeps
 
 
 def settings() -> Settings:
@@ -35,7 +36,7 @@ def settings() -> Settings:
     parser.add_argument("--config", default=str(env.config_dir) if env.config_dir else None)
     args, _ = parser.parse_known_args(sys.argv[1:])
     outputs = Outputs.under(args.output, args.db_url)  # --db-url, else $NIGHTWATCH_DB_URL, else OUTPUT/nightwatch.db
-    return Settings(outputs.db_url, outputs.archive_root, args.config)
+    return Settings(outputs.db_url, outputs.archive_root, args.config, outputs.warm_root)
 
 
 @st.cache_resource(show_spinner=False)

@@ -91,6 +91,29 @@ def iso(moment: Any) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Scores to two decimals in every table (0.50, not 0.500000).
+SCORE_COLUMN = {"score": st.column_config.NumberColumn("score", format="%.2f")}
+
+
+def angle(degrees: float | None) -> str:
+    """An angle with a unit a reader takes in: arcsec below an arcminute, arcmin below a degree, else degrees
+    (never `5.98e-05 deg`)."""
+    if degrees is None:
+        return "–"
+    if degrees < 1 / 60:
+        return f"{degrees * 3600:.2f} arcsec"
+    if degrees < 1:
+        return f"{degrees * 60:.2f} arcmin"
+    return f"{degrees:.2f} deg"
+
+
+def number(value: Any, digits: int = 2, unit: str = "") -> str:
+    """A figure to `digits` decimals with its unit (never `0.500000`); – when missing."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return "–" if value is None else str(value)
+    return f"{value:,.{digits}f}" + (f" {unit}" if unit else "")
+
+
 def when(moment: datetime | None) -> str:
     return iso(moment)
 

@@ -33,6 +33,7 @@ from config.settings import RetentionConfig, parse_duration_hours
 from core.event import as_utc
 from store import files
 from store.hot import HotStore
+from store.lightcurves import drop_orphans
 from store.schema import events
 from store.tiers import TierEntry, archive_entries, warm_entries, write_atomically, write_avro_records
 
@@ -69,6 +70,7 @@ class RetentionReport:
     warm_kept_no_copy: Counter = field(default_factory=Counter)
     archive_deleted: Counter = field(default_factory=Counter)
     files_rewritten: int = 0
+    lightcurve_points_deleted: int = 0  # hot points of objects whose last hot event left
 
     def table(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
@@ -81,6 +83,9 @@ class RetentionReport:
                 text = ", ".join(f"{cls} {n}" for cls, n in sorted(counts.items()))
                 lines.append(f"{name:<8} kept past their time, as the next tier lacks a copy: {text}")
         lines.append(f"files {'to rewrite' if self.dry_run else 'rewritten'}: {self.files_rewritten}")
+        if self.lightcurve_points_deleted:
+            gone = self.lightcurve_points_deleted
+            lines.append(f"light-curve points {verb} (objects with no event left hot): {gone}")
         return "\n".join(lines)
 
 
@@ -113,6 +118,9 @@ def apply_retention(
         with store.engine.begin() as conn:
             for start in range(0, len(doomed), 500):
                 conn.execute(events.delete().where(events.c.event_id.in_(doomed[start : start + 500])))
+            # An object's light curve stays hot while one of its events does (a critical object's for good); the
+            # warm tier keeps each packet's points with its event, under the warm rows' own retention.
+            report.lightcurve_points_deleted = drop_orphans(conn)
 
     # Warm: drop rows past their warm time (the archive must hold those the table archives).
     expired_warm = []

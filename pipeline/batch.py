@@ -20,6 +20,7 @@ from config.settings import CLASSES, NightwatchConfig, load_config
 from core import names
 from core.event import utcnow
 from core.logs import log_event
+from ops.levels import level_totals
 from ops.workers import Heartbeat
 from pipeline.graph import build_pipeline, read_packets
 from pipeline.options import NightwatchOptions
@@ -43,6 +44,9 @@ class RunSummary:
     finished_at: str
     problems: list[str] = field(default_factory=list)
     top_alerts: list[str] = field(default_factory=list)
+    # One count per level of this run's events as stored (ops.levels, as the portal, monitor and API count them:
+    # association raises and promotions included, a redelivered packet once); None when the store was not read.
+    levels: dict[str, int] | None = None
 
     def count(self, name: str) -> int:
         return self.counters.get(name, 0)
@@ -94,6 +98,7 @@ class RunSummary:
                 "already_stored": self.count(names.already_stored(names.REVIEW)),
             },
             "low": self.by_class["routine"],
+            "levels": self.levels,
             "dead_letters": self.dead_letters,
             "events_new": self.count(names.new(names.EVENTS)),
             "events_already_stored": self.count(names.already_stored(names.EVENTS)),
@@ -119,13 +124,16 @@ class RunSummary:
             ("events received", f"{self.received}  ({_pairs(data['received_by_source'])})"),
         ]
         rows += [(f"  {name}", str(value)) for name, value in self.by_class.items()]
+        queued = f"{data['review_queue']['new']} new, {data['review_queue']['already_stored']} already queued"
+        if self.levels is None:  # the store could not be read: what the steps counted
+            levels = {**data["alerts"], "LOW": self.by_class["routine"]}
+        else:
+            levels = self.levels
+            queued = f"{levels['MEDIUM']} at MEDIUM ({queued})"
         rows += [
-            ("alerts CRITICAL / HIGH", f"{data['alerts']['CRITICAL']} / {data['alerts']['HIGH']}"),
-            (
-                "review queue (MEDIUM)",
-                f"{data['review_queue']['new']} new, {data['review_queue']['already_stored']} already queued",
-            ),
-            ("routine (LOW, archived)", str(self.by_class["routine"])),
+            ("alerts CRITICAL / HIGH", f"{levels['CRITICAL']} / {levels['HIGH']}"),
+            ("review queue (MEDIUM)", queued),
+            ("routine (LOW, archived)", str(levels["LOW"])),
             ("dead letters", f"{sum(self.dead_letters.values())}  ({_pairs(self.dead_letters) or 'none'})"),
             ("hot store new / already stored", f"{data['events_new']} / {data['events_already_stored']}"),
             ("warm rows / archive records written", f"{data['warm_rows_written']} / {data['archive_records_written']}"),
@@ -250,6 +258,7 @@ def _run(options: PipelineOptions, opts: NightwatchOptions, config: NightwatchCo
         )
     if not summary.accounted:
         summary.problems.append("accounting mismatch: some events are neither classified nor dead-lettered")
+    summary.levels = level_totals(store, run_id)
     summary.top_alerts = [
         f"{line}\n      {brief(found)}" if found else line for line, found in store.top_alerts(run_id)
     ]

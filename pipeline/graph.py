@@ -21,7 +21,7 @@ from core.event import Event
 from pipeline.io.sinks import WriteDeadLetters, WriteHotTable, WriteTier
 from pipeline.io.sources import ReadPacketFiles, SimulatedPackets
 from store.layout import Outputs
-from transforms.agents import AGENT_CALLS, AgentMetrics, RunAgents
+from transforms.agents import AGENT_CALLS, AdviseRaised, AgentMetrics, RunAgents
 from transforms.associate import AssociateSources
 from transforms.classify import Classify
 from transforms.common import DEAD_LETTER, counter
@@ -109,7 +109,13 @@ class ProcessPackets(beam.PTransform):
     def expand(self, packets: beam.PCollection) -> beam.PCollection:
         graph = _process(packets, self._config, self._outputs, self._run_id, self._streaming)
         grouped = self._grouped or not self._streaming
-        raised = graph.stored | "Associate" >> AssociateSources(self._config, self._outputs.db_url, grouped)
+        raised = (
+            graph.stored
+            | "Associate" >> AssociateSources(self._config, self._outputs.db_url, grouped)
+            | "RaisedUnwindowed" >> beam.WindowInto(beam.window.GlobalWindows())
+            # A raised alert gets the agents of its new class (the follow-up agent's advice) like any other alert.
+            | "AdviseRaised" >> AdviseRaised(self._config, self._outputs.db_url)
+        )
         # An alert created or raised by an association is notified too (its new level is a new delivery).
         raised | "NotifyRaised" >> NotifyAlerts(self._config, self._outputs.db_url)
         graph.raised = raised

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from core import names
 from core.event import DeadLetter, Event, utcnow
 from store.inserts import insert_ignoring_conflicts, insert_new
+from store.lightcurves import add_points
 from store.schema import alerts, dead_letters, events, notify_outbox, review_queue
 
 
@@ -107,8 +108,17 @@ class EventQueries:
             return new
 
     def add_events(self, batch: Iterable[Event]) -> set[str]:
+        """Store the events and, in the same transaction, the light-curve points their packets carried."""
         now = utcnow()
-        return self._insert_new(events, "event_id", [event_row(event, now) for event in batch])
+        batch = list(batch)
+        rows = [event_row(event, now) for event in batch]
+        if not rows:
+            return set()
+        with self.engine.begin() as conn:
+            new = insert_new(conn, events, "event_id", rows)
+            add_points(conn, batch, now)
+            resolve_dead_letters(conn, names.EVENTS, [row["event_id"] for row in rows])
+        return new
 
     def add_alerts(self, batch: Iterable[Event]) -> set[str]:
         """Store the alerts and, in the same transaction, a pending outbox row for each new one: an alert that is
@@ -128,6 +138,25 @@ class EventQueries:
                 conn.execute(insert_ignoring_conflicts(conn, notify_outbox, ["alert_id"]), pending)
             resolve_dead_letters(conn, names.ALERTS, [row["event_id"] for row in rows])
         return new
+
+    def set_enrichments(self, batch: Iterable[Event]) -> int:
+        """Keep what the agents found for events stored earlier (an association raise enriched after the fact)
+        in their stored JSON; returns how many rows were updated."""
+        updated = 0
+        with self.engine.begin() as conn:
+            for event in batch:
+                payload = conn.execute(sa.select(events.c.payload).where(events.c.event_id == event.event_id)).scalar()
+                if payload is None:
+                    continue
+                data = json.loads(payload)
+                data["enrichments"] = {**(data.get("enrichments") or {}), **event.enrichments}
+                conn.execute(
+                    events.update()
+                    .where(events.c.event_id == event.event_id)
+                    .values(payload=json.dumps(data, sort_keys=True, separators=(",", ":")))
+                )
+                updated += 1
+        return updated
 
     def add_reviews(self, batch: Iterable[Event]) -> set[str]:
         now = utcnow()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 metadata = sa.MetaData()
 
@@ -291,6 +291,27 @@ associations = sa.Table(
     sa.Column("chance_probability", sa.Float, nullable=True),
     # Whether the link raised the events' classes (False: too likely by chance, or the trigger's cap reached).
     sa.Column("raised", sa.Boolean, nullable=False, server_default=sa.true()),
+)
+
+lightcurve = sa.Table(
+    "lightcurve",
+    metadata,
+    # Every point of an object's light curve that any of its packets carried (core/decoders/lightcurve.py): one
+    # row per point however many later packets repeat it. Kept while the hot store holds an event of the object.
+    sa.Column("object_id", sa.String(128), primary_key=True),
+    sa.Column("point_id", sa.String(96), primary_key=True),  # candid / diaSourceId, or nd:… / fp:… / fs:…
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # detection | nondetection | forced
+    sa.Column("mjd", sa.Float, nullable=False),  # modified Julian date, UTC
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("band", sa.String(16)),
+    sa.Column("mag", sa.Float),
+    sa.Column("mag_err", sa.Float),
+    sa.Column("limit_mag", sa.Float),  # the 5-sigma limit of a non-detection (or the detection's image)
+    sa.Column("flux", sa.Float),  # Rubin nJy; ZTF forced photometry DN
+    sa.Column("flux_err", sa.Float),
+    sa.Column("event_id", sa.String(256), nullable=False),  # the first stored packet that carried it
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 published = sa.Table(

@@ -47,6 +47,9 @@ WARM_SCHEMA = pa.schema(
         ("features_json", pa.string()),
         ("lineage_json", pa.string()),
         ("enrichments_json", pa.string()),  # what the agents found (added after the first release)
+        # The light-curve points the packet carried (core/decoders/lightcurve.py), kept with the event so the
+        # warm tier's retention keeps them as long as the event (added with the object view).
+        ("lightcurve_json", pa.string()),
     ]
 )
 
@@ -100,6 +103,7 @@ def warm_row(event: Event) -> dict[str, Any]:
         "features_json": _json(event.features),
         "lineage_json": _json(event.lineage),
         "enrichments_json": _json(event.enrichments),
+        "lightcurve_json": json.dumps(event.lightcurve, separators=(",", ":")) if event.lightcurve else None,
     }
 
 

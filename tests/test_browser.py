@@ -1,8 +1,9 @@
 """The console and the API in a real browser: `streamlit run` serves the console over a store filled by a small
 pipeline run, headless Chromium (Debian's chromium + chromium-driver, `make browser-deps`) logs in, opens the
 monitoring page, keeps the alert portal open while another run stores a new CRITICAL (it appears without a
-click), reloads the page and stays logged in; `nightwatch api` serves /docs and /redoc from local assets (this
-machine has no internet, so a page that renders is the proof). Screenshots go to docs/screenshots/."""
+click), reloads the page and stays logged in, draws an object's light curve; `nightwatch api` serves /docs and
+/redoc from local assets (this machine has no internet, so a page that renders is the proof). Screenshots go to
+docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -201,6 +202,38 @@ def test_reloading_the_page_keeps_the_session(console_url, browser):
     wait.until(ec.presence_of_element_located((By.XPATH, "//h1[contains(., 'Monitoring')]")))
     assert not browser.find_elements(By.CSS_SELECTOR, 'input[aria-label="Password"]')
     assert "Super Admin" in browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_an_objects_light_curve_per_band(console_url, night, browser):
+    """The Objects page opened on the object with the longest light curve (simulated ZTF packets carry 30 days of
+    history): one panel per band drawn, the points listed; saved as the README's light-curve screenshot."""
+    from store.schema import lightcurve
+
+    store = HotStore(f"sqlite:///{night}/nightwatch.db")
+    with store.engine.connect() as conn:
+        object_id = conn.execute(
+            sa.select(lightcurve.c.object_id)
+            .where(lightcurve.c.source == "ztf")
+            .group_by(lightcurve.c.object_id)
+            .order_by(sa.func.count().desc(), lightcurve.c.object_id)
+        ).scalar()
+    store.close()
+    assert object_id, "the simulated night stored light-curve points"
+    wait = log_in(browser, console_url)
+    # The session rides in the URL: a new page load keeps it and lands on the object given there.
+    browser.get(f"{browser.current_url}&page=Objects&object={object_id}")
+    wait.until(ec.presence_of_element_located((By.XPATH, f"//*[contains(text(), 'Object {object_id}')]")))
+    wait.until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "canvas, svg.marks")) >= 1)
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "Light curve" in page and "points:" in page and "MJD" in page
+    # the latest event's cutouts, rendered from its archived packet (or the line saying why there are none)
+    wait.until(
+        lambda driver: (
+            len(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')) >= 3
+            or "No cutouts" in driver.find_element(By.TAG_NAME, "body").text
+        )
+    )
+    shot(browser, "object-lightcurve.png")
 
 
 @pytest.fixture(scope="module")

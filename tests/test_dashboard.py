@@ -21,7 +21,8 @@ from tests.conftest import copy_night
 from tests.test_access import PASSWORD, with_people
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-VIEWS = ["Monitoring", "Alerts", "Incidents", "Review queue", "Thresholds", "Dead letters", "Schedule"]  # every role
+# Every role sees these.
+VIEWS = ["Monitoring", "Alerts", "Incidents", "Review queue", "Objects", "Thresholds", "Dead letters", "Schedule"]
 PAGES = {
     "observer": [*VIEWS, "Maintenance", "Access"],
     "operator": [*VIEWS, "Maintenance", "Access"],
@@ -33,6 +34,7 @@ TITLES = {
     "Alerts": "Alert portal",
     "Incidents": "Incidents",
     "Review queue": "Review queue",
+    "Objects": "Objects",
     "Thresholds": "Thresholds",
     "Dead letters": "Dead letters",
     "Schedule": "Schedule",
@@ -260,7 +262,7 @@ def test_alert_detail_shows_event_lineage_enrichments_and_cutouts(console):
     frames = [frame.value for frame in at.dataframe]
     lineage = next(frame for frame in frames if list(frame.columns) == ["step", "value"])
     assert "rules_version" in set(lineage["step"]) and "decided_by" in set(lineage["step"])
-    enrichments = next(frame for frame in frames if "agent" in frame.columns and "latency ms" in frame.columns)
+    enrichments = next(frame for frame in frames if "agent" in frame.columns and "latency" in frame.columns)
     assert dict(zip(enrichments["agent"], enrichments["status"], strict=True)) == {
         "crossmatch": "ok",
         "history": "timeout",

@@ -86,13 +86,14 @@ def job_imports() -> set[str]:
 def test_web_packages_are_extras_not_job_requirements():
     requires, extras = assigned("REQUIRES"), assigned("EXTRAS")
     assert not {canonicalize_name(Requirement(text).name) for text in requires} & WEB
-    assert {Requirement(text).name for text in extras["console"]} == {"streamlit"}
+    assert {Requirement(text).name for text in extras["console"]} == {"streamlit", "pillow"}  # pillow: cutout PNGs
     assert {Requirement(text).name for text in extras["api"]} == {
         "fastapi",
         "uvicorn",
-        "fastapi-offline",
-        "jinja2",
-    }  # /docs offline; jinja2: the public status page
+        "fastapi-offline",  # /docs offline
+        "jinja2",  # the status page
+        "pillow",  # cutouts as PNG
+    }
     assert "pytest" in {Requirement(text).name for text in extras["dev"]}
 
 

@@ -116,6 +116,37 @@ class RunAgents(beam.PTransform):
         )
 
 
+class _KeepEnrichments(HotStoreDoFn):
+    """Writes what the agents found to the stored events; the events go on (a failed write leaves them as they
+    are: the alert is still notified, without the advice in the store)."""
+
+    def process(self, batch: list[Event]) -> Iterator[Event]:
+        try:
+            self._store.set_enrichments(batch)
+        except Exception as exc:  # noqa: BLE001 - the advice is extra: never hold an alert back for it
+            log.warning("could not store the agents' findings for %d raised events: %s", len(batch), exc)
+        yield from batch
+
+
+class AdviseRaised(beam.PTransform):
+    """Events an association (or any later decision) raised to an alert, given what the agents of their new class
+    find, as alerts routed so from the start are: the follow-up agent's advice above all (visibility, priority,
+    filters). Their stored JSON keeps it; the enriched events come out for notifying and publishing."""
+
+    def __init__(self, config: NightwatchConfig, db_url: str):
+        super().__init__()
+        self._config = config
+        self._db_url = db_url
+
+    def expand(self, events: beam.PCollection) -> beam.PCollection:
+        enriched = events | "Agents" >> RunAgents(self._config, self._db_url)
+        return (
+            enriched.events
+            | "BatchEnriched" >> beam.BatchElements(min_batch_size=1, max_batch_size=100)
+            | "Keep" >> beam.ParDo(_KeepEnrichments(self._db_url))
+        )
+
+
 class AgentStats(beam.CombineFn):
     """Counts, latencies and the latest breaker state of one agent in one window."""
 

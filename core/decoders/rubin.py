@@ -21,6 +21,7 @@ from core.decoders.common import (
     rise_rate,
     validation_reason,
 )
+from core.decoders.lightcurve import rubin_points
 from core.event import Event, Packet
 
 # Centre-pixel problems that make a detection unreliable.
@@ -155,6 +156,10 @@ def decode_rubin(
     }
     dia_object_id = clean(source.get("diaObjectId"))
     try:
+        lightcurve = rubin_points(record)
+    except DecodeError as exc:  # a history that cannot be read sends the packet to the dead letters, whole
+        raise DecodeError(f"Rubin diaSourceId {source_id}: bad history: {exc}") from exc
+    try:
         return Event(
             event_id=f"rubin:{source_id}",
             source="rubin",
@@ -171,6 +176,7 @@ def decode_rubin(
             band=band,
             quality=quality,
             features=features,
+            lightcurve=lightcurve,
             raw=raw,
             raw_format=raw_format,
             schema_version=_version_from(schema, record),

@@ -13,6 +13,7 @@ from core.decoders.common import (
     rise_rate,
     validation_reason,
 )
+from core.decoders.lightcurve import ztf_points
 from core.event import Event, Packet
 
 FILTERS = {1: "g", 2: "r", 3: "i"}
@@ -68,6 +69,10 @@ def decode_ztf(record: dict[str, Any], *, raw: bytes, packet: Packet, schema_ver
     n_prior = int(ndethist) - 1 if ndethist is not None else len(prior_detections)
     rate = rise_rate(prior_detections, jd, mag)
     sgscore, distance = quality["sgscore1"], quality["distpsnr1"]
+    try:
+        lightcurve = ztf_points(record)
+    except DecodeError as exc:  # a history that cannot be read sends the packet to the dead letters, whole
+        raise DecodeError(f"ZTF candid {candid}: bad history: {exc}") from exc
 
     features = {
         "n_prior": max(0, n_prior),
@@ -95,6 +100,7 @@ def decode_ztf(record: dict[str, Any], *, raw: bytes, packet: Packet, schema_ver
             band=FILTERS.get(fid, str(fid)),
             quality=quality,
             features=features,
+            lightcurve=lightcurve,
             raw=raw,
             raw_format="ztf-avro",
             schema_version=schema_version or record.get("schemavsn"),

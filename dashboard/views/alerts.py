@@ -185,6 +185,7 @@ def _alert_list(frame: pd.DataFrame) -> None:
         frame.style.apply(highlight, axis=1),
         hide_index=True,
         width="stretch",
+        column_config=ui.SCORE_COLUMN,
         key=_table_key(),
         on_select=_selected_changed,
         selection_mode="multi-row",

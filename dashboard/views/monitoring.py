@@ -14,6 +14,7 @@ from core.night import observing_night
 from dashboard import context, ui
 from ops.health import AgentHealth, HealthReport, Panel, Runbook, evaluate, runbook_contacts
 from ops.health.faults import STALE_PANEL, record_fault
+from ops.levels import LevelCount, level_counts
 from ops.workers import notifier_status, workers
 
 REFRESH_S = 15
@@ -231,6 +232,15 @@ def _night_choice() -> str | None:
     return None if chosen == TONIGHT else chosen
 
 
+def levels_line(counts: dict[str, LevelCount]) -> str:
+    """Each level's count as the portal and the API give it (ops.levels): waiting, of how many."""
+    return " · ".join(f"**{level}** {count.waiting:,} waiting of {count.total:,}" for level, count in counts.items())
+
+
+def _levels() -> None:
+    st.markdown("Alerts by level (as the alert portal counts them): " + levels_line(level_counts(context.store())))
+
+
 @st.fragment(run_every=REFRESH_S)
 def _live(night: str | None = None) -> None:
     try:
@@ -244,6 +254,7 @@ def _live(night: str | None = None) -> None:
         st.warning(f"The panels could not refresh ({detail}): recorded as a console fault (SEV-4).")
         return
     _severity(report)
+    _levels()
     columns = st.columns(2)
     for index, panel in enumerate(report.panels):
         with columns[index % 2]:

@@ -80,7 +80,7 @@ def render(user: User) -> None:
     if frame.empty:
         st.info("Nothing in the queue with these statuses.")
         return
-    st.dataframe(frame, hide_index=True, width="stretch")
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=ui.SCORE_COLUMN)
 
     chosen = st.selectbox("Event", [row["event_id"] for row in shown], key="review_chosen")
     item = next(row for row in shown if row["event_id"] == chosen)

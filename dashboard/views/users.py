@@ -3,10 +3,12 @@ access review, both exportable as CSV."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
-from access import accounts, procedures, roles
+from access import accounts, audit, procedures, roles
 from access.accounts import User
 from dashboard import context, ui
 
@@ -73,14 +75,33 @@ def _users(user: User) -> None:
         )
 
 
+def _json(value: object) -> str:
+    return "" if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
 def _audit(user: User) -> None:
     store = context.store()
+    try:
+        counted = procedures.audit_kinds_for(store, user.name)
+    except roles.PermissionDenied as exc:
+        st.error(f"Refused: {exc}")
+        return
+    # Logins are most of the log: shown when chosen, so the changes people made are what one sees first.
+    chosen = st.multiselect(
+        "Kind of action",
+        list(counted),
+        default=[kind for kind in counted if kind != "login"],
+        format_func=lambda kind: f"{kind} ({counted[kind]:,})",
+        key="audit_kinds",
+    )
     filters = st.columns(3)
     actor = filters[0].text_input("Actor", key="audit_actor").strip() or None
     action = filters[1].text_input("Action starts with", key="audit_action").strip() or None
     target = filters[2].text_input("Target", key="audit_target").strip() or None
     try:
-        entries = procedures.audit_for(store, user.name, actor=actor, action=action, target=target, limit=1000)
+        entries = procedures.audit_for(
+            store, user.name, actor=actor, action=action, target=target, limit=1000, kinds=chosen
+        )
     except roles.PermissionDenied as exc:
         st.error(f"Refused: {exc}")
         return
@@ -92,12 +113,17 @@ def _audit(user: User) -> None:
                 "actor": entry.actor,
                 "action": entry.action,
                 "target": entry.target,
-                "before": "" if entry.before is None else str(entry.before),
-                "after": "" if entry.after is None else str(entry.after),
+                "change": audit.describe_change(entry.before, entry.after),
                 "note": entry.note or "",
             }
             for entry in entries
         ]
+    )
+    # The export keeps the exact before and after (JSON) beside the readable change.
+    export = (
+        frame.assign(before=[_json(entry.before) for entry in entries], after=[_json(entry.after) for entry in entries])
+        if entries
+        else frame
     )
     chain = procedures.audit_chain_for(store, user.name)
     if chain.intact:
@@ -106,7 +132,7 @@ def _audit(user: User) -> None:
         st.error(f"Chain broken at entry #{chain.bad_id}: {chain.problem}. Someone changed the log in the database.")
     st.caption("Append-only: there is no way to change or delete an entry, here or in the database (triggers).")
     st.dataframe(frame, hide_index=True, width="stretch")
-    st.download_button("Export CSV", frame.to_csv(index=False), "nightwatch-audit.csv", "text/csv", key="audit_csv")
+    st.download_button("Export CSV", export.to_csv(index=False), "nightwatch-audit.csv", "text/csv", key="audit_csv")
 
 
 def _review(user: User) -> None:

@@ -1,4 +1,6 @@
-"""Cutout images of an event: the FITS stamps inside its raw packet, found in the archive tier, as PNG.
+"""Cutout images of an event: the FITS stamps inside its raw packet, found in the archive tier, as shipped or as PNG.
+
+The console's event view and the API's `/v1/events/{id}/cutouts/{stamp}` both read them here.
 
 The hot store keeps the decoded event without its raw bytes; the archive tier (Avro, `store/tiers.py`) keeps
 the packet as received, partitioned by night and source, with an index of event ids in each file's header.
@@ -19,12 +21,13 @@ import fastavro
 import numpy as np
 from astropy.io import fits
 from astropy.visualization import AsinhStretch, ZScaleInterval
-from PIL import Image
 
 from store import files
 from store.tiers import ARCHIVE_INDEX_KEY, archive_partition, join
 
 STAMPS = (("cutoutScience", "Science"), ("cutoutTemplate", "Template"), ("cutoutDifference", "Difference"))
+# The API's names for the stamps: /cutouts/science, /template, /difference.
+STAMP_FIELDS = {label.lower(): field for field, label in STAMPS}
 
 
 @dataclass(frozen=True)
@@ -62,15 +65,35 @@ def packet_record(raw: bytes, raw_format: str) -> dict[str, Any] | None:
     return None
 
 
-def _fits_bytes(stamp: Any) -> bytes | None:
+def shipped_bytes(stamp: Any) -> bytes | None:
+    """A stamp's bytes as the packet shipped them (ZTF: gzipped FITS in `stampData`; Rubin: plain FITS)."""
     data = stamp.get("stampData") if isinstance(stamp, dict) else stamp
+    return bytes(data) if data else None
+
+
+def _fits_bytes(stamp: Any) -> bytes | None:
+    data = shipped_bytes(stamp)
     if not data:
         return None
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
+def stamp_of(record: dict[str, Any], stamp: str) -> tuple[bytes, bytes] | None:
+    """One stamp (`science`, `template`, `difference`) of an archive record: (bytes as shipped, FITS bytes), or
+    None when the packet has no such stamp."""
+    alert = packet_record(record["raw"], record["raw_format"])
+    if alert is None:
+        return None
+    shipped = shipped_bytes(alert.get(STAMP_FIELDS[stamp]))
+    if not shipped:
+        return None
+    return shipped, _fits_bytes(alert.get(STAMP_FIELDS[stamp])) or b""
+
+
 def render_png(fits_data: bytes, size: int = 189) -> tuple[bytes, tuple[int, int]]:
     """A FITS image as a greyscale PNG: zscale limits and an asinh stretch, as survey cutouts are usually shown."""
+    from PIL import Image  # Pillow is the console's and the API's (extras), never the job's
+
     with fits.open(io.BytesIO(fits_data)) as hdus:
         image = next(hdu.data for hdu in hdus if getattr(hdu, "data", None) is not None)
     pixels = np.nan_to_num(np.asarray(image, dtype=float))
