@@ -33,8 +33,8 @@ def as_admin(monkeypatch, url: str) -> None:
 def round_trip(url: str, tmp_path, capsys, monkeypatch) -> None:
     act_as_service(monkeypatch, url)
     run([f"--input={DATA}/gcn/voevent/*.xml", f"--output={tmp_path / 'out'}", f"--db_url={url}"])
-    before = kept(url)
     assert main(["backup", "--db-url", url, "--to", str(tmp_path / "backups")]) == 0
+    before = kept(url)  # as backed up (the backup's sign-in with the key noted its use: in the copy too)
     path = capsys.readouterr().out.split("backup written to ")[1].split(" ")[0]
     damage(url)
     assert kept(url) != before
