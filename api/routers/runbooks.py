@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from api.errors import ApiError
+from api.params import Ident  # bounded, no NUL: like every other path parameter
 from config.contacts import ContactsConfig
 from config.runbooks import RunbookSpec, load_runbooks
 from config.settings import load_config
@@ -51,7 +52,7 @@ def list_runbooks() -> dict[str, Any]:
 
 
 @router.get("/runbooks/{key}", tags=["service"], summary="One runbook: symptoms and steps (no key needed)")
-def runbook(key: str) -> dict[str, Any]:
+def runbook(key: Ident) -> dict[str, Any]:
     spec = _runbook(key)
     return {
         "key": key,
@@ -63,7 +64,7 @@ def runbook(key: str) -> dict[str, Any]:
 
 
 @pages.get("/runbooks/{key}", include_in_schema=False)
-def runbook_page(key: str) -> HTMLResponse:
+def runbook_page(key: Ident) -> HTMLResponse:
     spec = _runbook(key)
     steps = "".join(f"<li>{html.escape(step)}</li>" for step in spec.steps)
     whom = "".join(f"<li>{html.escape(line)}</li>" for line in _whom(spec))
