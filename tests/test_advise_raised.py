@@ -66,5 +66,5 @@ def test_the_streaming_graph_advises_raised_alerts_before_notifying_and_publishi
     graph = build_streaming_pipeline(
         pipeline, load_config(), Outputs.under(str(tmp_path), None), "graph", "nightwatch-test"
     )
-    assert graph.raised.producer.full_label.startswith("AdviseRaised/Keep")
+    assert graph.raised.producer.full_label.startswith("ProcessPackets/AdviseRaised/Keep")
     # `raised` is what NotifyRaised and the alerts topic consume: the advised events.
