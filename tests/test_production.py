@@ -38,8 +38,9 @@ def test_dataflow_dry_run_translates_the_whole_graph_with_the_setup_file(config)
     )
     build_pipeline(packets, config, outputs, "run-dry")
     p.run()  # translation and staging; raises on an untranslatable graph
-    labels = {transform.full_label for transform in p.transforms_stack[0].parts}
-    assert {"Decode", "Filter", "Classify", "Route", "StoreEvents", "WriteWarm", "WriteArchive"} <= labels
+    labels = {inner.full_label for outer in p.transforms_stack[0].parts for inner in outer.parts}
+    steps = ("Decode", "Filter", "Classify", "Route", "StoreEvents", "WriteWarm", "WriteArchive", "Associate")
+    assert {f"ProcessPackets/{step}" for step in steps} <= labels  # the one composite of every mode
 
 
 def test_sdist_carries_configuration_and_schemas(tmp_path):
