@@ -33,7 +33,7 @@ setup: $(VENV)/.installed
 # `users bootstrap` first: the first Super Admin (admin), whom the README's changing commands act as (--as admin).
 run: setup
 	$(NW) users bootstrap --output $(OUT)
-	$(NW) run --simulate 500 --night --output $(OUT) --summary-json $(OUT)/summary.json
+	$(NW) run --simulate 500 --output $(OUT) --summary-json $(OUT)/summary.json
 
 # A live run: the command starts (and stops) its own emulator unless PUBSUB_EMULATOR_HOST names one.
 stream: setup
