@@ -325,6 +325,7 @@ def _handoff(args: argparse.Namespace, _beam: list[str]) -> int:
         report["open_incidents"] = open_incidents(store)  # the watcher's ("Review active incidents")
         if args.publish:  # the handoff's "Update status page"
             statuspage.publish(store, args.as_user, args.publish, kind="handoff")
+            print(f"status page updated: {args.publish}", file=sys.stderr)
     finally:
         store.close()
     if args.json:
