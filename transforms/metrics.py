@@ -378,24 +378,3 @@ class WindowedMetrics(beam.PTransform):
             | "ToRow" >> beam.ParDo(_ToRow(self._config, self._run_id, self._db_url))
             | "Write" >> beam.ParDo(_WriteMetrics(self._db_url, self._streaming))
         )
-
-
-class GuardLateness(beam.DoFn):
-    """Legacy, wall-clock based: only `transforms/associate.py` still uses it, until association becomes a keyed
-    stateful step (issue 14 item 2, in progress elsewhere); delete it with that change. The metrics use
-    `KeepBeyondLateness`, which reads the runner's watermark instead."""
-
-    def __init__(self, window_s: int, allowed_lateness_s: int, what: str, mark: Any = None):
-        self._limit_s = window_s + allowed_lateness_s - 5.0
-        self._what = what
-        self._mark = mark
-
-    def process(self, element: Any, timestamp: Timestamp = beam.DoFn.TimestampParam) -> Iterator[Any]:
-        import time
-
-        now = time.time()
-        if now - float(timestamp) > self._limit_s:
-            counter(names.beyond_lateness(self._what)).inc()
-            yield window.TimestampedValue(self._mark(element) if self._mark else element, now)
-        else:
-            yield element
