@@ -60,6 +60,13 @@ def overlay(base: NightwatchConfig, documents: dict[str, tuple[int, Any]], versi
     return base.model_copy(update=update)
 
 
+def latest_version(store: HotStore) -> int:
+    """The highest stored version (0: none): versions only grow, a rollback included, so it changes exactly when
+    the configuration in force does."""
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(config_documents.c.version))).scalar() or 0
+
+
 def in_force(base: NightwatchConfig, store: HotStore) -> NightwatchConfig:
     """The configuration in force now: `base` (the files) with the stored documents laid over it."""
     documents, version = stored_documents(store)
@@ -82,6 +89,9 @@ class LiveConfig:
         if self._store is not None and now - self._checked >= self._refresh_s:
             self._checked = now
             try:
+                # One small query each refresh; the documents are read and validated only when a version is new.
+                if latest_version(self._store) == self._current.config_version:
+                    return self._current
                 latest = in_force(self._base, self._store)
             except Exception as exc:  # noqa: BLE001 - keep deciding with the last good configuration
                 log.warning(
